@@ -1,0 +1,2 @@
+//! clearml-agent: a drop-in replacement for the Python ClearML Agent.
+fn main() {}

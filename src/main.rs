@@ -1,2 +1,3 @@
-//! clearml-agent: a drop-in replacement for the Python ClearML Agent.
+//! The `clearml-agent` binary: parse, resolve settings, run, own the exit code.
+
 fn main() {}

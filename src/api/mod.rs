@@ -1,0 +1,1 @@
+//! The ClearML server API client: the only module that knows the wire format.

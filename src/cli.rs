@@ -1,0 +1,1 @@
+//! Command-line interface (clap derive): every subcommand and flag of the Python agent 3.0.3.

@@ -1,0 +1,1 @@
+//! Subcommands that are not the daemon: `config`, `init`, `list`.

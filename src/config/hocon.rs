@@ -1,0 +1,1 @@
+//! Parser for the pyhocon dialect of HOCON used by `clearml.conf` files.

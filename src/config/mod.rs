@@ -1,0 +1,3 @@
+//! Configuration: `clearml.conf` parsing (pyhocon dialect) and settings resolution.
+
+pub mod hocon;

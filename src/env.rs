@@ -1,0 +1,1 @@
+//! Every environment variable the agent reads, in one table.

@@ -1,0 +1,1 @@
+//! Task source code: git clone through the vcs cache, diffs, literal scripts.

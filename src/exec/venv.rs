@@ -1,0 +1,1 @@
+//! Python environments: interpreter choice, venv creation and cache, requirement installation.

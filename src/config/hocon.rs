@@ -1,1 +1,0 @@
-//! Parser for the pyhocon dialect of HOCON used by `clearml.conf` files.

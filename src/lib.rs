@@ -4,6 +4,7 @@
 //! use the library directly. See ARCHITECTURE.md for the code map.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;

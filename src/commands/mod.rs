@@ -1,1 +1,4 @@
 //! Subcommands that are not the daemon: `config`, `init`, `list`.
+
+pub mod config;
+pub mod init;

@@ -1,0 +1,1717 @@
+//! Typed settings: the merged configuration tree, environment overrides and command-line flags turned into
+//! plain structs, once. Every key the agent reads is listed here with its Python default; invalid values
+//! fail with a one-line error naming the key, the file and what is expected.
+//!
+//! This file owns the *meaning* of keys; where they come from (files, layering) is `config/mod.rs`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Error, GpuSpec, expand_path, first_env, get_path, parse_bool, set_path};
+use crate::cli::{Cli, Command, EntryPoint, InitArgs, LogLevel, WorkerArgs};
+use crate::env::EnvVars;
+
+// ------------------------------------------------------------------------------------------------
+// Structs
+// ------------------------------------------------------------------------------------------------
+
+/// Everything the agent needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `api.*`: where the server is and how to talk to it.
+    pub api: ApiSettings,
+    /// `agent.*`: how to run tasks.
+    pub agent: AgentSettings,
+    /// `sdk.*` keys the agent itself uses.
+    pub sdk: SdkSettings,
+    /// Top-level `environment {}`: variables exported at start-up (values stringified as Python does).
+    pub environment: Vec<(String, String)>,
+    /// Top-level `files {}`: files written at start-up.
+    pub files: Vec<ConfigFileSpec>,
+    /// `--debug` or `agent.debug`.
+    pub debug: bool,
+    /// The configuration file in use (`--config-file`, `CLEARML_CONFIG_FILE` or `~/clearml.conf`).
+    pub config_file: Option<PathBuf>,
+    /// The sub-command and its typed options.
+    pub command: CommandOptions,
+}
+
+/// `api` section.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// `api.api_server` / `CLEARML_API_HOST`. `None` means not configured (commands that need the server
+    /// fail with "Could not find host server definition").
+    pub api_server: Option<String>,
+    /// `api.web_server` / `CLEARML_WEB_HOST`, else derived from the API host (api.→app., :8008→:8080).
+    pub web_server: Option<String>,
+    /// `api.files_server` / `CLEARML_FILES_HOST`, else derived from the web host (app.→files., :8080→:8081).
+    pub files_server: Option<String>,
+    /// `api.credentials.access_key` / `CLEARML_API_ACCESS_KEY`.
+    pub access_key: Option<String>,
+    /// `api.credentials.secret_key` / `CLEARML_API_SECRET_KEY`.
+    pub secret_key: Option<String>,
+    /// `CLEARML_AUTH_TOKEN`: bearer token used instead of key/secret.
+    pub auth_token: Option<String>,
+    /// `api.verify_certificate` / `CLEARML_API_HOST_VERIFY_CERT` (a path value means "verify with this CA
+    /// bundle", see `ca_bundle`).
+    pub verify_certificate: bool,
+    /// CA bundle when `api.verify_certificate` is a path.
+    pub ca_bundle: Option<PathBuf>,
+    /// `api.http.default_method` / `CLEARML_API_DEFAULT_REQ_METHOD`.
+    pub default_method: HttpMethod,
+    /// `api.http.max_req_size` (bytes; batches are split at this size).
+    pub max_req_size: u64,
+    /// `api.http.retries.*`.
+    pub retries: HttpRetries,
+    /// `api.http.wait_on_maintenance_forever`: retry HTTP 503 forever.
+    pub wait_on_maintenance_forever: bool,
+    /// `api.auth.token_expiration_threshold_sec`: refresh the token when less than this is left.
+    pub token_expiration_threshold: Duration,
+    /// `api.auth.request_token_expiration_sec`: `expiration_sec` requested on login.
+    pub request_token_expiration_sec: Option<u64>,
+    /// `CLEARML_API_VERBOSE`.
+    pub verbose: bool,
+    /// `CLEARML_AGENT_FORCE_MAX_API_VERSION`.
+    pub force_max_api_version: Option<String>,
+    /// `CLEARML_AGENT_INITIAL_CONNECT_RETRY_OVERRIDE` (default 4; `false` = 0, `true` = 4).
+    pub initial_connect_retries: u32,
+    /// `CLEARML_AGENT_DISABLE_VAULT_SUPPORT`.
+    pub disable_vault_support: bool,
+}
+
+/// HTTP method used for API calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+}
+
+/// `api.http.retries` (urllib3 `Retry` semantics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRetries {
+    pub total: u32,
+    pub connect: u32,
+    pub read: u32,
+    pub redirect: u32,
+    pub status: u32,
+    pub backoff_factor: f64,
+    pub backoff_max: f64,
+}
+
+/// `agent` section (and the environment variables that override its keys).
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// `agent.worker_id` / `CLEARML_WORKER_ID`: full worker id override.
+    pub worker_id: Option<String>,
+    /// `agent.worker_name` / `CLEARML_WORKER_NAME`, default the host name.
+    pub worker_name: String,
+    /// `agent.crash_on_exception` / `CLEARML_AGENT_CRASH_ON_EXCEPTION`.
+    pub crash_on_exception: bool,
+    /// `agent.reload_config`: re-read the configuration file after every daemon loop.
+    pub reload_config: bool,
+    /// `agent.disable_agent_update_check`.
+    pub disable_agent_update_check: bool,
+    /// `agent.python_binary`: explicit interpreter.
+    pub python_binary: Option<String>,
+    /// `agent.default_python`: python version when the task does not ask for one.
+    pub default_python: Option<String>,
+    /// `agent.ignore_requested_python_version`.
+    pub ignore_requested_python_version: bool,
+    /// `agent.package_manager.*`.
+    pub package_manager: PackageManagerSettings,
+    /// `agent.venvs_dir` (expanded).
+    pub venvs_dir: PathBuf,
+    /// `agent.venvs_cache.*`.
+    pub venvs_cache: VenvsCacheSettings,
+    /// `agent.vcs_cache.*`.
+    pub vcs_cache: VcsCacheSettings,
+    /// `agent.pip_download_cache.*`.
+    pub pip_download_cache: PipDownloadCacheSettings,
+    /// `agent.git_user` / `CLEARML_AGENT_GIT_USER` / `--git-user`.
+    pub git_user: Option<String>,
+    /// `agent.git_pass` / `CLEARML_AGENT_GIT_PASS` / `--git-pass`.
+    pub git_pass: Option<String>,
+    /// `agent.git_host` / `CLEARML_AGENT_GIT_HOST`: only send credentials to this host.
+    pub git_host: Option<String>,
+    /// `agent.git_host_match_prefix`.
+    pub git_host_match_prefix: bool,
+    /// `agent.git.extra_credentials`.
+    pub git_extra_credentials: Vec<GitCredential>,
+    /// `agent.git_use_ms_entra_token` / env.
+    pub git_use_ms_entra_token: bool,
+    /// `agent.git_use_azure_pat` / env.
+    pub git_use_azure_pat: bool,
+    /// `agent.enable_git_ask_pass` (default true).
+    pub enable_git_ask_pass: bool,
+    /// `agent.force_git_ssh_protocol`.
+    pub force_git_ssh_protocol: bool,
+    /// `agent.force_git_ssh_port`.
+    pub force_git_ssh_port: Option<u16>,
+    /// `agent.force_git_ssh_user`.
+    pub force_git_ssh_user: Option<String>,
+    /// `agent.translate_ssh`.
+    pub translate_ssh: bool,
+    /// `agent.translate_ssl_replacement_scheme` / `CLEARML_AGENT_SSH_URL_REPLACEMENT_SCHEME`.
+    pub translate_ssl_replacement_scheme: String,
+    /// `agent.git_fetch_args`.
+    pub git_fetch_args: Vec<String>,
+    /// `CLEARML_AGENT_GIT_CLONE_VERBOSE`.
+    pub git_clone_verbose: bool,
+    /// `agent.force_git_root_python_path`.
+    pub force_git_root_python_path: bool,
+    /// `agent.default_docker.*` (image already overridden by `CLEARML_DOCKER_IMAGE`).
+    pub default_docker: DefaultDocker,
+    /// `agent.extra_docker_arguments` / `CLEARML_AGENT_EXTRA_DOCKER_ARGS`.
+    pub extra_docker_arguments: Vec<String>,
+    /// `agent.extra_docker_shell_script` (lines).
+    pub extra_docker_shell_script: Vec<String>,
+    /// `CLEARML_AGENT_EXTRA_DOCKER_LABELS`.
+    pub extra_docker_labels: Vec<String>,
+    /// `agent.docker_init_bash_script` (lines; `None` = built-in script).
+    pub docker_init_bash_script: Option<Vec<String>>,
+    /// `agent.docker_preprocess_bash_script` (lines).
+    pub docker_preprocess_bash_script: Vec<String>,
+    /// `agent.docker_install_opencv_libs` (default true).
+    pub docker_install_opencv_libs: bool,
+    /// `agent.docker_force_pull`.
+    pub docker_force_pull: bool,
+    /// `agent.docker_use_activated_venv` (default true).
+    pub docker_use_activated_venv: bool,
+    /// `agent.docker_allow_host_environ`.
+    pub docker_allow_host_environ: bool,
+    /// `agent.docker_args_filters` / `CLEARML_AGENT_DOCKER_ARGS_FILTERS`.
+    pub docker_args_filters: Vec<String>,
+    /// `agent.forbidden_docker_args`.
+    pub forbidden_docker_args: Vec<String>,
+    /// `agent.docker_args_extra_precedes_task` (default true).
+    pub docker_args_extra_precedes_task: bool,
+    /// `agent.protected_docker_extra_args`.
+    pub protected_docker_extra_args: Vec<String>,
+    /// `agent.docker_args_allowed_port_range`.
+    pub docker_args_allowed_port_range: Option<String>,
+    /// `agent.docker_container_name_format`.
+    pub docker_container_name_format: Option<String>,
+    /// `agent.disable_task_docker_override`.
+    pub disable_task_docker_override: bool,
+    /// `agent.disable_ssh_mount` / `CLEARML_AGENT_DISABLE_SSH_MOUNT`.
+    pub disable_ssh_mount: bool,
+    /// `CLEARML_DOCKER_SKIP_GPUS_FLAG`.
+    pub docker_skip_gpus_flag: bool,
+    /// `CLEARML_AGENT_K8S_HOST_MOUNT` / `CLEARML_AGENT_DOCKER_HOST_MOUNT`: `/host/path:/container/path`.
+    pub docker_host_mount: Option<String>,
+    /// `CLEARML_AGENT_FORCE_HOST_MACHINE_IP`.
+    pub force_host_machine_ip: Option<String>,
+    /// `FORCE_CLEARML_AGENT_REPO` / `CLEARML_AGENT_DOCKER_AGENT_REPO`.
+    pub docker_agent_repo: Option<String>,
+    /// `agent.docker_pip_cache` (expanded).
+    pub docker_pip_cache: PathBuf,
+    /// `agent.docker_apt_cache` (expanded).
+    pub docker_apt_cache: PathBuf,
+    /// `agent.docker_poetry_cache` (expanded; default `~/.clearml/poetry-cache`).
+    pub docker_poetry_cache: PathBuf,
+    /// `agent.docker_internal_mounts.*`.
+    pub docker_internal_mounts: DockerInternalMounts,
+    /// `agent.hide_docker_command_env_vars.*`.
+    pub hide_docker_command_env_vars: HideDockerEnvVars,
+    /// `agent.enable_task_env`.
+    pub enable_task_env: bool,
+    /// `agent.task_ping_interval_sec` (default 60; 0 disables pings).
+    pub task_ping_interval: Duration,
+    /// `CLEARML_AGENT_STATUS_REPORT_FREQ_SEC` (default 30 s).
+    pub status_report_interval: Duration,
+    /// `agent.suppress_carriage_return` (default true).
+    pub suppress_carriage_return: bool,
+    /// `agent.truncate_task_output_files`.
+    pub truncate_task_output_files: bool,
+    /// `agent.log_files_buffering` (default 1).
+    pub log_files_buffering: i64,
+    /// `agent.abort_callback_max_timeout` (default 1800 s).
+    pub abort_callback_max_timeout: Duration,
+    /// `CLEARML_AGENT_ABORT_CALLBACK_TIMEOUT` (default 180 s).
+    pub abort_callback_timeout: Duration,
+    /// `agent.apply_environment` / `CLEARML_AGENT_ENABLE_ENV_CONFIG_SECTION` (default true).
+    pub apply_environment: bool,
+    /// `agent.apply_files` / `CLEARML_AGENT_ENABLE_FILES_CONFIG_SECTION` (default true).
+    pub apply_files: bool,
+    /// `agent.custom_build_script` / `CLEARML_AGENT_CUSTOM_BUILD_SCRIPT`.
+    pub custom_build_script: Option<String>,
+    /// `agent.cpu_only` / `CLEARML_CPU_ONLY` (only disables CUDA-aware requirement rewriting).
+    pub cpu_only: bool,
+    /// `agent.cuda_version` / `CLEARML_CUDA_VERSION` / `CUDA_VERSION` (as configured; `None` = detect).
+    pub cuda_version: Option<String>,
+    /// `agent.cudnn_version` / `CLEARML_CUDNN_VERSION` / `CUDNN_VERSION`.
+    pub cudnn_version: Option<String>,
+    /// `agent.uptime`.
+    pub uptime: Vec<String>,
+    /// `agent.downtime`.
+    pub downtime: Vec<String>,
+    /// `agent.resource_monitoring.default_gpu_utilization` (default 100; `None` = skip).
+    pub default_gpu_utilization: Option<f64>,
+    /// `agent.resource_monitoring.disk_use_path` (default: home).
+    pub disk_use_path: Option<PathBuf>,
+    /// `CLEARML_AGENT_QUEUE_POLL_FREQ_SEC`.
+    pub queue_poll_freq_sec: Option<f64>,
+    /// `CLEARML_AGENT_DEBUG_GET_NEXT_TASK`.
+    pub debug_get_next_task: bool,
+    /// `CLEARML_AGENT_TEMP_STDOUT_FILE_DIR`.
+    pub temp_dir: Option<PathBuf>,
+    /// `CLEARML_AGENT_PROPAGATE_EXITCODE`.
+    pub propagate_exitcode: bool,
+    /// `CLEARML_AGENT_EXEC_USER`: run the task as this Unix user.
+    pub exec_user: Option<String>,
+    /// `CLEARML_AGENT_EXTRA_PYTHON_PATH`.
+    pub extra_python_path: Option<String>,
+    /// `CLEARML_AGENT_SKIP_PIP_VENV_INSTALL` (truthy or an interpreter path).
+    pub skip_pip_venv_install: Option<String>,
+    /// `CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL`.
+    pub skip_python_env_install: bool,
+    /// `CLEARML_AGENT_FORCE_CODE_DIR`.
+    pub force_code_dir: Option<PathBuf>,
+    /// `CLEARML_AGENT_FORCE_EXEC_SCRIPT` (`working_dir:entry`).
+    pub force_exec_script: Option<String>,
+    /// `CLEARML_AGENT_FORCE_TASK_INIT`.
+    pub force_task_init: bool,
+    /// `CLEARML_AGENT_FORCE_SYSTEM_SITE_PACKAGES` (`None` = default for the mode).
+    pub force_system_site_packages: Option<bool>,
+    /// `CLEARML_AGENT_ABORT_CALLBACK_CMD`.
+    pub abort_callback_cmd: Option<String>,
+}
+
+/// `agent.package_manager`.
+#[derive(Debug, Clone)]
+pub struct PackageManagerSettings {
+    /// `type` (forced by `CLEARML_AGENT_FORCE_UV` / `CLEARML_AGENT_FORCE_POETRY`).
+    pub type_: PackageManagerType,
+    /// `pip_version`: each entry becomes `pip<spec>`.
+    pub pip_version: Vec<String>,
+    /// `system_site_packages`.
+    pub system_site_packages: bool,
+    /// `force_upgrade`.
+    pub force_upgrade: bool,
+    /// `extra_index_url`.
+    pub extra_index_url: Vec<String>,
+    /// `extra_pip_install_flags` / `CLEARML_EXTRA_PIP_INSTALL_FLAGS`.
+    pub extra_pip_install_flags: Vec<String>,
+    /// `pip_legacy_resolver`.
+    pub pip_legacy_resolver: Vec<String>,
+    /// `pytorch_resolve` / `CLEARML_AGENT_PACKAGE_PYTORCH_RESOLVE` (default `pip`).
+    pub pytorch_resolve: String,
+    /// `torch_nightly`.
+    pub torch_nightly: bool,
+    /// `conda_channels`.
+    pub conda_channels: Vec<String>,
+    /// `force_repo_requirements_txt`.
+    pub force_repo_requirements_txt: bool,
+    /// `force_original_requirements`.
+    pub force_original_requirements: bool,
+    /// `priority_packages` (default cython, numpy, setuptools, pip, uv).
+    pub priority_packages: Vec<String>,
+    /// `priority_optional_packages`.
+    pub priority_optional_packages: Vec<String>,
+    /// `post_packages` (default horovod).
+    pub post_packages: Vec<String>,
+    /// `post_optional_packages`.
+    pub post_optional_packages: Vec<String>,
+    /// `uv_version`.
+    pub uv_version: Option<String>,
+    /// `uv_sync_locked_if_lock_file` (default true).
+    pub uv_sync_locked_if_lock_file: bool,
+    /// `uv_files_from_repo_working_dir`.
+    pub uv_files_from_repo_working_dir: bool,
+    /// `uv_replace_pip`.
+    pub uv_replace_pip: bool,
+    /// `CLEARML_BOOTSTRAP_UV_EXEC`: uv binary to use.
+    pub uv_exec: Option<PathBuf>,
+    /// `poetry_version`.
+    pub poetry_version: Option<String>,
+    /// `poetry_files_from_repo_working_dir`.
+    pub poetry_files_from_repo_working_dir: bool,
+}
+
+/// `agent.package_manager.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageManagerType {
+    Pip,
+    Uv,
+    Conda,
+    Poetry,
+}
+
+/// `agent.venvs_cache`.
+#[derive(Debug, Clone)]
+pub struct VenvsCacheSettings {
+    /// Cache directory (`CLEARML_AGENT_VENV_CACHE_PATH` wins); `None` disables the cache.
+    pub path: Option<PathBuf>,
+    /// `max_entries` (default 10).
+    pub max_entries: u32,
+    /// `free_space_threshold_gb` (default 2.0).
+    pub free_space_threshold_gb: f64,
+    /// `lock_timeout` (default 30 s).
+    pub lock_timeout: Duration,
+}
+
+/// `agent.vcs_cache`.
+#[derive(Debug, Clone)]
+pub struct VcsCacheSettings {
+    pub enabled: bool,
+    pub path: PathBuf,
+    /// `clone_on_pull_fail`.
+    pub clone_on_pull_fail: bool,
+}
+
+/// `agent.pip_download_cache`.
+#[derive(Debug, Clone)]
+pub struct PipDownloadCacheSettings {
+    pub enabled: bool,
+    pub path: PathBuf,
+}
+
+/// One `agent.git.extra_credentials` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GitCredential {
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub host: Option<String>,
+}
+
+/// `agent.default_docker`.
+#[derive(Debug, Clone)]
+pub struct DefaultDocker {
+    /// Image (after `CLEARML_DOCKER_IMAGE`; when that variable holds `image args`, only the image).
+    pub image: String,
+    /// Arguments (from the variable's extra words, else `agent.default_docker.arguments`).
+    pub arguments: Vec<String>,
+    /// `update_back_task` (default true).
+    pub update_back_task: bool,
+}
+
+/// `agent.docker_internal_mounts`.
+#[derive(Debug, Clone)]
+pub struct DockerInternalMounts {
+    pub sdk_cache: String,
+    pub apt_cache: String,
+    pub ssh_folder: String,
+    pub ssh_ro_folder: String,
+    pub pip_cache: String,
+    pub poetry_cache: String,
+    pub vcs_cache: String,
+    pub venvs_cache: String,
+    pub venv_build: String,
+    pub pip_download: String,
+}
+
+/// `agent.hide_docker_command_env_vars`.
+#[derive(Debug, Clone)]
+pub struct HideDockerEnvVars {
+    pub enabled: bool,
+    /// `extra_keys` plus `CLEARML_AGENT_DOCKER_ARGS_HIDE_ENV`.
+    pub extra_keys: Vec<String>,
+    pub parse_embedded_urls: bool,
+}
+
+/// `sdk` keys the agent uses.
+#[derive(Debug, Clone)]
+pub struct SdkSettings {
+    /// `sdk.storage.cache.default_base_dir` (expanded).
+    pub cache_dir: PathBuf,
+    /// `sdk.development.default_output_uri`.
+    pub default_output_uri: Option<String>,
+}
+
+/// One `files {}` entry (mirrors backend_config/utils.py: apply_files).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigFileSpec {
+    /// Entry name (the key under `files`).
+    pub name: String,
+    /// Target path (expanded).
+    pub path: PathBuf,
+    /// `contents` (a string, or an object for json/yaml targets).
+    pub contents: Option<Value>,
+    /// `format`: `string` (default) or `base64`.
+    pub format: String,
+    /// `target_format`: `string` (default), `json`, `yaml`, `yml` or `bytes`.
+    pub target_format: String,
+    /// `overwrite` (default true).
+    pub overwrite: bool,
+    /// `mode` as permission bits (`"0o600"` or `600`).
+    pub mode: Option<u32>,
+}
+
+/// The sub-command to run and its options.
+#[derive(Debug, Clone)]
+pub enum CommandOptions {
+    /// No sub-command: print the help.
+    Help,
+    Daemon(DaemonOptions),
+    Execute(ExecuteOptions),
+    Build(BuildOptions),
+    List,
+    Config,
+    Init(InitArgs),
+    InstallBootstrap,
+}
+
+/// Options shared by `daemon`, `execute` and `build`.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// `-O` count.
+    pub optimization: u8,
+    /// `--log-level` (the task's SDK log level).
+    pub log_level: LogLevel,
+    /// `--gpus` / `--cpu-only`.
+    pub gpus: GpuSpec,
+    /// `--cpu-only` given.
+    pub cpu_only: bool,
+}
+
+/// Container image and `docker run` arguments for docker mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerSpec {
+    pub image: String,
+    pub args: Vec<String>,
+}
+
+/// `daemon` options.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// `--queue` (empty: the server's default queue).
+    pub queues: Vec<String>,
+    pub order_fairness: bool,
+    pub worker: WorkerOptions,
+    /// `--docker`/`--podman`: docker mode with this image and args.
+    pub docker: Option<DockerSpec>,
+    /// `--podman` given (podman-compatible `--gpus` format).
+    pub podman: bool,
+    pub foreground: bool,
+    pub detached: bool,
+    /// `--stop [WORKER_ID...]`: `Some(vec![])` = stop the agent with the same arguments.
+    pub stop: Option<Vec<String>>,
+    /// `max(--polling-interval, 5)`, unless `CLEARML_AGENT_QUEUE_POLL_FREQ_SEC` is set.
+    pub polling_interval: Duration,
+    pub create_queue: bool,
+    pub status: bool,
+    pub child_report_tags: Option<Vec<String>>,
+    pub standalone_mode: bool,
+    /// `--services-mode [N]` (-1 = unlimited).
+    pub services_mode: Option<i64>,
+    pub dynamic_gpus: bool,
+    /// `--uptime` (else `agent.uptime`); `None` when neither.
+    pub uptime: Option<Vec<String>>,
+    /// `--downtime` (else `agent.downtime`).
+    pub downtime: Option<Vec<String>>,
+    pub check_bootstrap: bool,
+    pub use_owner_token: bool,
+    pub force_current_version: bool,
+}
+
+/// `execute` options.
+#[derive(Debug, Clone)]
+pub struct ExecuteOptions {
+    pub task_id: String,
+    pub log_file: Option<PathBuf>,
+    pub disable_monitoring: bool,
+    pub full_monitoring: bool,
+    pub require_queue: bool,
+    pub standalone_mode: bool,
+    pub docker: Option<DockerSpec>,
+    pub clone: bool,
+    pub worker: WorkerOptions,
+}
+
+/// `build` options.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub task_id: String,
+    pub target: Option<String>,
+    pub install_globally: bool,
+    pub docker: Option<DockerSpec>,
+    pub force_docker: bool,
+    pub python_version: Option<String>,
+    pub entry_point: Option<EntryPoint>,
+    pub worker: WorkerOptions,
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tree edits done before typing (so `config` shows them, as the Python agent does)
+// ------------------------------------------------------------------------------------------------
+
+/// Keys overridden by environment variables (mirrors definitions.py: ENVIRONMENT_CONFIG).
+const ENV_KEYS: &[(&str, &[&str])] = &[
+    (
+        "api.api_server",
+        &[EnvVars::CLEARML_API_HOST, EnvVars::TRAINS_API_HOST],
+    ),
+    (
+        "api.files_server",
+        &[EnvVars::CLEARML_FILES_HOST, EnvVars::TRAINS_FILES_HOST],
+    ),
+    (
+        "api.web_server",
+        &[EnvVars::CLEARML_WEB_HOST, EnvVars::TRAINS_WEB_HOST],
+    ),
+    (
+        "api.credentials.access_key",
+        &[
+            EnvVars::CLEARML_API_ACCESS_KEY,
+            EnvVars::TRAINS_API_ACCESS_KEY,
+        ],
+    ),
+    (
+        "api.credentials.secret_key",
+        &[
+            EnvVars::CLEARML_API_SECRET_KEY,
+            EnvVars::TRAINS_API_SECRET_KEY,
+        ],
+    ),
+    (
+        "agent.worker_name",
+        &[EnvVars::CLEARML_WORKER_NAME, EnvVars::TRAINS_WORKER_NAME],
+    ),
+    (
+        "agent.worker_id",
+        &[EnvVars::CLEARML_WORKER_ID, EnvVars::TRAINS_WORKER_ID],
+    ),
+    (
+        "agent.cuda_version",
+        &[
+            EnvVars::CLEARML_CUDA_VERSION,
+            EnvVars::TRAINS_CUDA_VERSION,
+            EnvVars::CUDA_VERSION,
+        ],
+    ),
+    (
+        "agent.cudnn_version",
+        &[
+            EnvVars::CLEARML_CUDNN_VERSION,
+            EnvVars::TRAINS_CUDNN_VERSION,
+            EnvVars::CUDNN_VERSION,
+        ],
+    ),
+    ("sdk.aws.s3.key", &[EnvVars::AWS_ACCESS_KEY_ID]),
+    ("sdk.aws.s3.secret", &[EnvVars::AWS_SECRET_ACCESS_KEY]),
+    ("sdk.aws.s3.region", &[EnvVars::AWS_DEFAULT_REGION]),
+    (
+        "sdk.google.storage.credentials_json",
+        &[EnvVars::GOOGLE_APPLICATION_CREDENTIALS],
+    ),
+];
+
+/// Bool keys overridden by environment variables (strtobool; an unparsable value is left out here and
+/// reported by [`Settings::from_tree`]).
+const ENV_BOOL_KEYS: &[(&str, &[&str])] = &[
+    (
+        "agent.cpu_only",
+        &[
+            EnvVars::CLEARML_CPU_ONLY,
+            EnvVars::TRAINS_CPU_ONLY,
+            EnvVars::CPU_ONLY,
+        ],
+    ),
+    (
+        "agent.crash_on_exception",
+        &[EnvVars::CLEARML_AGENT_CRASH_ON_EXCEPTION],
+    ),
+];
+
+/// Put environment overrides into the tree (mirrors session.py: Session.__init__ "override with
+/// environment variables").
+pub(crate) fn apply_env_overrides(tree: &mut Value, env: &dyn Fn(&str) -> Option<String>) {
+    for (key, names) in ENV_KEYS {
+        if let Some(value) = first_env(env, names) {
+            set_path(tree, key, Value::String(value));
+        }
+    }
+    for (key, names) in ENV_BOOL_KEYS {
+        if let Some(value) = first_env(env, names)
+            && let Some(b) = parse_bool(&value)
+        {
+            set_path(tree, key, Value::Bool(b));
+        }
+    }
+    // Azure credentials are appended as one more container entry.
+    let account = first_env(env, &[EnvVars::AZURE_STORAGE_ACCOUNT]);
+    let key = first_env(env, &[EnvVars::AZURE_STORAGE_KEY]);
+    if account.is_some() || key.is_some() {
+        let mut list = match get_path(tree, "sdk.azure.storage.containers") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        list.push(serde_json::json!({ "account_name": account, "account_key": key }));
+        set_path(tree, "sdk.azure.storage.containers", Value::Array(list));
+    }
+}
+
+/// Put CLI flags that correspond to configuration keys into the tree.
+pub(crate) fn apply_cli_overrides(tree: &mut Value, cli: &Cli) {
+    // mirrors session.py: Session.force_debug -> config agent.debug = True
+    if cli.debug {
+        set_path(tree, "agent.debug", Value::Bool(true));
+    }
+}
+
+/// Fill derived keys: `api.host` from `api.api_server`, `agent.worker_name` from the host name.
+pub(crate) fn apply_derived(tree: &mut Value) {
+    let server = get_path(tree, "api.api_server")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let host_missing = get_path(tree, "api.host")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if let Some(server) = server.filter(|s| !s.is_empty())
+        && host_missing
+    {
+        set_path(tree, "api.host", Value::String(server));
+    }
+    let name_missing = get_path(tree, "agent.worker_name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if name_missing {
+        set_path(tree, "agent.worker_name", Value::String(hostname()));
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn worker_args(cli: &Cli) -> Option<&WorkerArgs> {
+    match &cli.command {
+        Some(Command::Daemon(d)) => Some(&d.worker),
+        Some(Command::Execute(e)) => Some(&e.worker),
+        Some(Command::Build(b)) => Some(&b.worker),
+        _ => None,
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Typed reading
+// ------------------------------------------------------------------------------------------------
+
+/// Reads typed values from the tree; errors name the key and the file.
+struct Reader<'a> {
+    tree: &'a Value,
+    origin: &'a str,
+    home: Option<&'a Path>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+impl Reader<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        get_path(self.tree, key)
+    }
+
+    fn err(&self, key: &str, found: &Value, expected: &str) -> Error {
+        Error::Value {
+            key: key.to_string(),
+            found: describe(found),
+            origin: self.origin.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+
+    /// A string; numbers and bools are accepted as their text. Empty means absent.
+    fn opt_string(&self, key: &str) -> Result<Option<String>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(other) => Err(self.err(key, other, "expected a string")),
+        }
+    }
+
+    fn string(&self, key: &str, default: &str) -> Result<String, Error> {
+        Ok(self.opt_string(key)?.unwrap_or_else(|| default.to_string()))
+    }
+
+    /// A bool: true/false, or a caseless yes/no/on/off/1/0 string.
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(v @ Value::String(s)) => parse_bool(s)
+                .map(Some)
+                .ok_or_else(|| self.err(key, v, "expected true or false (write e.g. `key: true`)")),
+            Some(v @ Value::Number(n)) => match n.as_i64() {
+                Some(0) => Ok(Some(false)),
+                Some(1) => Ok(Some(true)),
+                _ => Err(self.err(key, v, "expected true or false")),
+            },
+            Some(other) => Err(self.err(key, other, "expected true or false")),
+        }
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool, Error> {
+        Ok(self.opt_bool(key)?.unwrap_or(default))
+    }
+
+    fn opt_f64(&self, key: &str) -> Result<Option<f64>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(v @ Value::String(s)) => s
+                .trim()
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| self.err(key, v, "expected a number")),
+            Some(other) => Err(self.err(key, other, "expected a number")),
+        }
+    }
+
+    fn f64(&self, key: &str, default: f64) -> Result<f64, Error> {
+        Ok(self.opt_f64(key)?.unwrap_or(default))
+    }
+
+    fn opt_u64(&self, key: &str) -> Result<Option<u64>, Error> {
+        match self.opt_f64(key)? {
+            None => Ok(None),
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(Some(f as u64)),
+            Some(_) => Err(self.err(
+                key,
+                self.get(key).unwrap_or(&Value::Null),
+                "expected a whole number >= 0",
+            )),
+        }
+    }
+
+    fn u64(&self, key: &str, default: u64) -> Result<u64, Error> {
+        Ok(self.opt_u64(key)?.unwrap_or(default))
+    }
+
+    fn u32(&self, key: &str, default: u32) -> Result<u32, Error> {
+        let v = self.u64(key, u64::from(default))?;
+        u32::try_from(v).map_err(|_| {
+            self.err(
+                key,
+                self.get(key).unwrap_or(&Value::Null),
+                "number is too large",
+            )
+        })
+    }
+
+    /// Seconds as a duration (fractions allowed, negatives clamp to 0 as Python's `max(0, ...)`).
+    fn seconds(&self, key: &str, default: f64) -> Result<Duration, Error> {
+        let s = self.f64(key, default)?;
+        Ok(Duration::from_secs_f64(s.max(0.0)))
+    }
+
+    /// A list of strings; a single string becomes a one-element list (Python does this for
+    /// `default_docker.arguments` and friends).
+    fn string_list(&self, key: &str) -> Result<Vec<String>, Error> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    Value::Bool(b) => Ok(b.to_string()),
+                    other => Err(self.err(key, other, "expected a list of strings")),
+                })
+                .collect(),
+            Some(other) => Err(self.err(key, other, "expected a list of strings")),
+        }
+    }
+
+    fn opt_string_list(&self, key: &str) -> Result<Option<Vec<String>>, Error> {
+        if self.get(key).is_none() {
+            return Ok(None);
+        }
+        self.string_list(key).map(Some)
+    }
+
+    fn path(&self, key: &str, default: &str) -> Result<PathBuf, Error> {
+        let s = self.string(key, default)?;
+        Ok(expand_path(&s, self.home, self.env))
+    }
+}
+
+fn env_bool(
+    env: &dyn Fn(&str) -> Option<String>,
+    names: &[&'static str],
+) -> Result<Option<bool>, Error> {
+    for name in names {
+        if let Some(value) = env(name).filter(|v| !v.is_empty()) {
+            return parse_bool(&value).map(Some).ok_or(Error::Env {
+                name,
+                value,
+                expected: "expected a boolean such as true/false, yes/no, 1/0".into(),
+            });
+        }
+    }
+    Ok(None)
+}
+
+fn env_f64(env: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<f64>, Error> {
+    match env(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(value) => value
+            .trim()
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| Error::Env {
+                name,
+                value,
+                expected: "expected a number of seconds".into(),
+            }),
+    }
+}
+
+/// Shell-like split (whitespace, single/double quotes, backslash), for `*_ARGS` variables (Python shlex).
+pub fn shell_split(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+impl Settings {
+    /// Type the merged tree, adding env-only variables and the command-line intent.
+    pub(crate) fn from_tree(
+        tree: &Value,
+        cli: &Cli,
+        env: &dyn Fn(&str) -> Option<String>,
+        home: Option<&Path>,
+        origin: &str,
+    ) -> Result<Settings, Error> {
+        let r = Reader {
+            tree,
+            origin,
+            home,
+            env,
+        };
+        let api = api_settings(&r, env)?;
+        let agent = agent_settings(&r, env, worker_args(cli))?;
+        let sdk = SdkSettings {
+            cache_dir: r.path("sdk.storage.cache.default_base_dir", "~/.clearml/cache")?,
+            default_output_uri: r.opt_string("sdk.development.default_output_uri")?,
+        };
+        let environment = environment_section(&r)?;
+        let files = files_section(&r)?;
+        let debug = cli.debug || r.bool("agent.debug", false)?;
+        let command = command_options(cli, &agent, env)?;
+        Ok(Settings {
+            api,
+            agent,
+            sdk,
+            environment,
+            files,
+            debug,
+            config_file: None,
+            command,
+        })
+    }
+}
+
+fn api_settings(
+    r: &Reader<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ApiSettings, Error> {
+    let api_server = r
+        .opt_string("api.api_server")?
+        .or(r.opt_string("api.host")?)
+        .map(|s| s.trim_end_matches('/').to_string());
+    let web_server = r
+        .opt_string("api.web_server")?
+        .map(|s| s.trim_end_matches('/').to_string())
+        .or_else(|| api_server.as_deref().map(derive_web_host));
+    let files_server = r
+        .opt_string("api.files_server")?
+        .map(|s| s.trim_end_matches('/').to_string())
+        .or_else(|| web_server.as_deref().map(derive_files_host));
+
+    // verify_certificate: bool, or a CA bundle path (requests' `verify=` accepts both).
+    let (mut verify_certificate, ca_bundle) = match r.get("api.verify_certificate") {
+        Some(Value::String(s)) if parse_bool(s).is_none() && !s.is_empty() => {
+            (true, Some(expand_path(s, r.home, env)))
+        }
+        _ => (r.bool("api.verify_certificate", true)?, None),
+    };
+    if let Some(v) = env_bool(env, &[EnvVars::CLEARML_API_HOST_VERIFY_CERT])? {
+        verify_certificate = v;
+    }
+
+    let method_text = first_env(env, &[EnvVars::CLEARML_API_DEFAULT_REQ_METHOD])
+        .or(r.opt_string("api.http.default_method")?)
+        .unwrap_or_else(|| "get".into());
+    let default_method = match method_text.to_ascii_lowercase().as_str() {
+        "get" => HttpMethod::Get,
+        "post" => HttpMethod::Post,
+        "put" => HttpMethod::Put,
+        _ => {
+            return Err(Error::Value {
+                key: "api.http.default_method".into(),
+                found: format!("{method_text:?}"),
+                origin: r.origin.to_string(),
+                expected: "expected GET, POST or PUT".into(),
+            });
+        }
+    };
+
+    // mirrors backend_api/session/session.py: ENV_INITIAL_CONNECT_RETRY_OVERRIDE (int or bool, default 4)
+    let initial_connect_retries = match first_env(
+        env,
+        &[EnvVars::CLEARML_AGENT_INITIAL_CONNECT_RETRY_OVERRIDE],
+    ) {
+        None => 4,
+        Some(v) => match (v.parse::<u32>(), parse_bool(&v)) {
+            (Ok(n), _) => n,
+            (_, Some(true)) => 4,
+            (_, Some(false)) => 0,
+            _ => {
+                return Err(Error::Env {
+                    name: EnvVars::CLEARML_AGENT_INITIAL_CONNECT_RETRY_OVERRIDE,
+                    value: v,
+                    expected: "expected a number of retries or a boolean".into(),
+                });
+            }
+        },
+    };
+
+    Ok(ApiSettings {
+        api_server,
+        web_server,
+        files_server,
+        access_key: r.opt_string("api.credentials.access_key")?,
+        secret_key: r.opt_string("api.credentials.secret_key")?,
+        auth_token: first_env(env, &[EnvVars::CLEARML_AUTH_TOKEN]),
+        verify_certificate,
+        ca_bundle,
+        default_method,
+        max_req_size: r.u64("api.http.max_req_size", 15_728_640)?,
+        retries: HttpRetries {
+            total: r.u32("api.http.retries.total", 240)?,
+            connect: r.u32("api.http.retries.connect", 240)?,
+            read: r.u32("api.http.retries.read", 240)?,
+            redirect: r.u32("api.http.retries.redirect", 240)?,
+            status: r.u32("api.http.retries.status", 240)?,
+            backoff_factor: r.f64("api.http.retries.backoff_factor", 1.0)?,
+            backoff_max: r.f64("api.http.retries.backoff_max", 120.0)?,
+        },
+        wait_on_maintenance_forever: r.bool("api.http.wait_on_maintenance_forever", true)?,
+        token_expiration_threshold: r
+            .seconds("api.auth.token_expiration_threshold_sec", 43200.0)?,
+        request_token_expiration_sec: r.opt_u64("api.auth.request_token_expiration_sec")?,
+        verbose: env_bool(env, &[EnvVars::CLEARML_API_VERBOSE])?.unwrap_or(false),
+        force_max_api_version: first_env(env, &[EnvVars::CLEARML_AGENT_FORCE_MAX_API_VERSION]),
+        initial_connect_retries,
+        disable_vault_support: env_bool(env, &[EnvVars::CLEARML_AGENT_DISABLE_VAULT_SUPPORT])?
+            .unwrap_or(false),
+    })
+}
+
+/// Web host from the API host (mirrors backend_api/session/session.py: Session.get_app_server_host).
+pub fn derive_web_host(api: &str) -> String {
+    if api.contains("://demoapi.") {
+        return api.replacen("://demoapi.", "://demoapp.", 1);
+    }
+    if api.contains("://api.") {
+        return api.replacen("://api.", "://app.", 1);
+    }
+    if let Some(base) = api.strip_suffix(":8008") {
+        return format!("{base}:8080");
+    }
+    api.to_string()
+}
+
+/// Files host from the web host (mirrors backend_api/session/session.py: Session.get_files_server_host).
+pub fn derive_files_host(web: &str) -> String {
+    if web.contains("://demoapp.") {
+        return web.replacen("://demoapp.", "://demofiles.", 1);
+    }
+    if web.contains("://app.") {
+        return web.replacen("://app.", "://files.", 1);
+    }
+    if let Some(base) = web.strip_suffix(":8080") {
+        return format!("{base}:8081");
+    }
+    web.to_string()
+}
+
+fn agent_settings(
+    r: &Reader<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    cli_worker: Option<&WorkerArgs>,
+) -> Result<AgentSettings, Error> {
+    let home = r.home;
+    let pm_text = r.string("agent.package_manager.type", "pip")?;
+    let mut pm_type = match pm_text.to_ascii_lowercase().as_str() {
+        "pip" => PackageManagerType::Pip,
+        "uv" => PackageManagerType::Uv,
+        "conda" => PackageManagerType::Conda,
+        "poetry" => PackageManagerType::Poetry,
+        _ => {
+            return Err(Error::Value {
+                key: "agent.package_manager.type".into(),
+                found: format!("{pm_text:?}"),
+                origin: r.origin.to_string(),
+                expected: "expected one of pip, uv, conda, poetry".into(),
+            });
+        }
+    };
+    if env_bool(env, &[EnvVars::CLEARML_AGENT_FORCE_UV])? == Some(true) {
+        pm_type = PackageManagerType::Uv;
+    } else if env_bool(env, &[EnvVars::CLEARML_AGENT_FORCE_POETRY])? == Some(true) {
+        pm_type = PackageManagerType::Poetry;
+    }
+    let extra_pip_install_flags = match first_env(env, &[EnvVars::CLEARML_EXTRA_PIP_INSTALL_FLAGS])
+    {
+        Some(v) => shell_split(&v),
+        None => r.string_list("agent.package_manager.extra_pip_install_flags")?,
+    };
+    let list_or = |key: &str, default: &[&str]| -> Result<Vec<String>, Error> {
+        Ok(r.opt_string_list(key)?
+            .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect()))
+    };
+    let package_manager = PackageManagerSettings {
+        type_: pm_type,
+        pip_version: r.string_list("agent.package_manager.pip_version")?,
+        system_site_packages: r.bool("agent.package_manager.system_site_packages", false)?,
+        force_upgrade: r.bool("agent.package_manager.force_upgrade", false)?,
+        extra_index_url: r.string_list("agent.package_manager.extra_index_url")?,
+        extra_pip_install_flags,
+        pip_legacy_resolver: r.string_list("agent.package_manager.pip_legacy_resolver")?,
+        pytorch_resolve: first_env(env, &[EnvVars::CLEARML_AGENT_PACKAGE_PYTORCH_RESOLVE])
+            .map(Ok)
+            .unwrap_or_else(|| r.string("agent.package_manager.pytorch_resolve", "pip"))?,
+        torch_nightly: r.bool("agent.package_manager.torch_nightly", false)?,
+        conda_channels: r.string_list("agent.package_manager.conda_channels")?,
+        force_repo_requirements_txt: r
+            .bool("agent.package_manager.force_repo_requirements_txt", false)?,
+        force_original_requirements: r
+            .bool("agent.package_manager.force_original_requirements", false)?,
+        priority_packages: list_or(
+            "agent.package_manager.priority_packages",
+            &["cython", "numpy", "setuptools", "pip", "uv"],
+        )?,
+        priority_optional_packages: r
+            .string_list("agent.package_manager.priority_optional_packages")?,
+        post_packages: list_or("agent.package_manager.post_packages", &["horovod"])?,
+        post_optional_packages: r.string_list("agent.package_manager.post_optional_packages")?,
+        uv_version: r.opt_string("agent.package_manager.uv_version")?,
+        uv_sync_locked_if_lock_file: r
+            .bool("agent.package_manager.uv_sync_locked_if_lock_file", true)?,
+        uv_files_from_repo_working_dir: r.bool(
+            "agent.package_manager.uv_files_from_repo_working_dir",
+            false,
+        )?,
+        uv_replace_pip: r.bool("agent.package_manager.uv_replace_pip", false)?,
+        uv_exec: first_env(env, &[EnvVars::CLEARML_BOOTSTRAP_UV_EXEC]).map(PathBuf::from),
+        poetry_version: r.opt_string("agent.package_manager.poetry_version")?,
+        poetry_files_from_repo_working_dir: r.bool(
+            "agent.package_manager.poetry_files_from_repo_working_dir",
+            false,
+        )?,
+    };
+
+    let venvs_cache_path = match first_env(env, &[EnvVars::CLEARML_AGENT_VENV_CACHE_PATH]) {
+        Some(p) => Some(expand_path(&p, home, env)),
+        None => r
+            .opt_string("agent.venvs_cache.path")?
+            .map(|p| expand_path(&p, home, env)),
+    };
+
+    // CLEARML_DOCKER_IMAGE may hold "image arg arg" (mirrors worker.py: Worker.get_docker_config_cmd).
+    let (image, image_args) = match first_env(
+        env,
+        &[EnvVars::CLEARML_DOCKER_IMAGE, EnvVars::TRAINS_DOCKER_IMAGE],
+    ) {
+        Some(v) => split_image(&v),
+        None => split_image(&r.string("agent.default_docker.image", "nvidia/cuda")?),
+    };
+    let default_docker = DefaultDocker {
+        image,
+        arguments: if image_args.is_empty() {
+            r.string_list("agent.default_docker.arguments")?
+        } else {
+            image_args
+        },
+        update_back_task: r.bool("agent.default_docker.update_back_task", true)?,
+    };
+
+    let mut hide_extra = r.string_list("agent.hide_docker_command_env_vars.extra_keys")?;
+    if let Some(v) = first_env(env, &[EnvVars::CLEARML_AGENT_DOCKER_ARGS_HIDE_ENV]) {
+        hide_extra.extend(shell_split(&v));
+    }
+
+    let git_extra_credentials = match r.get("agent.git.extra_credentials") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let field = |names: &[&str]| {
+                    names.iter().find_map(|n| {
+                        item.get(*n)
+                            .and_then(Value::as_str)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                    })
+                };
+                GitCredential {
+                    user: field(&["user", "username"]),
+                    pass: field(&["pass", "password"]),
+                    host: field(&["host"]),
+                }
+            })
+            .collect(),
+        Some(other) => {
+            return Err(r.err(
+                "agent.git.extra_credentials",
+                other,
+                "expected a list of {user, pass, host} objects",
+            ));
+        }
+    };
+
+    let mounts = |k: &str, d: &str| r.string(&format!("agent.docker_internal_mounts.{k}"), d);
+    let force_git_ssh_port = match r.opt_u64("agent.force_git_ssh_port")? {
+        None => None,
+        Some(p) => Some(u16::try_from(p).map_err(|_| {
+            r.err(
+                "agent.force_git_ssh_port",
+                r.get("agent.force_git_ssh_port").unwrap_or(&Value::Null),
+                "expected a port number",
+            )
+        })?),
+    };
+
+    Ok(AgentSettings {
+        worker_id: first_env(
+            env,
+            &[EnvVars::CLEARML_WORKER_ID, EnvVars::TRAINS_WORKER_ID],
+        )
+        .or(r.opt_string("agent.worker_id")?),
+        worker_name: r.opt_string("agent.worker_name")?.unwrap_or_else(hostname),
+        crash_on_exception: r.bool("agent.crash_on_exception", false)?,
+        reload_config: r.bool("agent.reload_config", false)?,
+        disable_agent_update_check: r.bool("agent.disable_agent_update_check", false)?,
+        python_binary: r.opt_string("agent.python_binary")?,
+        default_python: r.opt_string("agent.default_python")?,
+        ignore_requested_python_version: r.bool("agent.ignore_requested_python_version", false)?,
+        package_manager,
+        venvs_dir: r.path("agent.venvs_dir", "~/.clearml/venvs-builds")?,
+        venvs_cache: VenvsCacheSettings {
+            path: venvs_cache_path,
+            max_entries: r.u32("agent.venvs_cache.max_entries", 10)?,
+            free_space_threshold_gb: r.f64("agent.venvs_cache.free_space_threshold_gb", 2.0)?,
+            lock_timeout: r.seconds("agent.venvs_cache.lock_timeout", 30.0)?,
+        },
+        vcs_cache: VcsCacheSettings {
+            enabled: r.bool("agent.vcs_cache.enabled", true)?,
+            path: r.path("agent.vcs_cache.path", "~/.clearml/vcs-cache")?,
+            clone_on_pull_fail: r.bool("agent.vcs_cache.clone_on_pull_fail", false)?,
+        },
+        pip_download_cache: PipDownloadCacheSettings {
+            enabled: r.bool("agent.pip_download_cache.enabled", true)?,
+            path: r.path(
+                "agent.pip_download_cache.path",
+                "~/.clearml/pip-download-cache",
+            )?,
+        },
+        git_user: git_value(
+            r,
+            env,
+            cli_worker.and_then(|w| w.git_user.as_ref()),
+            "agent.git_user",
+            &[
+                EnvVars::CLEARML_AGENT_GIT_USER,
+                EnvVars::TRAINS_AGENT_GIT_USER,
+            ],
+        )?,
+        git_pass: git_value(
+            r,
+            env,
+            cli_worker.and_then(|w| w.git_pass.as_ref()),
+            "agent.git_pass",
+            &[
+                EnvVars::CLEARML_AGENT_GIT_PASS,
+                EnvVars::TRAINS_AGENT_GIT_PASS,
+            ],
+        )?,
+        git_host: first_env(
+            env,
+            &[
+                EnvVars::CLEARML_AGENT_GIT_HOST,
+                EnvVars::TRAINS_AGENT_GIT_HOST,
+            ],
+        )
+        .or(r.opt_string("agent.git_host")?),
+        git_host_match_prefix: r.bool("agent.git_host_match_prefix", false)?,
+        git_extra_credentials,
+        git_use_ms_entra_token: env_bool(env, &[EnvVars::CLEARML_AGENT_GIT_USE_MS_ENTRA_TOKEN])?
+            .map(Ok)
+            .unwrap_or_else(|| r.bool("agent.git_use_ms_entra_token", false))?,
+        git_use_azure_pat: env_bool(env, &[EnvVars::CLEARML_AGENT_GIT_USE_AZURE_PAT])?
+            .map(Ok)
+            .unwrap_or_else(|| r.bool("agent.git_use_azure_pat", false))?,
+        enable_git_ask_pass: r.bool("agent.enable_git_ask_pass", true)?,
+        force_git_ssh_protocol: r.bool("agent.force_git_ssh_protocol", false)?,
+        force_git_ssh_port,
+        force_git_ssh_user: r.opt_string("agent.force_git_ssh_user")?,
+        translate_ssh: r.bool("agent.translate_ssh", true)?,
+        translate_ssl_replacement_scheme: first_env(
+            env,
+            &[EnvVars::CLEARML_AGENT_SSH_URL_REPLACEMENT_SCHEME],
+        )
+        .map(Ok)
+        .unwrap_or_else(|| r.string("agent.translate_ssl_replacement_scheme", "https"))?,
+        git_fetch_args: r.string_list("agent.git_fetch_args")?,
+        git_clone_verbose: env_bool(env, &[EnvVars::CLEARML_AGENT_GIT_CLONE_VERBOSE])?
+            .unwrap_or(false),
+        force_git_root_python_path: r.bool("agent.force_git_root_python_path", false)?,
+        default_docker,
+        extra_docker_arguments: match first_env(env, &[EnvVars::CLEARML_AGENT_EXTRA_DOCKER_ARGS]) {
+            Some(v) => shell_split(&v),
+            None => r.string_list("agent.extra_docker_arguments")?,
+        },
+        extra_docker_shell_script: r.string_list("agent.extra_docker_shell_script")?,
+        extra_docker_labels: first_env(env, &[EnvVars::CLEARML_AGENT_EXTRA_DOCKER_LABELS])
+            .map(|v| shell_split(&v))
+            .unwrap_or_default(),
+        docker_init_bash_script: r.opt_string_list("agent.docker_init_bash_script")?,
+        docker_preprocess_bash_script: r.string_list("agent.docker_preprocess_bash_script")?,
+        docker_install_opencv_libs: r.bool("agent.docker_install_opencv_libs", true)?,
+        docker_force_pull: r.bool("agent.docker_force_pull", false)?,
+        docker_use_activated_venv: r.bool("agent.docker_use_activated_venv", true)?,
+        docker_allow_host_environ: r.bool("agent.docker_allow_host_environ", false)?,
+        docker_args_filters: match first_env(env, &[EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS]) {
+            Some(v) => shell_split(&v),
+            None => r.string_list("agent.docker_args_filters")?,
+        },
+        forbidden_docker_args: r.string_list("agent.forbidden_docker_args")?,
+        docker_args_extra_precedes_task: r.bool("agent.docker_args_extra_precedes_task", true)?,
+        protected_docker_extra_args: list_or(
+            "agent.protected_docker_extra_args",
+            &["privileged", "security-opt", "network", "ipc"],
+        )?,
+        docker_args_allowed_port_range: r.opt_string("agent.docker_args_allowed_port_range")?,
+        docker_container_name_format: r.opt_string("agent.docker_container_name_format")?,
+        disable_task_docker_override: r.bool("agent.disable_task_docker_override", false)?,
+        disable_ssh_mount: env_bool(env, &[EnvVars::CLEARML_AGENT_DISABLE_SSH_MOUNT])?
+            .map(Ok)
+            .unwrap_or_else(|| r.bool("agent.disable_ssh_mount", false))?,
+        docker_skip_gpus_flag: env_bool(
+            env,
+            &[
+                EnvVars::CLEARML_DOCKER_SKIP_GPUS_FLAG,
+                EnvVars::TRAINS_DOCKER_SKIP_GPUS_FLAG,
+            ],
+        )?
+        .unwrap_or(false),
+        docker_host_mount: first_env(
+            env,
+            &[
+                EnvVars::CLEARML_AGENT_K8S_HOST_MOUNT,
+                EnvVars::CLEARML_AGENT_DOCKER_HOST_MOUNT,
+                EnvVars::TRAINS_AGENT_K8S_HOST_MOUNT,
+                EnvVars::TRAINS_AGENT_DOCKER_HOST_MOUNT,
+            ],
+        ),
+        force_host_machine_ip: first_env(env, &[EnvVars::CLEARML_AGENT_FORCE_HOST_MACHINE_IP]),
+        docker_agent_repo: first_env(
+            env,
+            &[
+                EnvVars::FORCE_CLEARML_AGENT_REPO,
+                EnvVars::CLEARML_AGENT_DOCKER_AGENT_REPO,
+            ],
+        ),
+        docker_pip_cache: r.path("agent.docker_pip_cache", "~/.clearml/pip-cache")?,
+        docker_apt_cache: r.path("agent.docker_apt_cache", "~/.clearml/apt-cache")?,
+        docker_poetry_cache: r.path("agent.docker_poetry_cache", "~/.clearml/poetry-cache")?,
+        docker_internal_mounts: DockerInternalMounts {
+            sdk_cache: mounts("sdk_cache", "/clearml_agent_cache")?,
+            apt_cache: mounts("apt_cache", "/var/cache/apt/archives")?,
+            ssh_folder: mounts("ssh_folder", "~/.ssh")?,
+            ssh_ro_folder: mounts("ssh_ro_folder", "/.ssh")?,
+            pip_cache: mounts("pip_cache", "/root/.cache/pip")?,
+            poetry_cache: mounts("poetry_cache", "/root/.cache/pypoetry")?,
+            vcs_cache: mounts("vcs_cache", "/root/.clearml/vcs-cache")?,
+            venvs_cache: mounts("venvs_cache", "/root/.clearml/venvs-cache")?,
+            venv_build: mounts("venv_build", "~/.clearml/venvs-builds")?,
+            pip_download: mounts("pip_download", "/root/.clearml/pip-download-cache")?,
+        },
+        hide_docker_command_env_vars: HideDockerEnvVars {
+            enabled: r.bool("agent.hide_docker_command_env_vars.enabled", true)?,
+            extra_keys: hide_extra,
+            parse_embedded_urls: r.bool(
+                "agent.hide_docker_command_env_vars.parse_embedded_urls",
+                true,
+            )?,
+        },
+        enable_task_env: r.bool("agent.enable_task_env", false)?,
+        task_ping_interval: r.seconds("agent.task_ping_interval_sec", 60.0)?,
+        status_report_interval: Duration::from_secs_f64(
+            env_f64(env, EnvVars::CLEARML_AGENT_STATUS_REPORT_FREQ_SEC)?
+                .unwrap_or(30.0)
+                .max(0.0),
+        ),
+        suppress_carriage_return: r.bool("agent.suppress_carriage_return", true)?,
+        truncate_task_output_files: r.bool("agent.truncate_task_output_files", false)?,
+        log_files_buffering: r.f64("agent.log_files_buffering", 1.0)? as i64,
+        abort_callback_max_timeout: r.seconds("agent.abort_callback_max_timeout", 1800.0)?,
+        abort_callback_timeout: Duration::from_secs_f64(
+            env_f64(env, EnvVars::CLEARML_AGENT_ABORT_CALLBACK_TIMEOUT)?
+                .unwrap_or(180.0)
+                .max(0.0),
+        ),
+        apply_environment: env_bool(env, &[EnvVars::CLEARML_AGENT_ENABLE_ENV_CONFIG_SECTION])?
+            .map(Ok)
+            .unwrap_or_else(|| r.bool("agent.apply_environment", true))?,
+        apply_files: env_bool(env, &[EnvVars::CLEARML_AGENT_ENABLE_FILES_CONFIG_SECTION])?
+            .map(Ok)
+            .unwrap_or_else(|| r.bool("agent.apply_files", true))?,
+        custom_build_script: first_env(env, &[EnvVars::CLEARML_AGENT_CUSTOM_BUILD_SCRIPT])
+            .or(r.opt_string("agent.custom_build_script")?),
+        cpu_only: {
+            // An unparsable env value was left out of the tree; report it here.
+            env_bool(
+                env,
+                &[
+                    EnvVars::CLEARML_CPU_ONLY,
+                    EnvVars::TRAINS_CPU_ONLY,
+                    EnvVars::CPU_ONLY,
+                ],
+            )?;
+            r.bool("agent.cpu_only", false)?
+        },
+        cuda_version: r.opt_string("agent.cuda_version")?,
+        cudnn_version: r.opt_string("agent.cudnn_version")?,
+        uptime: r.string_list("agent.uptime")?,
+        downtime: r.string_list("agent.downtime")?,
+        // An explicit `null` means "do not report a value" (mirrors monitor: default_gpu_utilization).
+        default_gpu_utilization: match r
+            .tree
+            .pointer("/agent/resource_monitoring/default_gpu_utilization")
+        {
+            Some(Value::Null) => None,
+            _ => Some(r.f64("agent.resource_monitoring.default_gpu_utilization", 100.0)?),
+        },
+        disk_use_path: r
+            .opt_string("agent.resource_monitoring.disk_use_path")?
+            .map(|p| expand_path(&p, home, env)),
+        queue_poll_freq_sec: env_f64(env, EnvVars::CLEARML_AGENT_QUEUE_POLL_FREQ_SEC)?,
+        debug_get_next_task: env_bool(env, &[EnvVars::CLEARML_AGENT_DEBUG_GET_NEXT_TASK])?
+            .unwrap_or(false),
+        temp_dir: first_env(env, &[EnvVars::CLEARML_AGENT_TEMP_STDOUT_FILE_DIR])
+            .map(|p| expand_path(&p, home, env)),
+        propagate_exitcode: env_bool(env, &[EnvVars::CLEARML_AGENT_PROPAGATE_EXITCODE])?
+            .unwrap_or(false),
+        exec_user: first_env(
+            env,
+            &[
+                EnvVars::CLEARML_AGENT_EXEC_USER,
+                EnvVars::TRAINS_AGENT_EXEC_USER,
+            ],
+        ),
+        extra_python_path: first_env(
+            env,
+            &[
+                EnvVars::CLEARML_AGENT_EXTRA_PYTHON_PATH,
+                EnvVars::TRAINS_AGENT_EXTRA_PYTHON_PATH,
+            ],
+        ),
+        skip_pip_venv_install: first_env(env, &[EnvVars::CLEARML_AGENT_SKIP_PIP_VENV_INSTALL]),
+        skip_python_env_install: env_bool(env, &[EnvVars::CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL])?
+            .unwrap_or(false),
+        force_code_dir: first_env(env, &[EnvVars::CLEARML_AGENT_FORCE_CODE_DIR]).map(PathBuf::from),
+        force_exec_script: first_env(env, &[EnvVars::CLEARML_AGENT_FORCE_EXEC_SCRIPT]),
+        force_task_init: env_bool(env, &[EnvVars::CLEARML_AGENT_FORCE_TASK_INIT])?.unwrap_or(false),
+        force_system_site_packages: env_bool(
+            env,
+            &[EnvVars::CLEARML_AGENT_FORCE_SYSTEM_SITE_PACKAGES],
+        )?,
+        abort_callback_cmd: first_env(env, &[EnvVars::CLEARML_AGENT_ABORT_CALLBACK_CMD]),
+    })
+}
+
+/// Git credential: `--git-user`/`--git-pass` win, then the variable, then the file.
+///
+/// The Python agent parses `--git-user`/`--git-pass` but never uses them; we honour them as the
+/// highest-priority credentials, which is what their help text promises. The variables beating the file
+/// mirrors helper/repo.py (ENV_AGENT_GIT_USER.get() or config).
+fn git_value(
+    r: &Reader<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    cli_value: Option<&String>,
+    key: &str,
+    names: &[&str],
+) -> Result<Option<String>, Error> {
+    if let Some(v) = cli_value.filter(|v| !v.is_empty()) {
+        return Ok(Some(v.clone()));
+    }
+    Ok(first_env(env, names).or(r.opt_string(key)?))
+}
+
+/// `"image arg1 arg2"` → image and args (split on spaces, as the Python agent does).
+fn split_image(s: &str) -> (String, Vec<String>) {
+    let mut words = s.split_whitespace().map(str::to_string);
+    let image = words.next().unwrap_or_default();
+    (image, words.collect())
+}
+
+fn environment_section(r: &Reader<'_>) -> Result<Vec<(String, String)>, Error> {
+    match r.get("environment") {
+        None => Ok(Vec::new()),
+        Some(Value::Object(map)) => Ok(map
+            .iter()
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, v)| (k.clone(), python_str(v)))
+            .collect()),
+        Some(other) => Err(r.err(
+            "environment",
+            other,
+            "expected an object of NAME: value pairs",
+        )),
+    }
+}
+
+/// Python's `str(value)` for config scalars (`True`/`False`, empty for null).
+fn python_str(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn files_section(r: &Reader<'_>) -> Result<Vec<ConfigFileSpec>, Error> {
+    let map = match r.get("files") {
+        None => return Ok(Vec::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(r.err("files", other, "expected an object of named file entries"));
+        }
+    };
+    let mut out = Vec::new();
+    for (name, entry) in map {
+        let key = format!("files.{name}");
+        if !entry.is_object() {
+            return Err(r.err(&key, entry, "expected an object with at least `path`"));
+        }
+        let Some(path) = r.opt_string(&format!("{key}.path"))? else {
+            return Err(r.err(&key, entry, "the entry has no `path`"));
+        };
+        let mode = match r.get(&format!("{key}.mode")) {
+            None => None,
+            Some(v) => {
+                let text = match v {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    other => {
+                        return Err(r.err(
+                            &format!("{key}.mode"),
+                            other,
+                            "expected an octal mode like \"0o600\"",
+                        ));
+                    }
+                };
+                let digits = text
+                    .trim()
+                    .trim_start_matches("0o")
+                    .trim_start_matches("0O");
+                Some(u32::from_str_radix(digits, 8).map_err(|_| {
+                    r.err(
+                        &format!("{key}.mode"),
+                        v,
+                        "expected an octal mode like \"0o600\"",
+                    )
+                })?)
+            }
+        };
+        out.push(ConfigFileSpec {
+            name: name.clone(),
+            path: expand_path(&path, r.home, r.env),
+            contents: r.get(&format!("{key}.contents")).cloned(),
+            format: r.string(&format!("{key}.format"), "string")?,
+            target_format: r.string(&format!("{key}.target_format"), "string")?,
+            overwrite: r.bool(&format!("{key}.overwrite"), true)?,
+            mode,
+        });
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Command-line intent
+// ------------------------------------------------------------------------------------------------
+
+fn worker_options(w: &WorkerArgs, dynamic_gpus: bool) -> Result<WorkerOptions, Error> {
+    let gpus = match (&w.gpus, w.cpu_only) {
+        // mirrors session.py: --cpu-only sets "none" first, then --gpus (if any) overrides the variables.
+        (Some(spec), _) => GpuSpec::parse(spec, dynamic_gpus).map_err(|problem| Error::Flag {
+            flag: "--gpus",
+            value: spec.clone(),
+            expected: format!("{problem}; examples: --gpus 0, --gpus 0,1, --gpus all"),
+        })?,
+        (None, true) => GpuSpec::CpuOnly,
+        (None, false) => GpuSpec::Unset,
+    };
+    Ok(WorkerOptions {
+        optimization: w.optimization,
+        log_level: w.log_level,
+        gpus,
+        cpu_only: w.cpu_only,
+    })
+}
+
+/// `--docker` words → image and args (mirrors worker.py: Worker.get_docker_config_cmd).
+fn docker_spec(words: &Option<Vec<String>>, agent: &AgentSettings) -> Option<DockerSpec> {
+    let words = words.as_ref()?;
+    let Some(first) = words.first().filter(|w| !w.trim().is_empty()) else {
+        return Some(DockerSpec {
+            image: agent.default_docker.image.clone(),
+            args: agent.default_docker.arguments.clone(),
+        });
+    };
+    let (image, inline_args) = split_image(first);
+    let args = if !inline_args.is_empty() {
+        inline_args
+    } else if words.len() > 1 {
+        words[1..].to_vec()
+    } else {
+        agent.default_docker.arguments.clone()
+    };
+    Some(DockerSpec { image, args })
+}
+
+fn command_options(
+    cli: &Cli,
+    agent: &AgentSettings,
+    _env: &dyn Fn(&str) -> Option<String>,
+) -> Result<CommandOptions, Error> {
+    Ok(match &cli.command {
+        None => CommandOptions::Help,
+        Some(Command::Daemon(d)) => {
+            // mirrors worker.py: Worker.daemon (podman implies docker; both with different values is an error)
+            let podman = d.podman.is_some();
+            let words = match (&d.docker, &d.podman) {
+                (None, Some(p)) => Some(p.clone()),
+                (Some(dk), Some(p)) if !dk.is_empty() && !p.is_empty() && dk != p => {
+                    return Err(Error::Flag {
+                        flag: "--podman",
+                        value: p.join(" "),
+                        expected: "differs from --docker; give the container with only one of --docker or --podman".into(),
+                    });
+                }
+                (Some(dk), Some(p)) if dk.is_empty() => Some(p.clone()),
+                (dk, _) => dk.clone(),
+            };
+            // mirrors worker.py: ENV_QUEUE_POLL_FREQ_SEC.get() or max(polling_interval, 5)
+            let polling_interval = match agent.queue_poll_freq_sec.filter(|s| *s > 0.0) {
+                Some(secs) => Duration::from_secs_f64(secs),
+                None => Duration::from_secs(d.polling_interval.max(5) as u64),
+            };
+            let non_empty = |v: &Vec<String>| !v.is_empty();
+            CommandOptions::Daemon(DaemonOptions {
+                queues: d.queues.clone(),
+                order_fairness: d.order_fairness,
+                worker: worker_options(&d.worker, d.dynamic_gpus)?,
+                docker: docker_spec(&words, agent),
+                podman,
+                foreground: d.foreground,
+                detached: d.detached,
+                stop: d.stop.clone(),
+                polling_interval,
+                create_queue: d.create_queue,
+                status: d.status,
+                child_report_tags: d.child_report_tags.clone(),
+                standalone_mode: d.standalone_mode,
+                services_mode: d.services_mode,
+                dynamic_gpus: d.dynamic_gpus,
+                uptime: d
+                    .uptime
+                    .clone()
+                    .or_else(|| Some(agent.uptime.clone()).filter(non_empty)),
+                downtime: d
+                    .downtime
+                    .clone()
+                    .or_else(|| Some(agent.downtime.clone()).filter(non_empty)),
+                check_bootstrap: d.check_bootstrap,
+                use_owner_token: d.use_owner_token,
+                force_current_version: d.force_current_version,
+            })
+        }
+        Some(Command::Execute(e)) => CommandOptions::Execute(ExecuteOptions {
+            task_id: e.task_id.clone(),
+            log_file: e.log_file.clone(),
+            disable_monitoring: e.disable_monitoring,
+            full_monitoring: e.full_monitoring,
+            require_queue: e.require_queue,
+            standalone_mode: e.standalone_mode,
+            docker: docker_spec(&e.docker, agent),
+            clone: e.clone,
+            worker: worker_options(&e.worker, false)?,
+        }),
+        Some(Command::Build(b)) => CommandOptions::Build(BuildOptions {
+            task_id: b.task_id.clone(),
+            target: b.target.clone(),
+            install_globally: b.install_globally,
+            docker: docker_spec(&b.docker, agent),
+            force_docker: b.force_docker,
+            python_version: b.python_version.clone(),
+            entry_point: b.entry_point,
+            worker: worker_options(&b.worker, false)?,
+        }),
+        Some(Command::List) => CommandOptions::List,
+        Some(Command::Config) => CommandOptions::Config,
+        Some(Command::Init(args)) => CommandOptions::Init(args.clone()),
+        Some(Command::InstallBootstrap(_)) => CommandOptions::InstallBootstrap,
+    })
+}

@@ -246,7 +246,9 @@ impl Client {
     // mirrors clearml_agent/backend_api/session/session.py: Session._do_refresh_token
     pub async fn login(&self) -> Result<TokenClaims, Error> {
         let stale = self.current_token();
-        let token = self.relogin(stale.as_deref().map(|t| t.raw.as_str())).await?;
+        let token = self
+            .relogin(stale.as_deref().map(|t| t.raw.as_str()))
+            .await?;
         Ok(token.claims.clone())
     }
 
@@ -278,9 +280,9 @@ impl Client {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
-        let body = serde_json::to_vec(body).map_err(|e| Error::Config(format!(
-            "cannot encode the request body of {endpoint}: {e}"
-        )))?;
+        let body = serde_json::to_vec(body).map_err(|e| {
+            Error::Config(format!("cannot encode the request body of {endpoint}: {e}"))
+        })?;
         let out = Outgoing {
             endpoint,
             version,
@@ -308,7 +310,10 @@ impl Client {
         self.call_prepared(&out).await
     }
 
-    async fn call_prepared<Resp: DeserializeOwned>(&self, out: &Outgoing<'_>) -> Result<Resp, Error> {
+    async fn call_prepared<Resp: DeserializeOwned>(
+        &self,
+        out: &Outgoing<'_>,
+    ) -> Result<Resp, Error> {
         let token = self.session_token().await?;
         let reply = self.send(out, &Auth::Bearer(&token.raw)).await?;
         // mirrors session.py: Session._send_request, one token refresh and retry on any 401
@@ -380,7 +385,9 @@ impl Client {
             _ => {
                 return Err(Error::Auth {
                     url: self.inner.base.clone(),
-                    message: "no credentials: neither an access key and secret nor a token is configured".to_owned(),
+                    message:
+                        "no credentials: neither an access key and secret nor a token is configured"
+                            .to_owned(),
                 });
             }
         };
@@ -455,7 +462,12 @@ impl Client {
         }
     }
 
-    async fn send_once(&self, url: &str, out: &Outgoing<'_>, auth: &Auth<'_>) -> Result<Reply, Error> {
+    async fn send_once(
+        &self,
+        url: &str,
+        out: &Outgoing<'_>,
+        auth: &Auth<'_>,
+    ) -> Result<Reply, Error> {
         let config = &self.inner.config;
         let mut request = self
             .inner
@@ -464,9 +476,12 @@ impl Client {
             .header(reqwest::header::CONTENT_TYPE, out.content_type)
             .body(out.body.clone());
         request = match auth {
-            Auth::Bearer(token) => request.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}")),
+            Auth::Bearer(token) => {
+                request.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
+            }
             Auth::Basic(key, secret) => {
-                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"));
+                let pair =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"));
                 request.header(reqwest::header::AUTHORIZATION, format!("Basic {pair}"))
             }
         };
@@ -543,7 +558,9 @@ fn parse_envelope(endpoint: &str, reply: &Reply) -> Result<Value, Error> {
     let mut root: Value = serde_json::from_slice(&reply.body)
         .map_err(|_| bad("not a JSON document; is api_server a ClearML API server?"))?;
     let Some(meta) = root.get("meta").filter(|m| m.is_object()) else {
-        return Err(bad("not a ClearML reply (no meta); is api_server a ClearML API server?"));
+        return Err(bad(
+            "not a ClearML reply (no meta); is api_server a ClearML API server?",
+        ));
     };
     let meta: Meta = serde_json::from_value(meta.clone()).unwrap_or_default();
     let code = meta.result_code.unwrap_or(reply.status);

@@ -25,7 +25,9 @@ pub enum Error {
     #[error("{endpoint}: HTTP transport error: {cause}")]
     Transport { endpoint: String, cause: String },
     /// Login failed (bad or missing credentials, login rejected).
-    #[error("authentication with {url} failed: {message}; check api.credentials (CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY)")]
+    #[error(
+        "authentication with {url} failed: {message}; check api.credentials (CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY)"
+    )]
     Auth { url: String, message: String },
     /// The server answered with an error envelope (`meta.result_code` != 200).
     #[error("{endpoint} failed: {message} (error {code}/{subcode})")]
@@ -36,7 +38,9 @@ pub enum Error {
         endpoint: String,
     },
     /// The reply was not a ClearML envelope, or its `data` did not have the expected shape.
-    #[error("bad response from {endpoint} (HTTP {status}): {detail}; body starts with: {snippet:?}")]
+    #[error(
+        "bad response from {endpoint} (HTTP {status}): {detail}; body starts with: {snippet:?}"
+    )]
     BadResponse {
         endpoint: String,
         status: u16,

@@ -51,7 +51,8 @@ impl Events<'_> {
             })?;
             let extra = line.len() + usize::from(!packet.is_empty());
             if !packet.is_empty() && packet.len() + extra > limit {
-                self.send_packet(std::mem::take(&mut packet), &mut total).await?;
+                self.send_packet(std::mem::take(&mut packet), &mut total)
+                    .await?;
             }
             if !packet.is_empty() {
                 packet.push(b'\n');

@@ -26,7 +26,7 @@ pub use tasks::{
 };
 pub use token::{Identity, Token, TokenClaims};
 pub use types::{
-    Container, Execution, IdName, LogEvent, MachineStats, Project, Queue, QueueEntry, Script,
-    Task, Updated, Worker,
+    Container, Execution, IdName, LogEvent, MachineStats, Project, Queue, QueueEntry, Script, Task,
+    Updated, Worker,
 };
 pub use workers::{StatusReport, WorkerQuery, Workers};

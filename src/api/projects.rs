@@ -69,7 +69,11 @@ impl Projects<'_> {
     pub async fn get_by_id(&self, project: &str) -> Result<Project, Error> {
         let reply: ProjectReply = self
             .client
-            .call("projects.get_by_id", Some("2.13"), &json!({ "project": project }))
+            .call(
+                "projects.get_by_id",
+                Some("2.13"),
+                &json!({ "project": project }),
+            )
             .await?;
         Ok(reply.project)
     }

@@ -220,7 +220,9 @@ impl Tasks<'_> {
 
     /// The task's `container` (`tasks.get_all` /v2.14, only_fields container).
     pub async fn container(&self, task: &str) -> Result<Container, Error> {
-        let tasks = self.get_all(&TaskQuery::fields_of(task, &["container"])).await?;
+        let tasks = self
+            .get_all(&TaskQuery::fields_of(task, &["container"]))
+            .await?;
         Ok(tasks
             .into_iter()
             .next()
@@ -256,7 +258,11 @@ impl Tasks<'_> {
     }
 
     /// Records the container that ran the task (`tasks.edit` /v2.13, force).
-    pub async fn edit_container(&self, task: &str, container: &Container) -> Result<Updated, Error> {
+    pub async fn edit_container(
+        &self,
+        task: &str,
+        container: &Container,
+    ) -> Result<Updated, Error> {
         let mut fields = Map::new();
         fields.insert(
             "container".to_owned(),
@@ -277,7 +283,11 @@ impl Tasks<'_> {
     }
 
     /// `tasks.clone` (/v2.5) → the new task id.
-    pub async fn clone_task(&self, task: &str, new_task_name: Option<&str>) -> Result<String, Error> {
+    pub async fn clone_task(
+        &self,
+        task: &str,
+        new_task_name: Option<&str>,
+    ) -> Result<String, Error> {
         let mut body = json!({ "task": task });
         if let Some(name) = new_task_name {
             body["new_task_name"] = json!(name);
@@ -326,7 +336,9 @@ impl Tasks<'_> {
 
     /// `tasks.completed` (/v2.5).
     pub async fn completed(&self, change: &StatusChange) -> Result<Updated, Error> {
-        self.client.call("tasks.completed", Some("2.5"), change).await
+        self.client
+            .call("tasks.completed", Some("2.5"), change)
+            .await
     }
 
     /// `tasks.ping` (/v2.5): keeps `last_update` fresh.
@@ -339,7 +351,11 @@ impl Tasks<'_> {
     }
 
     /// `tasks.set_requirements` (/v2.5): replaces `script.requirements` whole.
-    pub async fn set_requirements(&self, task: &str, requirements: &Value) -> Result<Updated, Error> {
+    pub async fn set_requirements(
+        &self,
+        task: &str,
+        requirements: &Value,
+    ) -> Result<Updated, Error> {
         self.client
             .call(
                 "tasks.set_requirements",

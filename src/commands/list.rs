@@ -150,9 +150,8 @@ mod yaml {
 
         // mirrors yaml/emitter.py: Emitter.write_plain
         fn plain(&mut self, text: &str, indent: usize, split: bool) {
-            let mut words = text.split(' ').peekable();
             let mut first = true;
-            while let Some(word) = words.next() {
+            for word in text.split(' ') {
                 if !first {
                     // A single space between two words folds once the line is past the width.
                     if split && !word.is_empty() && self.column > WIDTH && !self.last_was_space() {
@@ -163,7 +162,6 @@ mod yaml {
                 }
                 self.write(word);
                 first = false;
-                let _ = words.peek();
             }
         }
 
@@ -206,7 +204,10 @@ mod yaml {
                         self.write(&" ".repeat(indent));
                         start = end;
                     }
-                } else if (ch.is_none() || ch == Some(' ') || ch.is_some_and(is_break) || ch == Some('\''))
+                } else if (ch.is_none()
+                    || ch == Some(' ')
+                    || ch.is_some_and(is_break)
+                    || ch == Some('\''))
                     && start < end
                 {
                     self.write(&chars[start..end].iter().collect::<String>());
@@ -347,7 +348,7 @@ mod yaml {
             if is_break(ch) {
                 line_breaks = true;
             }
-            if !(ch == '\n' || ('\u{20}'..='\u{7e}').contains(&ch)) && !printable(ch) {
+            if !printable(ch) {
                 special = true;
             }
             if ch == ' ' {
@@ -462,7 +463,8 @@ mod yaml {
         let mut parts = t.split(':');
         let head = parts.next().unwrap_or("");
         let tail: Vec<&str> = parts.collect();
-        let head_ok = head.starts_with(|c: char| ('1'..='9').contains(&c)) && dec_digits_underscore(head);
+        let head_ok =
+            head.starts_with(|c: char| ('1'..='9').contains(&c)) && dec_digits_underscore(head);
         head_ok && (tail.is_empty() || sexagesimal_tail(&tail))
     }
 
@@ -475,16 +477,16 @@ mod yaml {
             return true;
         }
         // [0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*
-        if let Some((int_part, frac)) = t.split_once('.') {
-            if int_part.contains(':') {
-                let mut parts = int_part.split(':');
-                let head = parts.next().unwrap_or("");
-                let tail: Vec<&str> = parts.collect();
-                return head.starts_with(|c: char| c.is_ascii_digit())
-                    && dec_digits_underscore(head)
-                    && sexagesimal_tail(&tail)
-                    && frac.chars().all(|c| c.is_ascii_digit() || c == '_');
-            }
+        if let Some((int_part, frac)) = t.split_once('.')
+            && int_part.contains(':')
+        {
+            let mut parts = int_part.split(':');
+            let head = parts.next().unwrap_or("");
+            let tail: Vec<&str> = parts.collect();
+            return head.starts_with(|c: char| c.is_ascii_digit())
+                && dec_digits_underscore(head)
+                && sexagesimal_tail(&tail)
+                && frac.chars().all(|c| c.is_ascii_digit() || c == '_');
         }
         // [0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?  |  \.[0-9][0-9_]*([eE][-+][0-9]+)?
         let (mantissa, exponent) = match t.find(['e', 'E']) {
@@ -653,16 +655,35 @@ mod yaml {
             assert!(resolves_to_str("worker-1"));
             // Cases checked against PyYAML: plain (true) or quoted (false).
             for (text, plain) in [
-                ("-.5e+3", true), (".5e+3", false), ("1_000", false), ("1:30", false),
-                ("1.2.3", true), ("+1", false), ("0o7", true), ("07", false), ("08", true),
-                ("1e5", true), ("1.0e5", true), ("a#b", true), ("-x", true),
+                ("-.5e+3", true),
+                (".5e+3", false),
+                ("1_000", false),
+                ("1:30", false),
+                ("1.2.3", true),
+                ("+1", false),
+                ("0o7", true),
+                ("07", false),
+                ("08", true),
+                ("1e5", true),
+                ("1.0e5", true),
+                ("a#b", true),
+                ("-x", true),
                 ("http://x:8008", true),
             ] {
-                assert_eq!(resolves_to_str(text) && analyze(text).block_plain, plain, "{text}");
+                assert_eq!(
+                    resolves_to_str(text) && analyze(text).block_plain,
+                    plain,
+                    "{text}"
+                );
             }
-            let quoted = dump(&serde_json::json!({"a": "- a", "b": "a #b", "c": "? x", "d": "@x",
-                "e": "trailing ", "f": " lead", "g": "tab\tx", "h": "x: "}));
-            assert_eq!(quoted, "a: '- a'\nb: 'a #b'\nc: '? x'\nd: '@x'\ne: 'trailing '\nf: ' lead'\ng: \"tab\\tx\"\nh: 'x: '\n");
+            let quoted = dump(
+                &serde_json::json!({"a": "- a", "b": "a #b", "c": "? x", "d": "@x",
+                "e": "trailing ", "f": " lead", "g": "tab\tx", "h": "x: "}),
+            );
+            assert_eq!(
+                quoted,
+                "a: '- a'\nb: 'a #b'\nc: '? x'\nd: '@x'\ne: 'trailing '\nf: ' lead'\ng: \"tab\\tx\"\nh: 'x: '\n"
+            );
         }
     }
 }

@@ -644,3 +644,351 @@ async fn status_changes_send_the_python_agents_payloads() {
         json!({"task": "t1", "status_message": "pulled by agent", "force": true})
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Against the project's test server.
+
+use clearml_agent::api::{
+    Container, MachineStats, ProjectQuery, QueueQuery, StatusReport, WorkerQuery, escape_regex,
+};
+use clearml_test_server::{Options, TestServer};
+
+fn server_config(server: &TestServer) -> ClientConfig {
+    let mut config = fast_config(&server.url());
+    config.access_key = Some(server.access_key().to_owned());
+    config.secret_key = Some(server.secret_key().to_owned());
+    config
+}
+
+fn start_server() -> TestServer {
+    TestServer::start_default().expect("test server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_lifecycle_through_a_queue() {
+    let server = start_server();
+    let client = Client::new(server_config(&server)).expect("client");
+    let claims = client.login().await.expect("login");
+    assert!(claims.api_version.is_some(), "{claims:?}");
+    assert_eq!(claims.effective_feature_set(), "basic");
+
+    let queues = client.queues();
+    let (default_id, default_name) = queues.get_default().await.expect("default queue");
+    assert_eq!(default_name, "default");
+    let qid = queues.create("api q.1", &[]).await.expect("create queue");
+    let found = queues
+        .get_all(&QueueQuery {
+            name: Some(escape_regex("api q.1")),
+            only_fields: Some(vec!["name".into(), "id".into()]),
+            ..QueueQuery::default()
+        })
+        .await
+        .expect("queue by name");
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].id.as_str(), found[0].name.as_str()),
+        (qid.as_str(), "api q.1")
+    );
+    assert_ne!(qid, default_id);
+    let err = queues
+        .get_by_id("0".repeat(32).as_str())
+        .await
+        .expect_err("no queue");
+    assert!(err.is_queue_not_found(), "{err}");
+
+    let task = server
+        .create_task(json!({"name": "api task", "script": {
+            "repository": "https://example.com/r.git", "branch": "main", "entry_point": "a.py",
+            "requirements": {"pip": "numpy\nclearml"}}}))
+        .expect("seed task");
+    let tasks = client.tasks();
+    let queued = tasks
+        .enqueue(&StatusChange::new(&task), Some(&qid))
+        .await
+        .expect("enqueue");
+    assert_eq!(queued.queued, 1);
+    assert_eq!(
+        queues.get_by_id(&qid).await.expect("queue").entries[0].task,
+        task
+    );
+
+    let next = queues.get_next_task(&qid, false).await.expect("pop");
+    assert_eq!(next.map(|n| n.task), Some(task.clone()));
+    assert_eq!(
+        queues.get_next_task(&qid, false).await.expect("pop empty"),
+        None
+    );
+
+    let started = tasks
+        .started(
+            &StatusChange::new(&task)
+                .message("pulled by agent")
+                .force(true),
+        )
+        .await
+        .expect("started");
+    assert_eq!(started.updated, 1);
+    let read = tasks.get_by_id(&task).await.expect("get_by_id");
+    assert_eq!(read.id, task);
+    assert_eq!(read.status, "in_progress");
+    assert_eq!(read.status_message, "pulled by agent");
+    assert_eq!(read.script.repository, "https://example.com/r.git");
+    assert_eq!(read.script.entry_point, "a.py");
+    assert_eq!(read.script.requirements["pip"], "numpy\nclearml");
+    let status = tasks.status(&task).await.expect("status").expect("exists");
+    assert_eq!(status.status, "in_progress");
+    assert_eq!(tasks.status(&"f".repeat(32)).await.expect("status"), None);
+
+    let mut runtime = tasks.runtime(&task).await.expect("runtime");
+    runtime.insert("_exec_agent_hostname".into(), json!("host-1"));
+    tasks
+        .edit_runtime(&task, &runtime)
+        .await
+        .expect("edit runtime");
+    assert_eq!(
+        tasks.runtime(&task).await.expect("runtime")["_exec_agent_hostname"],
+        "host-1"
+    );
+    let container = Container {
+        image: Some("python:3.11".into()),
+        arguments: Some("-e X=1".into()),
+        setup_shell_script: None,
+    };
+    tasks
+        .edit_container(&task, &container)
+        .await
+        .expect("edit container");
+    let stored = tasks.container(&task).await.expect("container");
+    assert_eq!(stored.image.as_deref(), Some("python:3.11"));
+    assert_eq!(stored.arguments.as_deref(), Some("-e X=1"));
+    tasks
+        .set_version_num(&task, "abc123")
+        .await
+        .expect("version");
+    let requirements = json!({"pip": ["numpy==2.0", "clearml==2.1"], "org_pip": "numpy\nclearml"});
+    tasks
+        .set_requirements(&task, &requirements)
+        .await
+        .expect("requirements");
+    let read = tasks.get_by_id(&task).await.expect("get_by_id");
+    assert_eq!(read.script.version_num, "abc123");
+    assert_eq!(
+        read.script.branch, "main",
+        "script edit merges one level deep"
+    );
+    assert_eq!(read.script.requirements, requirements);
+    tasks.ping(&task).await.expect("ping");
+    let params = tasks
+        .get_hyper_params(std::slice::from_ref(&task))
+        .await
+        .expect("hyper params");
+    assert_eq!(params.len(), 1);
+
+    tasks
+        .completed(&StatusChange::new(&task).reason("worker execution done"))
+        .await
+        .expect("completed");
+    assert_eq!(server.task(&task).expect("task")["status"], "completed");
+    let clone = tasks
+        .clone_task(&task, Some("Clone of api task"))
+        .await
+        .expect("clone");
+    let cloned = tasks.get_by_id(&clone).await.expect("clone read");
+    assert_eq!(
+        (cloned.name.as_str(), cloned.status.as_str()),
+        ("Clone of api task", "created")
+    );
+
+    let err = tasks.get_by_id(&"0".repeat(32)).await.expect_err("no task");
+    assert!(err.is_task_not_found(), "{err}");
+    let err = tasks
+        .completed(&StatusChange::new(&clone))
+        .await
+        .expect_err("created → completed is illegal");
+    assert!(err.is_invalid_task_status(), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dequeue_claims_a_queued_task() {
+    let server = start_server();
+    let client = Client::new(server_config(&server)).expect("client");
+    let task = server.create_task(json!({})).expect("task");
+    server.enqueue(&task, "default").expect("enqueue");
+    let claimed = client
+        .tasks()
+        .dequeue(&task, Some("in_progress"))
+        .await
+        .expect("dequeue");
+    assert_eq!(claimed.updated, 1);
+    assert_eq!(server.task(&task).expect("task")["status"], "in_progress");
+    assert!(server.queue_entries("default").expect("entries").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_register_report_list_and_unregister() {
+    let server = start_server();
+    let client = Client::new(server_config(&server)).expect("client");
+    let (qid, _) = client.queues().get_default().await.expect("default");
+    let task = server.create_task(json!({})).expect("task");
+    let workers = client.workers();
+    workers
+        .register("host-1:cpu:0", std::slice::from_ref(&qid), None)
+        .await
+        .expect("register");
+    let report = StatusReport {
+        worker: "host-1:cpu:0".into(),
+        timestamp: now() * 1000,
+        machine_stats: Some(MachineStats {
+            cpu_usage: Some(vec![12.5, 40.0]),
+            memory_used: Some(1024.0),
+            memory_free: Some(2048.0),
+            disk_free_home: Some(55.0),
+            ..MachineStats::default()
+        }),
+        tags: None,
+        is_daemon: true,
+        task: Some(task.clone()),
+        queue: Some(qid.clone()),
+        queues: Some(vec![qid.clone()]),
+    };
+    workers.status_report(&report).await.expect("status report");
+    let all = workers
+        .get_all(&WorkerQuery::default())
+        .await
+        .expect("get_all");
+    let me = all
+        .iter()
+        .find(|w| w.id == "host-1:cpu:0")
+        .expect("registered worker listed");
+    assert_eq!(me.task.as_ref().map(|t| t.id.as_str()), Some(task.as_str()));
+    assert_eq!(
+        server.task(&task).expect("task")["last_worker"],
+        "host-1:cpu:0"
+    );
+    let raw = workers
+        .get_all_raw(&WorkerQuery::default())
+        .await
+        .expect("raw");
+    assert!(raw["workers"].is_array(), "{raw}");
+
+    workers
+        .unregister("host-1:cpu:0", &[])
+        .await
+        .expect("unregister");
+    let all = workers
+        .get_all(&WorkerQuery::default())
+        .await
+        .expect("get_all");
+    assert!(all.iter().all(|w| w.id != "host-1:cpu:0"), "{all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_events_reach_the_server_in_order_across_packets() {
+    let server = start_server();
+    let mut config = server_config(&server);
+    config.max_batch_bytes = 4096;
+    let client = Client::new(config).expect("client");
+    let task = server.create_task(json!({})).expect("task");
+    let mut events: Vec<LogEvent> = (0..60)
+        .map(|i| LogEvent {
+            task: task.clone(),
+            level: "INFO".into(),
+            worker: "host-1:cpu:0".into(),
+            msg: format!("line {i:02} {}", "y".repeat(100)),
+            timestamp: 1_700_000_000_000 + i * 10,
+        })
+        .collect();
+    // One message longer than the 64 KiB cap is split into two events.
+    events.push(LogEvent {
+        msg: "z".repeat(64 * 1024 + 10),
+        timestamp: 1_700_000_001_000,
+        ..events[0].clone()
+    });
+    let result = client.events().add_log_events(&events).await.expect("add");
+    assert_eq!((result.added, result.errors), (62, 0));
+    assert!(result.packets > 2, "{result:?}");
+    let stored = server.log_events(&task).expect("events");
+    let messages: Vec<&str> = stored
+        .iter()
+        .map(|e| e["msg"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(messages.len(), 62);
+    assert_eq!(messages[0], events[0].msg);
+    assert_eq!(messages[59], events[59].msg);
+    assert_eq!(messages[60].len() + messages[61].len(), 64 * 1024 + 10);
+    assert_eq!(stored[0]["level"], "INFO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_create_find_and_read() {
+    let server = start_server();
+    let client = Client::new(server_config(&server)).expect("client");
+    let projects = client.projects();
+    let id = projects.create("examples", "").await.expect("create");
+    let found = projects
+        .get_all(&ProjectQuery {
+            name: Some(format!("^{}$", escape_regex("examples"))),
+            only_fields: Some(vec!["id".into()]),
+            ..ProjectQuery::default()
+        })
+        .await
+        .expect("get_all");
+    assert_eq!(
+        found.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    assert_eq!(
+        projects.get_by_id(&id).await.expect("read").name,
+        "examples"
+    );
+    let user = client.auth().current_user().await.expect("current user");
+    assert_eq!(Some(user.id), client.claims().and_then(|c| c.identity.user));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_wait_for_a_server_that_comes_back() {
+    let mut server = start_server();
+    let mut config = server_config(&server);
+    config.retries = RetryPolicy {
+        total: 100,
+        backoff_factor: 0.05,
+        max_backoff: Duration::from_millis(100),
+        ..RetryPolicy::default()
+    };
+    let client = Client::new(config).expect("client");
+    client.login().await.expect("login");
+    let task = server.create_task(json!({})).expect("task");
+    tokio::task::block_in_place(|| server.stop());
+    let pinger = {
+        let client = client.clone();
+        let task = task.clone();
+        tokio::spawn(async move { client.tasks().ping(&task).await })
+    };
+    // Let the first attempts be refused, then serve again on the same port.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| server.restart()).expect("restart");
+    pinger
+        .await
+        .expect("join")
+        .expect("ping once the server is back");
+    assert_eq!(server.calls("tasks.ping"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_server_tokens_are_renewed_without_a_401() {
+    let server = TestServer::start(Options {
+        token_lifetime: Duration::from_secs(2),
+        ..Options::default()
+    })
+    .expect("server");
+    let client = Client::new(server_config(&server)).expect("client");
+    let task = server.create_task(json!({})).expect("task");
+    client.tasks().ping(&task).await.expect("ping 1");
+    let first = client.token();
+    // Past half of the token's 2 s life: the next call logs in again before it is sent.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    client.tasks().ping(&task).await.expect("ping 2");
+    assert_ne!(client.token(), first);
+    assert_eq!(server.calls("auth.login"), 2);
+    assert_eq!(server.calls("tasks.ping"), 2);
+}

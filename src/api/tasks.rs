@@ -1,0 +1,376 @@
+//! `tasks.*`: reading a task, status changes, edits, requirements and hyperparameters.
+//!
+//! Versions follow clearml-agent 3.0.3 (inventory §3.1): status changes, ping, clone, enqueue,
+//! set_requirements and the script edit at /v2.5; status polling and the container read at
+//! /v2.14; the runtime read at /v2.15; the container edit at /v2.13; dequeue, the runtime edit and
+//! get_hyper_params unversioned. One deliberate difference: `get_by_id` goes to /v2.13, not
+//! /v2.5, so the server skips its legacy shims (`execution.docker_cmd`, `execution.parameters`)
+//! and answers with `container` and `hyperparams`, which is what [`Task`] reads.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::client::Client;
+use super::error::Error;
+use super::types::{Container, Task, Updated, nullable};
+
+/// Calls of the `tasks` service.
+pub struct Tasks<'a> {
+    client: &'a Client,
+}
+
+/// A status change request (`tasks.started` / `stopped` / `failed` / `completed`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatusChange {
+    pub task: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    pub force: bool,
+}
+
+impl StatusChange {
+    pub fn new(task: impl Into<String>) -> StatusChange {
+        StatusChange {
+            task: task.into(),
+            ..StatusChange::default()
+        }
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> StatusChange {
+        self.status_reason = Some(reason.into());
+        self
+    }
+
+    pub fn message(mut self, message: impl Into<String>) -> StatusChange {
+        self.status_message = Some(message.into());
+        self
+    }
+
+    pub fn force(mut self, force: bool) -> StatusChange {
+        self.force = force;
+        self
+    }
+}
+
+/// A `tasks.get_all` query; unset fields are not sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TaskQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_fields: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search_hidden: Option<bool>,
+}
+
+impl TaskQuery {
+    /// `{id: [task], only_fields, search_hidden: true}`, the agent's usual form.
+    pub fn fields_of(task: &str, only_fields: &[&str]) -> TaskQuery {
+        TaskQuery {
+            id: Some(vec![task.to_owned()]),
+            only_fields: Some(only_fields.iter().map(|f| (*f).to_owned()).collect()),
+            search_hidden: Some(true),
+            ..TaskQuery::default()
+        }
+    }
+}
+
+/// The status fields the abort poll reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TaskStatus {
+    #[serde(deserialize_with = "nullable")]
+    pub status: String,
+    #[serde(deserialize_with = "nullable")]
+    pub status_message: String,
+    #[serde(deserialize_with = "nullable")]
+    pub status_reason: String,
+}
+
+/// `tasks.enqueue` reply.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EnqueueResult {
+    #[serde(deserialize_with = "nullable")]
+    pub updated: u64,
+    #[serde(deserialize_with = "nullable")]
+    pub queued: u64,
+    pub fields: Value,
+}
+
+/// One hyperparameter of `tasks.get_hyper_params`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct HyperParam {
+    #[serde(deserialize_with = "nullable")]
+    pub section: String,
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(deserialize_with = "nullable")]
+    pub value: String,
+    #[serde(rename = "type", deserialize_with = "nullable")]
+    pub param_type: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub description: Option<String>,
+}
+
+/// The hyperparameters of one task.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TaskHyperParams {
+    #[serde(deserialize_with = "nullable")]
+    pub task: String,
+    #[serde(deserialize_with = "nullable")]
+    pub hyperparams: Vec<HyperParam>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TaskReply {
+    #[serde(deserialize_with = "nullable")]
+    task: Task,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TasksReply {
+    #[serde(deserialize_with = "nullable")]
+    tasks: Vec<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct IdReply {
+    #[serde(deserialize_with = "nullable")]
+    id: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ParamsReply {
+    #[serde(deserialize_with = "nullable")]
+    params: Vec<TaskHyperParams>,
+}
+
+impl Client {
+    /// The `tasks` calls.
+    pub fn tasks(&self) -> Tasks<'_> {
+        Tasks { client: self }
+    }
+}
+
+impl Tasks<'_> {
+    /// `tasks.get_by_id` (/v2.13, see the module note). Unknown id: `Error::is_task_not_found`.
+    pub async fn get_by_id(&self, task: &str) -> Result<Task, Error> {
+        let reply: TaskReply = self
+            .client
+            .call("tasks.get_by_id", Some("2.13"), &json!({ "task": task }))
+            .await?;
+        Ok(reply.task)
+    }
+
+    /// `tasks.get_all` (/v2.14): the projected task objects.
+    pub async fn get_all(&self, query: &TaskQuery) -> Result<Vec<Value>, Error> {
+        self.get_all_at("2.14", query).await
+    }
+
+    /// `tasks.get_all` at an explicit version.
+    pub async fn get_all_at(&self, version: &str, query: &TaskQuery) -> Result<Vec<Value>, Error> {
+        let reply: TasksReply = self
+            .client
+            .call("tasks.get_all", Some(version), query)
+            .await?;
+        Ok(reply.tasks)
+    }
+
+    /// The abort poll: `tasks.get_all {id, only_fields: [status, status_message], search_hidden}`
+    /// (/v2.14). None when the task does not exist.
+    // mirrors clearml_agent/commands/worker.py: Worker._wait_for_command / get_task status polling
+    pub async fn status(&self, task: &str) -> Result<Option<TaskStatus>, Error> {
+        let query = TaskQuery::fields_of(task, &["status", "status_message", "status_reason"]);
+        let tasks = self.get_all(&query).await?;
+        Ok(tasks
+            .into_iter()
+            .next()
+            .map(|t| serde_json::from_value(t).unwrap_or_default()))
+    }
+
+    /// The task's `runtime` map (`tasks.get_all` /v2.15, only_fields runtime); empty if unset.
+    pub async fn runtime(&self, task: &str) -> Result<Map<String, Value>, Error> {
+        let tasks = self
+            .get_all_at("2.15", &TaskQuery::fields_of(task, &["runtime"]))
+            .await?;
+        Ok(tasks
+            .into_iter()
+            .next()
+            .and_then(|mut t| match t.get_mut("runtime").map(Value::take) {
+                Some(Value::Object(map)) => Some(map),
+                _ => None,
+            })
+            .unwrap_or_default())
+    }
+
+    /// The task's `container` (`tasks.get_all` /v2.14, only_fields container).
+    pub async fn container(&self, task: &str) -> Result<Container, Error> {
+        let tasks = self
+            .get_all(&TaskQuery::fields_of(task, &["container"]))
+            .await?;
+        Ok(tasks
+            .into_iter()
+            .next()
+            .and_then(|mut t| t.get_mut("container").map(Value::take))
+            .and_then(|c| serde_json::from_value(c).ok())
+            .unwrap_or_default())
+    }
+
+    /// `tasks.edit {task, force: true, ...fields}` at `version`. Remember the server's merge
+    /// rule: `script`/`execution`/`output`/`models` merge one level deep, the rest is replaced.
+    pub async fn edit(
+        &self,
+        task: &str,
+        version: Option<&str>,
+        fields: Map<String, Value>,
+    ) -> Result<Updated, Error> {
+        let mut body = Map::new();
+        body.insert("task".to_owned(), json!(task));
+        body.insert("force".to_owned(), json!(true));
+        body.extend(fields);
+        self.client.call("tasks.edit", version, &body).await
+    }
+
+    /// Replaces the whole `runtime` map (`tasks.edit`, unversioned, force).
+    pub async fn edit_runtime(
+        &self,
+        task: &str,
+        runtime: &Map<String, Value>,
+    ) -> Result<Updated, Error> {
+        let mut fields = Map::new();
+        fields.insert("runtime".to_owned(), Value::Object(runtime.clone()));
+        self.edit(task, None, fields).await
+    }
+
+    /// Records the container that ran the task (`tasks.edit` /v2.13, force).
+    pub async fn edit_container(
+        &self,
+        task: &str,
+        container: &Container,
+    ) -> Result<Updated, Error> {
+        let mut fields = Map::new();
+        fields.insert(
+            "container".to_owned(),
+            json!({
+                "image": container.image.clone().unwrap_or_default(),
+                "arguments": container.arguments.clone().unwrap_or_default(),
+                "setup_shell_script": container.setup_shell_script.clone().unwrap_or_default(),
+            }),
+        );
+        self.edit(task, Some("2.13"), fields).await
+    }
+
+    /// Records the commit that ran (`tasks.edit {script: {version_num}}` /v2.5, force).
+    pub async fn set_version_num(&self, task: &str, commit: &str) -> Result<Updated, Error> {
+        let mut fields = Map::new();
+        fields.insert("script".to_owned(), json!({ "version_num": commit }));
+        self.edit(task, Some("2.5"), fields).await
+    }
+
+    /// `tasks.clone` (/v2.5) → the new task id.
+    pub async fn clone_task(
+        &self,
+        task: &str,
+        new_task_name: Option<&str>,
+    ) -> Result<String, Error> {
+        let mut body = json!({ "task": task });
+        if let Some(name) = new_task_name {
+            body["new_task_name"] = json!(name);
+        }
+        let reply: IdReply = self.client.call("tasks.clone", Some("2.5"), &body).await?;
+        Ok(reply.id)
+    }
+
+    /// `tasks.enqueue` (/v2.5); `queue` None means the server's default queue.
+    pub async fn enqueue(
+        &self,
+        change: &StatusChange,
+        queue: Option<&str>,
+    ) -> Result<EnqueueResult, Error> {
+        let mut body = serde_json::to_value(change).unwrap_or_else(|_| json!({}));
+        if let Some(queue) = queue {
+            body["queue"] = json!(queue);
+        }
+        self.client.call("tasks.enqueue", Some("2.5"), &body).await
+    }
+
+    /// `tasks.dequeue` (unversioned; `new_status` needs API 2.26). The agent claims a task with
+    /// `new_status: "in_progress"` and proceeds only if `updated` is 1.
+    pub async fn dequeue(&self, task: &str, new_status: Option<&str>) -> Result<Updated, Error> {
+        let mut body = json!({ "task": task });
+        if let Some(status) = new_status {
+            body["new_status"] = json!(status);
+        }
+        self.client.call("tasks.dequeue", None, &body).await
+    }
+
+    /// `tasks.started` (/v2.5).
+    pub async fn started(&self, change: &StatusChange) -> Result<Updated, Error> {
+        self.client.call("tasks.started", Some("2.5"), change).await
+    }
+
+    /// `tasks.stopped` (/v2.5).
+    pub async fn stopped(&self, change: &StatusChange) -> Result<Updated, Error> {
+        self.client.call("tasks.stopped", Some("2.5"), change).await
+    }
+
+    /// `tasks.failed` (/v2.5).
+    pub async fn failed(&self, change: &StatusChange) -> Result<Updated, Error> {
+        self.client.call("tasks.failed", Some("2.5"), change).await
+    }
+
+    /// `tasks.completed` (/v2.5).
+    pub async fn completed(&self, change: &StatusChange) -> Result<Updated, Error> {
+        self.client
+            .call("tasks.completed", Some("2.5"), change)
+            .await
+    }
+
+    /// `tasks.ping` (/v2.5): keeps `last_update` fresh.
+    pub async fn ping(&self, task: &str) -> Result<(), Error> {
+        let _: Value = self
+            .client
+            .call("tasks.ping", Some("2.5"), &json!({ "task": task }))
+            .await?;
+        Ok(())
+    }
+
+    /// `tasks.set_requirements` (/v2.5): replaces `script.requirements` whole.
+    pub async fn set_requirements(
+        &self,
+        task: &str,
+        requirements: &Value,
+    ) -> Result<Updated, Error> {
+        self.client
+            .call(
+                "tasks.set_requirements",
+                Some("2.5"),
+                &json!({ "task": task, "requirements": requirements }),
+            )
+            .await
+    }
+
+    /// `tasks.get_hyper_params` (unversioned).
+    pub async fn get_hyper_params(&self, tasks: &[String]) -> Result<Vec<TaskHyperParams>, Error> {
+        let reply: ParamsReply = self
+            .client
+            .call("tasks.get_hyper_params", None, &json!({ "tasks": tasks }))
+            .await?;
+        Ok(reply.params)
+    }
+}

@@ -1,1 +1,764 @@
 //! Shipping task output to the server as log events, with no line lost.
+//!
+//! Raw output bytes become lines (split on `\n`, UTF-8 with replacement, carriage returns and
+//! backspaces handled as the Python agent does), lines become events of at most 64 KiB, events go
+//! out in packets of at most 1 MiB through a [`LogSink`]. One background task ships: it sends as
+//! soon as the previous send completed and lines are pending, retries with exponential backoff while
+//! the server is down, and spills the backlog to a file (see [`super::spill`]) beyond a memory limit.
+//! How events travel over HTTP is the sink's business, not this module's.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::spill::Spill;
+
+/// Largest `msg` of one event, in bytes (clearml_agent/commands/events.py: Events.max_event_size,
+/// which counts characters; bytes is the stricter bound).
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Largest `events.add_batch` body, in bytes of JSON lines (Events.max_packet_size).
+pub const MAX_PACKET_BYTES: usize = 1024 * 1024;
+
+/// One log event as `events.add_batch` takes it (`type: "log"` is implied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    pub task: String,
+    pub level: String,
+    pub worker: String,
+    pub msg: String,
+    pub timestamp_ms: i64,
+}
+
+impl LogEvent {
+    /// An upper bound of this event's size as one JSON line, whatever the encoder escapes.
+    pub fn encoded_len_bound(&self) -> usize {
+        // {"type":"log","level":"","task":"","worker":"","msg":"","timestamp":} plus 20 digits.
+        const OVERHEAD: usize = 96;
+        OVERHEAD
+            + escaped_len_bound(&self.level)
+            + escaped_len_bound(&self.task)
+            + escaped_len_bound(&self.worker)
+            + escaped_len_bound(&self.msg)
+    }
+}
+
+/// JSON string length bound: `\uXXXX` for controls and (ASCII-only encoders) every UTF-16 unit.
+fn escaped_len_bound(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => 2,
+            ' '..='~' => 1,
+            c if c.is_ascii() => 6,
+            c => 6 * c.len_utf16(),
+        })
+        .sum()
+}
+
+/// Why a send failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The server is unreachable or answered 5xx: the same events are sent again later.
+    #[error("log server unavailable: {0}")]
+    Retryable(String),
+    /// The server refused these events: retrying cannot help, they are dropped.
+    #[error("log events rejected: {0}")]
+    Rejected(String),
+}
+
+/// Where log events go (the API client, or a test collector).
+pub trait LogSink: Send + Sync + 'static {
+    fn send<'a>(
+        &'a self,
+        events: &'a [LogEvent],
+    ) -> impl Future<Output = Result<(), SinkError>> + Send + 'a;
+}
+
+/// Log levels the agent uses for task logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+        }
+    }
+
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            LogLevel::Debug => 0,
+            LogLevel::Info => 1,
+            LogLevel::Warning => 2,
+            LogLevel::Error => 3,
+        }
+    }
+
+    pub(crate) fn from_byte(byte: u8) -> Self {
+        match byte {
+            1 => LogLevel::Info,
+            2 => LogLevel::Warning,
+            3 => LogLevel::Error,
+            _ => LogLevel::Debug,
+        }
+    }
+}
+
+/// One processed line waiting to be shipped. `text` ends with `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Line {
+    pub(crate) timestamp_ms: i64,
+    pub(crate) level: LogLevel,
+    pub(crate) text: String,
+}
+
+/// Settings of one task's log pipeline.
+pub struct LogConfig {
+    pub task: String,
+    pub worker: String,
+    /// `agent.suppress_carriage_return`: keep only the last segment of a `\r`-rewritten line;
+    /// false turns each `\r` into a line break.
+    pub suppress_carriage_return: bool,
+    /// A trailing partial line is shipped after it has been pending this long.
+    pub flush_interval: Duration,
+    /// Backlog held in memory before the rest goes to the spill file.
+    pub memory_limit_bytes: usize,
+    /// Directory for the spill file.
+    pub spill_dir: PathBuf,
+    /// First retry delay after a failed send; doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Processed lines are also written here (the daemon's stdout in `--foreground`).
+    pub echo: Option<Box<dyn Write + Send>>,
+}
+
+impl LogConfig {
+    pub fn new(task: impl Into<String>, worker: impl Into<String>, spill_dir: PathBuf) -> Self {
+        Self {
+            task: task.into(),
+            worker: worker.into(),
+            suppress_carriage_return: true,
+            flush_interval: Duration::from_secs(2),
+            memory_limit_bytes: 8 * 1024 * 1024,
+            spill_dir,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            echo: None,
+        }
+    }
+}
+
+/// What happened to the task's log lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogReport {
+    /// Lines accepted into the pipeline.
+    pub lines: u64,
+    /// Lines the sink accepted.
+    pub delivered_lines: u64,
+    /// Lines in events the server rejected.
+    pub rejected_lines: u64,
+    /// Lines still pending when `finish` timed out.
+    pub undelivered_lines: u64,
+    /// Lines that went through the spill file.
+    pub spilled_lines: u64,
+    /// Successful sends.
+    pub requests: u64,
+    /// Failed sends that were retried.
+    pub retries: u64,
+}
+
+enum Input {
+    Output(Vec<u8>),
+    Line(LogLevel, String),
+    Finish(Duration, oneshot::Sender<()>),
+}
+
+/// The log pipeline of one task. Feed it with [`LogPipeline::push_output`], end it with
+/// [`LogPipeline::finish`].
+pub struct LogPipeline {
+    tx: mpsc::UnboundedSender<Input>,
+    task: JoinHandle<LogReport>,
+}
+
+impl LogPipeline {
+    /// Starts the shipper task on the current tokio runtime.
+    pub fn start<S: LogSink>(config: LogConfig, sink: Arc<S>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(Shipper::new(config, sink).run(rx));
+        Self { tx, task }
+    }
+
+    /// Raw bytes of the task's output (DEBUG level).
+    pub fn push_output(&self, bytes: Vec<u8>) {
+        // The shipper only ends after `finish`, which consumes `self`.
+        let _ = self.tx.send(Input::Output(bytes));
+    }
+
+    /// An agent notice, shipped in order with the output (e.g. ERROR `User aborted: ...`). A
+    /// pending partial output line is flushed first.
+    pub fn push_line(&self, level: LogLevel, text: impl Into<String>) {
+        let _ = self.tx.send(Input::Line(level, text.into()));
+    }
+
+    /// Flushes everything and waits up to `timeout` for the backlog to reach the server.
+    pub async fn finish(self, timeout: Duration) -> LogReport {
+        let (done_tx, done_rx) = oneshot::channel();
+        let _ = self.tx.send(Input::Finish(timeout, done_tx));
+        let _ = done_rx.await;
+        drop(self.tx);
+        match self.task.await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::error!("log shipper failed: {error}");
+                LogReport::default()
+            }
+        }
+    }
+}
+
+/// Splits raw bytes into processed lines (mirrors clearml_agent/commands/worker.py:
+/// Worker._log_command_output._print_file, helper/console.py: decode_binary_lines and
+/// Worker.send_logs).
+pub(crate) struct LineSplitter {
+    pending: Vec<u8>,
+    suppress_cr: bool,
+}
+
+impl LineSplitter {
+    pub(crate) fn new(suppress_cr: bool) -> Self {
+        Self {
+            pending: Vec::new(),
+            suppress_cr,
+        }
+    }
+
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Adds bytes; returns the complete lines. A line longer than [`MAX_EVENT_BYTES`] is cut.
+    pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        self.pending.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(pos) = self.pending[start..].iter().position(|&b| b == b'\n') {
+            let end = start + pos;
+            while end - start > MAX_EVENT_BYTES {
+                let cut = utf8_cut(&self.pending[start..start + MAX_EVENT_BYTES]);
+                self.emit(start, start + cut, false, out);
+                start += cut;
+            }
+            self.emit(start, end, true, out);
+            start = end + 1;
+        }
+        while self.pending.len() - start > MAX_EVENT_BYTES {
+            let cut = utf8_cut(&self.pending[start..start + MAX_EVENT_BYTES]);
+            self.emit(start, start + cut, false, out);
+            start += cut;
+        }
+        self.pending.drain(..start);
+    }
+
+    /// Emits the pending partial line (as the Python agent does for a trailing partial line, with
+    /// `\n` appended), keeping an incomplete UTF-8 sequence at its end for the next bytes.
+    pub(crate) fn flush(&mut self, out: &mut Vec<String>, keep_incomplete_utf8: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let end = if keep_incomplete_utf8 {
+            match std::str::from_utf8(&self.pending) {
+                Ok(_) => self.pending.len(),
+                Err(error) if error.error_len().is_none() => error.valid_up_to(),
+                Err(_) => self.pending.len(),
+            }
+        } else {
+            self.pending.len()
+        };
+        if end == 0 {
+            return;
+        }
+        self.emit(0, end, true, out);
+        self.pending.drain(..end);
+    }
+
+    fn emit(&self, start: usize, end: usize, line_end: bool, out: &mut Vec<String>) {
+        if let Some(line) = process_line(&self.pending[start..end], self.suppress_cr, line_end) {
+            out.push(line);
+        }
+    }
+}
+
+/// Largest prefix length not splitting a UTF-8 character (falls back to the whole slice).
+fn utf8_cut(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Err(error) if error.error_len().is_none() && error.valid_up_to() > 0 => error.valid_up_to(),
+        _ => bytes.len(),
+    }
+}
+
+/// One raw line (without its `\n`) to its shipped text, ending with `\n` when `line_end` (a piece
+/// of an over-long line gets none, so the pieces join back into the line); `None` to skip it.
+pub(crate) fn process_line(raw: &[u8], suppress_cr: bool, line_end: bool) -> Option<String> {
+    let decoded = String::from_utf8_lossy(raw);
+    let mut line = if suppress_cr {
+        // helper/console.py: decode_binary_lines(overwrite_cr=True): the last segment, or the one
+        // before it when the line ends with '\r'.
+        let segments: Vec<&str> = decoded.split('\r').collect();
+        let last = segments.last().copied().unwrap_or_default();
+        if !last.is_empty() || segments.len() < 2 {
+            last.to_string()
+        } else {
+            segments[segments.len() - 2].to_string()
+        }
+    } else {
+        decoded.replace('\r', "\n")
+    };
+    // Worker.send_logs: backspaces look bad in the UI.
+    line.retain(|c| c != '\u{8}');
+    // Events.send_log_events skips a terminal reset; the Python check compares the line with its
+    // '\n' already appended and so never matches: we compare the content, as intended there.
+    if line == "\u{1b}[0m" {
+        return None;
+    }
+    if line_end && !line.ends_with('\n') {
+        line.push('\n');
+    }
+    (!line.is_empty()).then_some(line)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+type SendFuture = Pin<Box<dyn Future<Output = (Packet, Result<(), SinkError>)> + Send>>;
+
+/// Events of one send, and how many lines they carry.
+struct Packet {
+    events: Vec<LogEvent>,
+    lines: u64,
+}
+
+struct Shipper<S: LogSink> {
+    sink: Arc<S>,
+    task: String,
+    worker: String,
+    splitter: LineSplitter,
+    flush_interval: Duration,
+    memory_limit: usize,
+    spill_dir: PathBuf,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    echo: Option<Box<dyn Write + Send>>,
+    /// Oldest lines, in memory.
+    queue: VecDeque<Line>,
+    queue_bytes: usize,
+    /// Newer lines once the memory limit was hit; everything after the queue is here, in order.
+    spill: Option<Spill>,
+    spill_serial: u32,
+    /// A packet that failed and is sent again, unchanged.
+    retry: Option<Packet>,
+    last_timestamp: i64,
+    report: LogReport,
+}
+
+impl<S: LogSink> Shipper<S> {
+    fn new(config: LogConfig, sink: Arc<S>) -> Self {
+        Self {
+            sink,
+            task: config.task,
+            worker: config.worker,
+            splitter: LineSplitter::new(config.suppress_carriage_return),
+            flush_interval: config.flush_interval,
+            memory_limit: config.memory_limit_bytes.max(1),
+            spill_dir: config.spill_dir,
+            initial_backoff: config.initial_backoff,
+            max_backoff: config.max_backoff.max(config.initial_backoff),
+            echo: config.echo,
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            spill: None,
+            spill_serial: 0,
+            retry: None,
+            last_timestamp: 0,
+            report: LogReport::default(),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) -> LogReport {
+        let mut in_flight: Option<SendFuture> = None;
+        let mut retry_at: Option<Instant> = None;
+        let mut backoff = self.initial_backoff;
+        let mut partial_since: Option<Instant> = None;
+        let mut finishing: Option<(Instant, oneshot::Sender<()>)> = None;
+        let mut input_open = true;
+        loop {
+            if in_flight.is_none() && retry_at.is_none() {
+                let packet = match self.retry.take() {
+                    Some(packet) => Some(packet),
+                    None => self.next_packet(),
+                };
+                if let Some(packet) = packet {
+                    let sink = Arc::clone(&self.sink);
+                    in_flight = Some(Box::pin(async move {
+                        let result = sink.send(&packet.events).await;
+                        (packet, result)
+                    }));
+                }
+            }
+            if in_flight.is_none() && (finishing.is_some() || !input_open) && self.is_empty() {
+                break;
+            }
+            let partial_deadline = partial_since.map(|since| since + self.flush_interval);
+            let finish_deadline = finishing.as_ref().map(|(deadline, _)| *deadline);
+            tokio::select! {
+                biased;
+                (packet, result) = poll_opt(&mut in_flight) => {
+                    in_flight = None;
+                    match result {
+                        Ok(()) => {
+                            backoff = self.initial_backoff;
+                            self.report.requests += 1;
+                            self.report.delivered_lines += packet.lines;
+                        }
+                        Err(SinkError::Retryable(reason)) => {
+                            tracing::debug!("log send failed, retrying in {backoff:?}: {reason}");
+                            self.report.retries += 1;
+                            self.retry = Some(packet);
+                            retry_at = Some(Instant::now() + backoff);
+                            backoff = (backoff * 2).min(self.max_backoff);
+                        }
+                        Err(SinkError::Rejected(reason)) => {
+                            tracing::warn!("{} log lines dropped: {reason}", packet.lines);
+                            self.report.rejected_lines += packet.lines;
+                        }
+                    }
+                }
+                input = rx.recv(), if input_open => match input {
+                    Some(Input::Output(bytes)) => {
+                        let mut lines = Vec::new();
+                        self.splitter.push(&bytes, &mut lines);
+                        self.accept(LogLevel::Debug, lines);
+                        partial_since = match (self.splitter.has_partial(), partial_since) {
+                            (false, _) => None,
+                            (true, None) => Some(Instant::now()),
+                            (true, since) => since,
+                        };
+                    }
+                    Some(Input::Line(level, text)) => {
+                        self.flush_partial(false);
+                        partial_since = None;
+                        let line = if text.ends_with('\n') { text } else { text + "\n" };
+                        self.accept(level, vec![line]);
+                    }
+                    Some(Input::Finish(timeout, done)) => {
+                        self.flush_partial(false);
+                        partial_since = None;
+                        finishing = Some((Instant::now() + timeout, done));
+                        // A failing server gets tried again right away once the task is done.
+                        retry_at = retry_at.map(|at| at.min(Instant::now()));
+                    }
+                    None => {
+                        input_open = false;
+                        self.flush_partial(false);
+                        partial_since = None;
+                    }
+                },
+                () = sleep_until_opt(retry_at) => retry_at = None,
+                () = sleep_until_opt(partial_deadline) => {
+                    self.flush_partial(true);
+                    partial_since = self.splitter.has_partial().then(Instant::now);
+                }
+                () = sleep_until_opt(finish_deadline) => {
+                    if let Some(packet) = self.retry.take() {
+                        self.report.undelivered_lines += packet.lines;
+                    }
+                    break;
+                }
+            }
+        }
+        drop(in_flight);
+        self.report.undelivered_lines += self.pending_lines();
+        if let Some(spill) = self.spill.take() {
+            spill.remove();
+        }
+        if let Some((_, done)) = finishing {
+            let _ = done.send(());
+        }
+        self.report
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.spill.is_none() && self.retry.is_none()
+    }
+
+    fn pending_lines(&self) -> u64 {
+        self.queue.len() as u64 + self.spill.as_ref().map_or(0, Spill::pending)
+    }
+
+    fn flush_partial(&mut self, keep_incomplete_utf8: bool) {
+        let mut lines = Vec::new();
+        self.splitter.flush(&mut lines, keep_incomplete_utf8);
+        self.accept(LogLevel::Debug, lines);
+    }
+
+    /// Timestamps, echoes and queues processed lines (in memory, or in the spill file).
+    fn accept(&mut self, level: LogLevel, texts: Vec<String>) {
+        if texts.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        if let Some(echo) = self.echo.as_mut() {
+            for text in &texts {
+                if let Err(error) = echo.write_all(text.as_bytes()) {
+                    tracing::debug!("cannot echo task output: {error}");
+                }
+            }
+            let _ = echo.flush();
+        }
+        for text in texts {
+            self.report.lines += 1;
+            let line = Line {
+                timestamp_ms: now,
+                level,
+                text,
+            };
+            if self.spill.is_none() && self.queue_bytes + line.text.len() > self.memory_limit {
+                self.spill_serial += 1;
+                match Spill::create(&self.spill_dir, &self.task, self.spill_serial) {
+                    Ok(spill) => self.spill = Some(spill),
+                    Err(error) => tracing::warn!(
+                        "cannot spill the log backlog to {}: {error}; keeping it in memory",
+                        self.spill_dir.display()
+                    ),
+                }
+            }
+            match self.spill.as_mut() {
+                Some(spill) => match spill.append(&line) {
+                    Ok(()) => self.report.spilled_lines += 1,
+                    Err(error) => {
+                        // Order matters more than memory: keep the rest in the file's place
+                        // only if nothing is in it yet.
+                        tracing::warn!("cannot write the log spill file: {error}");
+                        self.queue_bytes += line.text.len();
+                        self.queue.push_back(line);
+                    }
+                },
+                None => {
+                    self.queue_bytes += line.text.len();
+                    self.queue.push_back(line);
+                }
+            }
+        }
+    }
+
+    /// Moves spilled lines back into memory once the queue is empty.
+    fn refill(&mut self) {
+        if !self.queue.is_empty() {
+            return;
+        }
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        match spill.read_up_to(self.memory_limit.max(MAX_PACKET_BYTES)) {
+            Ok(lines) => {
+                for line in lines {
+                    self.queue_bytes += line.text.len();
+                    self.queue.push_back(line);
+                }
+            }
+            Err(error) => {
+                tracing::error!("cannot read the log spill file: {error}; its lines are lost");
+                self.report.undelivered_lines += spill.pending();
+                spill.discard();
+            }
+        }
+        if spill.pending() == 0
+            && let Some(spill) = self.spill.take()
+        {
+            spill.remove();
+        }
+    }
+
+    /// Builds the next packet from the oldest lines: lines of one level concatenated into events
+    /// of at most [`MAX_EVENT_BYTES`], events up to [`MAX_PACKET_BYTES`] (mirrors
+    /// clearml_agent/commands/events.py: Events.send_log_events and Events.send_events).
+    fn next_packet(&mut self) -> Option<Packet> {
+        self.refill();
+        let mut events: Vec<LogEvent> = Vec::new();
+        let mut packet_bytes = 0usize;
+        let mut lines = 0u64;
+        let mut current: Option<LogEvent> = None;
+        while let Some(front) = self.queue.front() {
+            let level = front.level.as_str();
+            let fits_current = current.as_ref().is_some_and(|e| {
+                e.level == level && e.msg.len() + front.text.len() <= MAX_EVENT_BYTES
+            });
+            if fits_current {
+                let grown = current
+                    .as_ref()
+                    .map_or(0, |e| e.encoded_len_bound() + escaped_len_bound(&front.text));
+                if packet_bytes + grown + 1 > MAX_PACKET_BYTES {
+                    break;
+                }
+                let Some(line) = self.queue.pop_front() else {
+                    break;
+                };
+                self.queue_bytes -= line.text.len();
+                lines += 1;
+                if let Some(event) = current.as_mut() {
+                    event.msg.push_str(&line.text);
+                }
+                continue;
+            }
+            // The line starts a new event (several when it is over-long); it goes into this packet
+            // only whole.
+            let needed: usize = split_chars(&front.text, MAX_EVENT_BYTES)
+                .iter()
+                .map(|piece| self.event(level, piece, 0).encoded_len_bound() + 1)
+                .sum();
+            if let Some(event) = current.take() {
+                packet_bytes += event.encoded_len_bound() + 1;
+                events.push(event);
+            }
+            if !events.is_empty() && packet_bytes + needed > MAX_PACKET_BYTES {
+                break;
+            }
+            let Some(line) = self.queue.pop_front() else {
+                break;
+            };
+            self.queue_bytes -= line.text.len();
+            lines += 1;
+            let pieces = split_chars(&line.text, MAX_EVENT_BYTES);
+            let count = pieces.len();
+            for (index, piece) in pieces.into_iter().enumerate() {
+                let timestamp = self.next_timestamp(line.timestamp_ms);
+                let event = self.event(level, piece, timestamp);
+                if index + 1 < count {
+                    packet_bytes += event.encoded_len_bound() + 1;
+                    events.push(event);
+                } else {
+                    current = Some(event);
+                }
+            }
+        }
+        if let Some(event) = current.take() {
+            events.push(event);
+        }
+        (!events.is_empty()).then_some(Packet { events, lines })
+    }
+
+    fn event(&self, level: &str, msg: &str, timestamp_ms: i64) -> LogEvent {
+        LogEvent {
+            task: self.task.clone(),
+            level: level.to_string(),
+            worker: self.worker.clone(),
+            msg: msg.to_string(),
+            timestamp_ms,
+        }
+    }
+
+    /// Capture time, kept strictly increasing so the server orders events as they were written.
+    fn next_timestamp(&mut self, captured: i64) -> i64 {
+        self.last_timestamp = captured.max(self.last_timestamp + 1);
+        self.last_timestamp
+    }
+}
+
+/// Splits `text` into pieces of at most `max` bytes on character boundaries.
+fn split_chars(text: &str, max: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut == 0 {
+            break;
+        }
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    pieces.push(rest);
+    pieces
+}
+
+async fn poll_opt(future: &mut Option<SendFuture>) -> (Packet, Result<(), SinkError>) {
+    match future.as_mut() {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(bytes: &[u8], suppress_cr: bool) -> Vec<String> {
+        let mut splitter = LineSplitter::new(suppress_cr);
+        let mut out = Vec::new();
+        splitter.push(bytes, &mut out);
+        splitter.flush(&mut out, false);
+        out
+    }
+
+    #[test]
+    fn carriage_returns_follow_the_python_agent() {
+        assert_eq!(lines(b"progress\r10%\r50%\r100%\n", true), vec!["100%\n"]);
+        assert_eq!(lines(b"a\rb\r\n", true), vec!["b\n"]);
+        assert_eq!(
+            lines(b"progress\r10%\r100%\n", false),
+            vec!["progress\n10%\n100%\n"]
+        );
+    }
+
+    #[test]
+    fn backspaces_and_terminal_resets_are_dropped() {
+        assert_eq!(
+            lines(b"ab\x08c\n\x1b[0m\nend", true),
+            vec!["abc\n", "end\n"]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_split_characters_wait() {
+        let mut splitter = LineSplitter::new(true);
+        let mut out = Vec::new();
+        splitter.push("é".as_bytes().get(..1).unwrap_or_default(), &mut out);
+        splitter.flush(&mut out, true);
+        assert!(out.is_empty());
+        splitter.push(&"é\n".as_bytes()[1..], &mut out);
+        assert_eq!(out, vec!["é\n"]);
+        assert_eq!(lines(b"a\xffb\n", true), vec!["a\u{fffd}b\n"]);
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let long = "x".repeat(MAX_EVENT_BYTES * 2 + 10);
+        let out = lines(format!("{long}\n").as_bytes(), true);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out.concat(), format!("{long}\n"));
+    }
+}

@@ -3,4 +3,5 @@
 pub mod git;
 pub mod logs;
 pub mod process;
+pub mod requirements;
 pub mod venv;

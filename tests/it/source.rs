@@ -19,12 +19,23 @@ fn env() -> HashMap<String, String> {
 /// Runs git in `dir` with a fixed identity; returns trimmed stdout.
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
         .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -113,7 +124,13 @@ fn clone_without_branch_checks_out_origin_main() {
     assert_eq!(layout.working_dir, ".");
     assert!(r.log.iter().any(|l| l == "type: git"), "{:?}", r.log);
     // origin/master does not exist, so the fallback to origin/main is what worked
-    assert!(r.log.iter().any(|l| l.contains("checkout origin/main --force")), "{:?}", r.log);
+    assert!(
+        r.log
+            .iter()
+            .any(|l| l.contains("checkout origin/main --force")),
+        "{:?}",
+        r.log
+    );
 }
 
 #[test]
@@ -124,21 +141,30 @@ fn clone_at_branch_tag_and_commit() {
     let mut s = script(&o.path);
     s.branch = "feature".into();
     s.entry_point = "b.py".into();
-    let layout = run(&s, venv.path(), &GitOptions::default()).result.expect("branch");
+    let layout = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect("branch");
     assert_eq!(layout.commit.as_deref(), Some(o.c3.as_str()));
     assert!(layout.script_file.as_deref().is_some_and(Path::is_file));
 
     let mut s = script(&o.path);
     s.tag = "v1".into();
     s.branch = "feature".into(); // the tag wins over the branch
-    let layout = run(&s, venv.path(), &GitOptions::default()).result.expect("tag");
+    let layout = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect("tag");
     assert_eq!(layout.commit.as_deref(), Some(o.c1.as_str()));
-    assert_eq!(read(&layout.repo_root.expect("root").join("a.py")), "print('v1')\n");
+    assert_eq!(
+        read(&layout.repo_root.expect("root").join("a.py")),
+        "print('v1')\n"
+    );
 
     let mut s = script(&o.path);
     s.version_num = o.c1.clone();
     s.tag = "does-not-exist".into(); // the commit wins over the tag
-    let layout = run(&s, venv.path(), &GitOptions::default()).result.expect("commit");
+    let layout = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect("commit");
     assert_eq!(layout.commit.as_deref(), Some(o.c1.as_str()));
 }
 
@@ -150,7 +176,9 @@ fn entry_point_with_working_dir_suffix() {
     let venv = tempfile::tempdir().expect("tempdir");
     let mut s = script(&o.path);
     s.entry_point = "c.py --x 1:sub".into();
-    let layout = run(&s, venv.path(), &GitOptions::default()).result.expect("prepare");
+    let layout = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect("prepare");
     let root = layout.repo_root.expect("root");
     assert_eq!(layout.working_dir, "sub");
     assert_eq!(layout.entry_point, "c.py --x 1");
@@ -169,7 +197,11 @@ fn vcs_cache_is_fetched_not_recloned() {
     };
     let first = run(&script(&o.path), venv.path(), &opts);
     first.result.expect("first");
-    assert!(first.log.iter().any(|l| l.starts_with("cloning: ")), "{:?}", first.log);
+    assert!(
+        first.log.iter().any(|l| l.starts_with("cloning: ")),
+        "{:?}",
+        first.log
+    );
 
     // <vcs_cache>/<name>.<md5(url)>/<name>
     let entries: Vec<PathBuf> = fs::read_dir(cache.path())
@@ -178,8 +210,15 @@ fn vcs_cache_is_fetched_not_recloned() {
         .filter(|p| p.is_dir())
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
-    let name = entries[0].file_name().expect("name").to_string_lossy().into_owned();
-    assert!(name.starts_with("origin.") && name.len() == "origin.".len() + 32, "{name}");
+    let name = entries[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("origin.") && name.len() == "origin.".len() + 32,
+        "{name}"
+    );
     let cached = entries[0].join("origin");
     let marker = cached.join(".git").join("clearml-test-marker");
     fs::write(&marker, "kept").expect("marker");
@@ -189,21 +228,34 @@ fn vcs_cache_is_fetched_not_recloned() {
     let layout = second.result.expect("second");
     assert!(marker.exists(), "the cache was re-cloned");
     assert!(
-        second.log.iter().any(|l| l.starts_with("Using cached repository")),
+        second
+            .log
+            .iter()
+            .any(|l| l.starts_with("Using cached repository")),
         "{:?}",
         second.log
     );
-    assert!(!second.log.iter().any(|l| l.starts_with("cloning: ")), "{:?}", second.log);
+    assert!(
+        !second.log.iter().any(|l| l.starts_with("cloning: ")),
+        "{:?}",
+        second.log
+    );
     // the fetch brought the new commit
     assert_eq!(layout.commit.as_deref(), Some(c4.as_str()));
-    assert_eq!(read(&layout.repo_root.expect("root").join("a.py")), "print('v3')\n");
+    assert_eq!(
+        read(&layout.repo_root.expect("root").join("a.py")),
+        "print('v3')\n"
+    );
 }
 
 #[test]
 fn diff_is_applied() {
     let o = origin();
     let scratch = tempfile::tempdir().expect("tempdir");
-    git(scratch.path(), &["clone", "-q", &o.path.to_string_lossy(), "w"]);
+    git(
+        scratch.path(),
+        &["clone", "-q", &o.path.to_string_lossy(), "w"],
+    );
     let work = scratch.path().join("w");
     fs::write(work.join("a.py"), "print('v2')\nprint('local change')\n").expect("write");
     fs::write(work.join("new.py"), "print('new')\n").expect("write");
@@ -216,9 +268,18 @@ fn diff_is_applied() {
     s.diff = diff;
     let r = run(&s, venv.path(), &GitOptions::default());
     let root = r.result.expect("prepare").repo_root.expect("root");
-    assert_eq!(read(&root.join("a.py")), "print('v2')\nprint('local change')\n");
+    assert_eq!(
+        read(&root.join("a.py")),
+        "print('v2')\nprint('local change')\n"
+    );
     assert_eq!(read(&root.join("new.py")), "print('new')\n");
-    assert!(r.log.iter().any(|l| l == "successfully applied uncommitted changes"), "{:?}", r.log);
+    assert!(
+        r.log
+            .iter()
+            .any(|l| l == "successfully applied uncommitted changes"),
+        "{:?}",
+        r.log
+    );
 }
 
 #[test]
@@ -227,7 +288,9 @@ fn diff_that_does_not_apply_is_an_apply_error() {
     let venv = tempfile::tempdir().expect("tempdir");
     let mut s = script(&o.path);
     s.diff = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-print('not there')\n+print('x')\n".into();
-    let err = run(&s, venv.path(), &GitOptions::default()).result.expect_err("must fail");
+    let err = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect_err("must fail");
     assert!(matches!(err, SourceError::ApplyDiff { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.starts_with("failed applying git diff: "), "{text}");
@@ -240,9 +303,13 @@ fn unknown_commit_is_a_checkout_error() {
     let venv = tempfile::tempdir().expect("tempdir");
     let mut s = script(&o.path);
     s.version_num = "0123456789abcdef0123456789abcdef01234567".into();
-    let err = run(&s, venv.path(), &GitOptions::default()).result.expect_err("must fail");
+    let err = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect_err("must fail");
     match &err {
-        SourceError::Checkout { rev, .. } => assert_eq!(rev, "0123456789abcdef0123456789abcdef01234567"),
+        SourceError::Checkout { rev, .. } => {
+            assert_eq!(rev, "0123456789abcdef0123456789abcdef01234567")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -257,7 +324,9 @@ fn missing_repository_is_a_clone_error() {
             vcs_cache: cache,
             ..GitOptions::default()
         };
-        let err = run(&script(&missing), venv.path(), &opts).result.expect_err("must fail");
+        let err = run(&script(&missing), venv.path(), &opts)
+            .result
+            .expect_err("must fail");
         assert!(matches!(err, SourceError::Clone { .. }), "{err:?}");
         assert!(err.to_string().contains("nope"), "{err}");
     }
@@ -271,7 +340,9 @@ fn literal_script_without_repository_goes_to_code_dir() {
         binary: "python3".into(),
         ..ScriptInfo::default()
     };
-    let layout = run(&s, venv.path(), &GitOptions::default()).result.expect("literal");
+    let layout = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect("literal");
     let code = venv.path().join("code");
     assert_eq!(layout.script_dir, code);
     assert!(layout.repo_root.is_none());
@@ -284,7 +355,9 @@ fn literal_script_without_repository_goes_to_code_dir() {
         binary: "bash".into(),
         ..ScriptInfo::default()
     };
-    let layout = run(&bash, venv.path(), &GitOptions::default()).result.expect("bash literal");
+    let layout = run(&bash, venv.path(), &GitOptions::default())
+        .result
+        .expect("bash literal");
     assert_eq!(layout.script_file, Some(code.join("untitled.sh")));
 }
 
@@ -296,10 +369,15 @@ fn literal_script_with_repository_goes_to_working_dir() {
     s.entry_point = "run.py".into();
     s.working_dir = "tools".into();
     s.diff = "print('in repo')\n".into();
-    let layout = run(&s, venv.path(), &GitOptions::default()).result.expect("literal");
+    let layout = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect("literal");
     let root = layout.repo_root.expect("root");
     assert_eq!(layout.script_dir, root.join("tools"));
-    assert_eq!(read(&root.join("tools").join("run.py")), "print('in repo')\n");
+    assert_eq!(
+        read(&root.join("tools").join("run.py")),
+        "print('in repo')\n"
+    );
 }
 
 #[test]
@@ -309,7 +387,13 @@ fn nothing_to_run_warns_and_uses_code_dir() {
     let layout = r.result.expect("prepare");
     assert_eq!(layout.script_dir, venv.path().join("code"));
     assert!(layout.script_dir.is_dir());
-    assert!(r.log.iter().any(|l| l.contains("without repository or literal script")), "{:?}", r.log);
+    assert!(
+        r.log
+            .iter()
+            .any(|l| l.contains("without repository or literal script")),
+        "{:?}",
+        r.log
+    );
 }
 
 /// A tiny HTTP endpoint that always asks for Basic auth and records the Authorization headers.
@@ -361,11 +445,17 @@ fn credentials_go_through_askpass_and_never_reach_the_log() {
     // git asked our askpass script and sent exactly the configured credentials
     let expected = base64::engine::general_purpose::STANDARD.encode("alice:s3cr3t-Pa55");
     let headers = seen.lock().expect("lock").clone();
-    assert!(headers.iter().any(|h| h.ends_with(&expected)), "{headers:?}");
+    assert!(
+        headers.iter().any(|h| h.ends_with(&expected)),
+        "{headers:?}"
+    );
 
     let all = format!("{}\n{err}", r.log.join("\n"));
     assert!(!all.contains("s3cr3t-Pa55"), "{all}");
-    assert!(all.contains(&format!("http://127.0.0.1:{port}/org/repo.git")), "{all}");
+    assert!(
+        all.contains(&format!("http://127.0.0.1:{port}/org/repo.git")),
+        "{all}"
+    );
 
     // a password embedded in the task's URL is scrubbed too
     s.repository = format!("http://bob:in-url-pw@127.0.0.1:{port}/org/repo.git");
@@ -374,5 +464,10 @@ fn credentials_go_through_askpass_and_never_reach_the_log() {
     let all = format!("{}\n{err}", r.log.join("\n"));
     assert!(!all.contains("in-url-pw"), "{all}");
     let expected = base64::engine::general_purpose::STANDARD.encode("bob:in-url-pw");
-    assert!(seen.lock().expect("lock").iter().any(|h| h.ends_with(&expected)));
+    assert!(
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .any(|h| h.ends_with(&expected))
+    );
 }

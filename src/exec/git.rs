@@ -597,51 +597,51 @@ fn config_creds(opts: &GitOptions, full_url: &str, url_host: &str) -> Option<(St
 /// Mirrors repo.py: VCS._set_ssh_url (with replace_http_url, rewrite_ssh_url, replace_ssh_url).
 pub fn rewrite_url(url: &str, opts: &GitOptions, log: &dyn Fn(&str)) -> String {
     let parsed = GitUrl::parse(url);
-    if opts.force_git_ssh_protocol {
-        if let Some(p) = &parsed {
-            if let Some(h) = opts.git_host.as_deref().filter(|h| !h.is_empty())
-                && h != p.host
-            {
-                return url.to_string();
+    if opts.force_git_ssh_protocol
+        && let Some(p) = &parsed
+    {
+        if let Some(h) = opts.git_host.as_deref().filter(|h| !h.is_empty())
+            && h != p.host
+        {
+            return url.to_string();
+        }
+        if p.scheme == "https" {
+            let mut n = p.clone();
+            n.scheme = "ssh".into();
+            n.user = Some(
+                opts.force_git_ssh_user
+                    .clone()
+                    .unwrap_or_else(|| "git".into()),
+            );
+            n.pass = None;
+            n.port = opts.force_git_ssh_port.map(|p| p.to_string());
+            let new = n.render();
+            if new != url {
+                log(&format!(
+                    "Using SSH credentials - replacing https url '{}' with ssh url '{new}'",
+                    scrub_url(url)
+                ));
             }
-            if p.scheme == "https" {
+            return new;
+        }
+        if p.scheme == "ssh" {
+            if opts.force_git_ssh_port.is_some() || opts.force_git_ssh_user.is_some() {
                 let mut n = p.clone();
-                n.scheme = "ssh".into();
                 n.user = Some(
                     opts.force_git_ssh_user
                         .clone()
                         .unwrap_or_else(|| "git".into()),
                 );
-                n.pass = None;
                 n.port = opts.force_git_ssh_port.map(|p| p.to_string());
                 let new = n.render();
                 if new != url {
                     log(&format!(
-                        "Using SSH credentials - replacing https url '{}' with ssh url '{new}'",
-                        scrub_url(url)
+                        "Using SSH credentials - ssh url '{url}' with ssh url '{new}'"
                     ));
                 }
                 return new;
             }
-            if p.scheme == "ssh" {
-                if opts.force_git_ssh_port.is_some() || opts.force_git_ssh_user.is_some() {
-                    let mut n = p.clone();
-                    n.user = Some(
-                        opts.force_git_ssh_user
-                            .clone()
-                            .unwrap_or_else(|| "git".into()),
-                    );
-                    n.port = opts.force_git_ssh_port.map(|p| p.to_string());
-                    let new = n.render();
-                    if new != url {
-                        log(&format!(
-                            "Using SSH credentials - ssh url '{url}' with ssh url '{new}'"
-                        ));
-                    }
-                    return new;
-                }
-                return url.to_string();
-            }
+            return url.to_string();
         }
     }
     if !opts.translate_ssh {

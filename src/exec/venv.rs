@@ -114,7 +114,7 @@ fn search_python(
     let is_path = version.contains('/');
     let suffix = if is_path {
         let base = version.rsplit('/').next().unwrap_or(version);
-        base.rsplitn(2, "python").next().unwrap_or("").to_string()
+        base.rsplit("python").next().unwrap_or("").to_string()
     } else {
         version.trim_start_matches("python").to_string()
     };
@@ -383,7 +383,7 @@ pub fn build_env(
         requirements.conda.as_deref().unwrap_or(""),
     );
     if let (Some(c), Some(key)) = (cache, &requested_key)
-        && let Some(entry) = cache_lookup(c, &[key.clone()], &venv, log)?
+        && let Some(entry) = cache_lookup(c, std::slice::from_ref(key), &venv, log)?
     {
         log(&format!(
             "::: Using Cached environment {} :::",
@@ -670,7 +670,7 @@ impl<'a> Installer<'a> {
         };
         let mut nums = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
         let ver = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
-        ver >= (20, 3) && ver < (24, 3)
+        ((20, 3)..(24, 3)).contains(&ver)
     }
 }
 
@@ -904,7 +904,7 @@ fn remove_old_entries(cache: &Path, keep: usize) {
             (e.path(), t)
         })
         .collect();
-    entries.sort_by(|a, b| b.1.cmp(&a.1));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.1));
     for (p, _) in entries.into_iter().skip(keep) {
         let _ = fs::remove_dir_all(p);
     }

@@ -1,1 +1,1366 @@
-//! Task source code: git clone through the vcs cache, diffs, literal scripts.
+//! Task source code: git clone through the vcs cache, checkout, diffs, literal scripts.
+//!
+//! Owns everything from `script.repository`/`script.diff` to a directory with the task's code in it
+//! (the [`SourceLayout`]). It does not build the task command line nor its environment; the
+//! integrator does that from the layout. Every git command line and its output goes to the caller's
+//! log callback, with passwords scrubbed. Also home of [`run_streamed`], the small runner shared
+//! with `venv.rs` for setup commands whose output belongs in the task log.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+
+/// How long to wait for the per-repository vcs-cache lock before falling back to a private cache
+/// entry. Mirrors clearml_agent/helper/repo.py: clone_repository_cached (repo_lock_timeout_sec).
+const REPO_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Folder (inside the venv) holding clones; mirrors clearml_agent/definitions.py WORKING_REPOSITORY_DIR.
+pub const WORKING_REPOSITORY_DIR: &str = "task_repository";
+/// Folder (inside the venv) holding literal scripts; mirrors WORKING_STANDALONE_DIR.
+pub const WORKING_STANDALONE_DIR: &str = "code";
+
+/// One extra credential entry (`agent.git.extra_credentials`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitCredential {
+    pub user: String,
+    pub pass: String,
+    pub host: String,
+}
+
+/// The git settings of the `agent` section, already resolved (env over config) by the settings layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GitOptions {
+    /// `agent.git_user` / `CLEARML_AGENT_GIT_USER`.
+    pub git_user: Option<String>,
+    /// `agent.git_pass` / `CLEARML_AGENT_GIT_PASS`.
+    pub git_pass: Option<String>,
+    /// `agent.git_host`: only send the credentials to this host.
+    pub git_host: Option<String>,
+    /// `agent.git_host_match_prefix`: match `git_host` as a prefix of the full URL.
+    pub git_host_match_prefix: bool,
+    /// `agent.git.extra_credentials`; the first host match wins.
+    pub extra_credentials: Vec<GitCredential>,
+    /// `agent.enable_git_ask_pass` (default true): credentials through a temporary `GIT_ASKPASS`
+    /// script instead of inside the URL.
+    pub enable_git_ask_pass: bool,
+    /// `agent.force_git_ssh_protocol`: rewrite `https://` URLs to `ssh://git@`.
+    pub force_git_ssh_protocol: bool,
+    pub force_git_ssh_port: Option<u16>,
+    pub force_git_ssh_user: Option<String>,
+    /// `agent.translate_ssh` (default true): with credentials, rewrite ssh URLs to https.
+    pub translate_ssh: bool,
+    /// `agent.translate_ssl_replacement_scheme` (default "https").
+    pub translate_ssh_replacement_scheme: String,
+    /// `agent.git_fetch_args` (default `--all --tags --recurse-submodules`).
+    pub git_fetch_args: Vec<String>,
+    /// `agent.vcs_cache.path` when `agent.vcs_cache.enabled`; `None` clones straight into the target.
+    pub vcs_cache: Option<PathBuf>,
+    /// `agent.vcs_cache.clone_on_pull_fail`.
+    pub clone_on_pull_fail: bool,
+    /// `CLEARML_AGENT_GIT_CLONE_VERBOSE`: `--verbose` instead of `--quiet` on clone.
+    pub clone_verbose: bool,
+    /// `--standalone-mode`: no clone, the code is expected in `<target_root>/<repo name>`.
+    pub standalone: bool,
+}
+
+impl Default for GitOptions {
+    fn default() -> Self {
+        Self {
+            git_user: None,
+            git_pass: None,
+            git_host: None,
+            git_host_match_prefix: false,
+            extra_credentials: Vec::new(),
+            enable_git_ask_pass: true,
+            force_git_ssh_protocol: false,
+            force_git_ssh_port: None,
+            force_git_ssh_user: None,
+            translate_ssh: true,
+            translate_ssh_replacement_scheme: "https".to_string(),
+            git_fetch_args: vec![
+                "--all".into(),
+                "--tags".into(),
+                "--recurse-submodules".into(),
+            ],
+            vcs_cache: None,
+            clone_on_pull_fail: false,
+            clone_verbose: false,
+            standalone: false,
+        }
+    }
+}
+
+/// The `script` section of a task, as plain strings (empty = not set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptInfo {
+    pub repository: String,
+    pub branch: String,
+    pub tag: String,
+    pub version_num: String,
+    pub entry_point: String,
+    pub working_dir: String,
+    pub diff: String,
+    pub binary: String,
+}
+
+/// What `git` says about the checked-out copy (printed as `type: git`, `url: ...` lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoInfo {
+    /// The origin URL without password.
+    pub url: String,
+    pub branch: String,
+    pub commit: String,
+    pub root: PathBuf,
+}
+
+/// Where the task's code ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLayout {
+    /// Root of the checked-out copy, when the task has a repository.
+    pub repo_root: Option<PathBuf>,
+    /// The directory the task runs in (`<repo>/<working_dir>` or `<venv>/code`).
+    pub script_dir: PathBuf,
+    /// The entry point to run (may carry arguments, `-m module`, or be an absolute literal-script path).
+    pub entry_point: String,
+    /// The working dir after normalisation (`"."` when a repository has none).
+    pub working_dir: String,
+    /// The script file, when one could be located.
+    pub script_file: Option<PathBuf>,
+    /// Commit of the checked-out copy (for writing `version_num` back when the task had none).
+    pub commit: Option<String>,
+    pub repo: Option<RepoInfo>,
+}
+
+/// Why getting the task's code failed; each variant names the stage.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot run `git`: {cause}; install git (e.g. `apt-get install git`)")]
+    GitMissing { cause: String },
+    #[error(
+        "failed cloning repository {url}: {cause} (make sure the commit is pushed and the worker has valid git credentials)"
+    )]
+    Clone { url: String, cause: String },
+    #[error(
+        "git fetch failed in the vcs cache of {url}: {cause} (set agent.vcs_cache.clone_on_pull_fail to re-clone)"
+    )]
+    Fetch { url: String, cause: String },
+    #[error("failed checking out {rev}: {cause} (make sure the commit/tag/branch is pushed)")]
+    Checkout { rev: String, cause: String },
+    #[error("failed applying git diff: {cause}")]
+    ApplyDiff { cause: String },
+    #[error("failed copying the cached repository {from} to {to}: {cause}")]
+    CopyCache {
+        from: PathBuf,
+        to: PathBuf,
+        cause: io::Error,
+    },
+    #[error("failed writing the literal script {path}: {cause}")]
+    WriteScript { path: PathBuf, cause: io::Error },
+    #[error("{context}: {cause}")]
+    Io { context: String, cause: io::Error },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SourceError {
+    let context = context.into();
+    move |cause| SourceError::Io { context, cause }
+}
+
+/// Whether `script.diff` is the script itself rather than a git diff.
+/// Mirrors clearml_agent/commands/worker.py: LiteralScriptManager.is_literal_script.
+pub fn is_literal_script(diff: &str) -> bool {
+    if diff.is_empty() {
+        return false;
+    }
+    let lower = diff.trim_start().to_lowercase();
+    if lower.starts_with("diff ") {
+        return false;
+    }
+    if lower.starts_with("submodule ")
+        && diff
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.trim_start().to_lowercase().starts_with("diff "))
+    {
+        return false;
+    }
+    true
+}
+
+/// Splits the `entry:working_dir` form used when `working_dir` is empty.
+/// Mirrors clearml_agent/helper/base.py: ExecutionInfo.from_task.
+pub fn split_entry_point(entry_point: &str, working_dir: &str) -> (String, String) {
+    if !working_dir.is_empty() {
+        return (entry_point.to_string(), working_dir.to_string());
+    }
+    match entry_point.split_once(':') {
+        Some((e, w)) => (e.to_string(), w.to_string()),
+        None => (entry_point.to_string(), String::new()),
+    }
+}
+
+/// Gets the task's code: clone (through the vcs cache) and checkout, apply the diff, or write the
+/// literal script. `target_root` is `<venv>/task_repository`, `code_dir` is `<venv>/code`; both
+/// are wiped first. Every command runs with exactly `env` (plus the git variables below).
+/// Mirrors clearml_agent/commands/worker.py: Worker.get_repo_info.
+pub fn prepare_source(
+    script: &ScriptInfo,
+    target_root: &Path,
+    code_dir: &Path,
+    opts: &GitOptions,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<SourceLayout, SourceError> {
+    let (entry_point, working_dir) = split_entry_point(&script.entry_point, &script.working_dir);
+    let has_repository = !script.repository.trim().is_empty();
+    let literal = is_literal_script(&script.diff);
+
+    // mirrors worker.py: Worker.install_virtualenv (rm_tree of both folders before each run)
+    if !opts.standalone {
+        remove_dir_if_exists(target_root)?;
+        remove_dir_if_exists(code_dir)?;
+    }
+
+    if !has_repository && !literal {
+        log("WARNING: running a task without repository or literal script in `script.diff`");
+        fs::create_dir_all(code_dir).map_err(io_err(format!("creating {}", code_dir.display())))?;
+        return Ok(SourceLayout {
+            repo_root: None,
+            script_dir: code_dir.to_path_buf(),
+            entry_point,
+            working_dir,
+            script_file: None,
+            commit: None,
+            repo: None,
+        });
+    }
+
+    let mut repo = None;
+    let mut script_file = None;
+    let mut script_dir = None;
+    if has_repository {
+        let git = Git::new(script.repository.trim(), opts, env, log);
+        let info = git.clone_cached(script, target_root)?;
+        log("type: git");
+        log(&format!("url: {}", info.url));
+        log(&format!("branch: {}", info.branch));
+        log(&format!("commit: {}", info.commit));
+        log(&format!("root: {}", info.root.display()));
+        let dir = info.root.join(if working_dir.is_empty() {
+            "."
+        } else {
+            &working_dir
+        });
+        if !literal && !script.diff.is_empty() {
+            git.apply_diff(&info.root, &script.diff)?;
+        }
+        let mut file = dir.join(&entry_point);
+        if !file.is_file()
+            && let Some(first) = first_word(&entry_point)
+        {
+            file = dir.join(first);
+        }
+        script_file = Some(file);
+        script_dir = Some(dir);
+        repo = Some(info);
+    }
+
+    if literal {
+        log("found literal script in `script.diff`");
+        let written = write_literal_script(
+            script,
+            &entry_point,
+            &working_dir,
+            repo.as_ref(),
+            code_dir,
+            log,
+        )?;
+        return Ok(SourceLayout {
+            repo_root: repo.as_ref().map(|r| r.root.clone()),
+            script_dir: written.dir,
+            entry_point: written.entry_point,
+            working_dir: written.working_dir,
+            script_file: Some(written.file),
+            commit: repo.as_ref().map(|r| r.commit.clone()),
+            repo,
+        });
+    }
+
+    let dir = script_dir.unwrap_or_else(|| code_dir.to_path_buf());
+    Ok(SourceLayout {
+        repo_root: repo.as_ref().map(|r| r.root.clone()),
+        script_dir: dir,
+        entry_point,
+        working_dir: if working_dir.is_empty() {
+            ".".into()
+        } else {
+            working_dir
+        },
+        script_file,
+        commit: repo.as_ref().map(|r| r.commit.clone()),
+        repo,
+    })
+}
+
+struct WrittenScript {
+    dir: PathBuf,
+    entry_point: String,
+    working_dir: String,
+    file: PathBuf,
+}
+
+/// Writes `script.diff` as the script file.
+/// Mirrors clearml_agent/commands/worker.py: LiteralScriptManager.create_notebook_file / write.
+fn write_literal_script(
+    script: &ScriptInfo,
+    entry_point: &str,
+    working_dir: &str,
+    repo: Option<&RepoInfo>,
+    code_dir: &Path,
+    log: &dyn Fn(&str),
+) -> Result<WrittenScript, SourceError> {
+    let (is_python, is_bash) = binary_kind(&script.binary);
+    let mut working_dir = working_dir.to_string();
+    let mut entry_point = entry_point.to_string();
+    let trimmed = entry_point.trim();
+    let mut target: Option<String> = None;
+    if trimmed.starts_with("-m ") || trimmed.starts_with("-c ") {
+        let mut name = if is_bash && trimmed.starts_with("-c ") {
+            "untitled.sh"
+        } else {
+            "untitled.py"
+        }
+        .to_string();
+        if let Some((w, n)) = working_dir.clone().split_once(':') {
+            working_dir = w.to_string();
+            name = n.to_string();
+        }
+        log(&format!(
+            "found task with `script.entry_point` using a module defaulting to: {name}"
+        ));
+        target = Some(name);
+    }
+
+    let dir = match repo {
+        Some(r) => r.root.join(&working_dir),
+        None => {
+            if !working_dir.trim().is_empty() && working_dir.trim() != "." {
+                log(&format!(
+                    "WARNING: found task with `script.working_dir` (`{working_dir}`) but without `script.repository`, ignoring"
+                ));
+            }
+            code_dir.to_path_buf()
+        }
+    };
+    fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+
+    if entry_point.is_empty() {
+        entry_point = if is_bash {
+            "untitled.sh"
+        } else {
+            "untitled.py"
+        }
+        .to_string();
+    } else if target.is_none()
+        && let Some(first) = first_word(&entry_point)
+    {
+        let file_name = first.rsplit('/').next().unwrap_or(first).to_string();
+        if (is_bash && (file_name.ends_with(".sh") || file_name.ends_with(".bash")))
+            || (is_python && file_name.ends_with(".py"))
+        {
+            target = Some(file_name);
+        }
+    }
+
+    let name = target.clone().unwrap_or_else(|| entry_point.clone());
+    let path = dir.join(&name);
+    // an existing file wins over the literal script (mirrors LiteralScriptManager.write)
+    let (written_entry, file) = if path.exists() {
+        (name.clone(), path)
+    } else {
+        fs::write(&path, &script.diff).map_err(|cause| SourceError::WriteScript {
+            path: path.clone(),
+            cause,
+        })?;
+        (path.to_string_lossy().into_owned(), path)
+    };
+    let entry_point = if target.is_some() {
+        entry_point
+    } else {
+        written_entry
+    };
+    Ok(WrittenScript {
+        dir,
+        entry_point,
+        working_dir,
+        file,
+    })
+}
+
+/// `(is_python, is_bash)` of `script.binary`.
+/// Mirrors clearml_agent/helper/base.py: check_is_binary_python_or_bash (loosely).
+fn binary_kind(binary: &str) -> (bool, bool) {
+    let name = binary
+        .trim()
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    let is_bash = ["bash", "zsh", "sh"]
+        .iter()
+        .any(|s| name == *s || name.starts_with(&format!("{s} ")));
+    let is_python = !is_bash;
+    (is_python, is_bash)
+}
+
+/// First shell word of an entry point (quotes stripped), for `script.py --arg` entry points.
+fn first_word(entry: &str) -> Option<&str> {
+    let word = entry.split_whitespace().next()?;
+    Some(word.trim_matches(|c| c == '"' || c == '\''))
+}
+
+fn remove_dir_if_exists(path: &Path) -> Result<(), SourceError> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SourceError::Io {
+            context: format!("removing {}", path.display()),
+            cause: e,
+        }),
+    }
+}
+
+/// The folder name a URL clones into: its last path segment.
+/// Mirrors repo.py: clone_repository_cached (`Path(furl(url).path).name`).
+pub fn repo_folder_name(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let path = match GitUrl::parse(url) {
+        Some(u) => u.path,
+        None => url.rsplit(':').next().unwrap_or(url).to_string(),
+    };
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        "repository".to_string()
+    } else {
+        name
+    }
+}
+
+/// Hex md5 of a string (vcs-cache folder keys, same as the Python agent so caches are shared).
+pub(crate) fn md5_hex(text: &str) -> String {
+    let digest = Md5::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A URL with an authority (`scheme://[user[:pass]@]host[:port]/path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GitUrl {
+    scheme: String,
+    user: Option<String>,
+    pass: Option<String>,
+    host: String,
+    port: Option<String>,
+    /// Starts with `/` when non-empty; query/fragment kept verbatim.
+    path: String,
+}
+
+impl GitUrl {
+    fn parse(url: &str) -> Option<Self> {
+        let (scheme, rest) = url.split_once("://")?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (userinfo, hostport) = match authority.rfind('@') {
+            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+            None => (None, authority),
+        };
+        let (user, pass) = match userinfo {
+            Some(ui) => match ui.split_once(':') {
+                Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
+                None => (Some(ui.to_string()), None),
+            },
+            None => (None, None),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {
+                (h.to_string(), Some(p.to_string()))
+            }
+            _ => (hostport.to_string(), None),
+        };
+        Some(Self {
+            scheme: scheme.to_lowercase(),
+            user: user.filter(|u| !u.is_empty()),
+            pass: pass.filter(|p| !p.is_empty()),
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    fn render(&self) -> String {
+        let mut s = format!("{}://", self.scheme);
+        if let Some(u) = &self.user {
+            s.push_str(u);
+            if let Some(p) = &self.pass {
+                s.push(':');
+                s.push_str(p);
+            }
+            s.push('@');
+        }
+        s.push_str(&self.host);
+        if let Some(p) = &self.port {
+            s.push(':');
+            s.push_str(p);
+        }
+        s.push_str(&self.path);
+        s
+    }
+}
+
+/// An scp-like ssh URL `[user@]host:path`.
+/// Mirrors repo.py: VCS.SSH_URL_GIT_SYNTAX.
+fn parse_scp_like(url: &str) -> Option<(Option<String>, String, String)> {
+    if url.contains("://") {
+        return None;
+    }
+    let bad = |c: char| matches!(c, '/' | '@' | ':' | '#');
+    let (user, rest) = match url.split_once('@') {
+        Some((u, r)) if !u.chars().any(bad) => (Some(u.to_string()), r),
+        Some(_) => return None,
+        None => (None, url),
+    };
+    let (host, path) = rest.split_once(':')?;
+    if host.chars().any(bad) || path.starts_with(bad) {
+        return None;
+    }
+    Some((user, host.to_string(), path.to_string()))
+}
+
+/// The URL with its password removed (safe to print).
+pub fn scrub_url(url: &str) -> String {
+    match GitUrl::parse(url) {
+        Some(mut u) if u.pass.is_some() => {
+            u.pass = None;
+            u.render()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Credentials configured for a URL, honouring `git_host` and `extra_credentials`.
+/// Mirrors repo.py: VCS._get_config_creds.
+fn config_creds(opts: &GitOptions, full_url: &str, url_host: &str) -> Option<(String, String)> {
+    let url_host = url_host.to_lowercase();
+    let match_host = |h: &str| {
+        if opts.git_host_match_prefix {
+            full_url.starts_with(&h.to_lowercase())
+        } else {
+            url_host == h.to_lowercase()
+        }
+    };
+    let base = match (&opts.git_user, &opts.git_pass) {
+        (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
+            if opts
+                .git_host
+                .as_deref()
+                .is_none_or(|h| h.is_empty() || match_host(h))
+            {
+                Some((u.clone(), p.clone()))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    for c in &opts.extra_credentials {
+        if !c.user.is_empty() && !c.pass.is_empty() && !c.host.is_empty() && match_host(&c.host) {
+            return Some((c.user.clone(), c.pass.clone()));
+        }
+    }
+    base
+}
+
+/// Applies `force_git_ssh_protocol` / `translate_ssh` to a repository URL.
+/// Mirrors repo.py: VCS._set_ssh_url (with replace_http_url, rewrite_ssh_url, replace_ssh_url).
+pub fn rewrite_url(url: &str, opts: &GitOptions, log: &dyn Fn(&str)) -> String {
+    let parsed = GitUrl::parse(url);
+    if opts.force_git_ssh_protocol
+        && let Some(p) = &parsed
+    {
+        if let Some(h) = opts.git_host.as_deref().filter(|h| !h.is_empty())
+            && h != p.host
+        {
+            return url.to_string();
+        }
+        if p.scheme == "https" {
+            let mut n = p.clone();
+            n.scheme = "ssh".into();
+            n.user = Some(
+                opts.force_git_ssh_user
+                    .clone()
+                    .unwrap_or_else(|| "git".into()),
+            );
+            n.pass = None;
+            n.port = opts.force_git_ssh_port.map(|p| p.to_string());
+            let new = n.render();
+            if new != url {
+                log(&format!(
+                    "Using SSH credentials - replacing https url '{}' with ssh url '{new}'",
+                    scrub_url(url)
+                ));
+            }
+            return new;
+        }
+        if p.scheme == "ssh" {
+            if opts.force_git_ssh_port.is_some() || opts.force_git_ssh_user.is_some() {
+                let mut n = p.clone();
+                n.user = Some(
+                    opts.force_git_ssh_user
+                        .clone()
+                        .unwrap_or_else(|| "git".into()),
+                );
+                n.port = opts.force_git_ssh_port.map(|p| p.to_string());
+                let new = n.render();
+                if new != url {
+                    log(&format!(
+                        "Using SSH credentials - ssh url '{url}' with ssh url '{new}'"
+                    ));
+                }
+                return new;
+            }
+            return url.to_string();
+        }
+    }
+    if !opts.translate_ssh {
+        return url.to_string();
+    }
+    let scp = parse_scp_like(url);
+    let (full, host) = match (&scp, &parsed) {
+        (Some((_, h, p)), _) => (format!("{h}:{p}"), h.clone()),
+        (None, Some(p)) => (url.to_string(), p.host.clone()),
+        (None, None) => (url.to_string(), String::new()),
+    };
+    if config_creds(opts, &full, &host).is_none() {
+        return url.to_string();
+    }
+    let scheme = if opts.translate_ssh_replacement_scheme.is_empty() {
+        "https".to_string()
+    } else {
+        opts.translate_ssh_replacement_scheme.clone()
+    };
+    let drop_special = |u: Option<String>, has_pass: bool| {
+        u.filter(|u| has_pass || !matches!(u.to_lowercase().as_str(), "git" | "hg"))
+    };
+    let new = if let Some((user, host, path)) = scp {
+        GitUrl {
+            scheme,
+            user: drop_special(user, false),
+            pass: None,
+            host,
+            port: None,
+            path: format!("/{}", path.trim_start_matches('/')),
+        }
+        .render()
+    } else if let Some(p) = parsed.filter(|p| p.scheme == "ssh") {
+        let has_pass = p.pass.is_some();
+        GitUrl {
+            scheme,
+            user: drop_special(p.user.clone(), has_pass),
+            ..p
+        }
+        .render()
+    } else {
+        return url.to_string();
+    };
+    if new != url {
+        log(&format!(
+            "Using user/pass credentials - replacing ssh url '{url}' with https url '{}'",
+            scrub_url(&new)
+        ));
+    }
+    new
+}
+
+/// One repository URL plus what is needed to run git against it.
+struct Git<'a> {
+    /// The original URL (cache key, printed without password).
+    original: String,
+    /// The URL after ssh/https rewriting, without credentials when they go through askpass.
+    url: String,
+    /// Username and password for askpass (when used).
+    creds: Option<(String, String)>,
+    /// Secrets to scrub from every logged line.
+    secrets: Vec<String>,
+    opts: &'a GitOptions,
+    env: &'a HashMap<String, String>,
+    log: &'a dyn Fn(&str),
+}
+
+impl<'a> Git<'a> {
+    fn new(
+        url: &str,
+        opts: &'a GitOptions,
+        env: &'a HashMap<String, String>,
+        log: &'a dyn Fn(&str),
+    ) -> Self {
+        let rewritten = rewrite_url(url, opts, log);
+        let mut creds = None;
+        let mut final_url = rewritten.clone();
+        let mut secrets = Vec::new();
+        // mirrors repo.py: VCS.add_auth (only http(s)-like schemes get credentials)
+        if let Some(p) = GitUrl::parse(&rewritten)
+            && !(p.scheme == "ssh" || p.scheme.starts_with("git") || p.scheme == "file")
+        {
+            let found = match (&p.user, &p.pass) {
+                (Some(u), Some(pw)) => Some((u.clone(), pw.clone())),
+                _ => config_creds(opts, &rewritten, &p.host),
+            };
+            if let Some((u, pw)) = found {
+                secrets.push(pw.clone());
+                let mut with = p.clone();
+                if opts.enable_git_ask_pass {
+                    with.user = None;
+                    with.pass = None;
+                    creds = Some((u, pw));
+                } else {
+                    with.user = Some(percent_encode(&u));
+                    with.pass = Some(percent_encode(&pw));
+                    secrets.push(percent_encode(&pw));
+                }
+                final_url = with.render();
+            }
+        }
+        if let Some(p) = GitUrl::parse(url).and_then(|p| p.pass) {
+            secrets.push(p);
+        }
+        secrets.retain(|s| !s.is_empty());
+        Self {
+            original: url.to_string(),
+            url: final_url,
+            creds,
+            secrets,
+            opts,
+            env,
+            log,
+        }
+    }
+
+    fn scrub(&self, line: &str) -> String {
+        let mut out = line.to_string();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "********");
+        }
+        out
+    }
+
+    fn printable_url(&self) -> String {
+        self.scrub(&scrub_url(&self.url))
+    }
+
+    /// Runs one git command with its output streamed to the log; `Err(cause)` is git's last line.
+    fn run(
+        &self,
+        args: &[&str],
+        cwd: Option<&Path>,
+        stdin: Option<&[u8]>,
+    ) -> Result<Result<(), String>, SourceError> {
+        let askpass = match &self.creds {
+            Some((u, p)) => Some(AskPass::create(u, p, self.env)?),
+            None => None,
+        };
+        let mut cmd = Command::new("git");
+        // `-c safe.directory=*` instead of the Python agent's `git config --global --replace-all
+        // safe.directory '*'` (Git.__init__): same effect without editing the user's ~/.gitconfig.
+        cmd.arg("-c").arg("safe.directory=*").args(args);
+        cmd.env_clear().envs(self.env);
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_SSH_COMMAND", "ssh -oBatchMode=yes");
+        if let Some(a) = &askpass {
+            cmd.env("GIT_ASKPASS", &a.path);
+        }
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let shown = format!("git {}", args.join(" "));
+        (self.log)(&self.scrub(&shown));
+        let scrub = |l: &str| self.scrub(&l.replace(&self.url, &scrub_url(&self.url)));
+        let outcome = run_streamed(cmd, stdin, &|l| (self.log)(&scrub(l))).map_err(|e| {
+            SourceError::GitMissing {
+                cause: e.to_string(),
+            }
+        })?;
+        drop(askpass);
+        if outcome.success {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(scrub(&outcome.failure_summary())))
+        }
+    }
+
+    /// `git <args>` returning trimmed stdout, or `None` when it fails.
+    fn query(&self, args: &[&str], cwd: &Path) -> Option<String> {
+        let out = Command::new("git")
+            .arg("-c")
+            .arg("safe.directory=*")
+            .args(args)
+            .env_clear()
+            .envs(self.env)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn clone_into(&self, dir: &Path) -> Result<(), SourceError> {
+        remove_dir_if_exists(dir)?;
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+        }
+        let d = dir.to_string_lossy();
+        let quiet = if self.opts.clone_verbose {
+            "--verbose"
+        } else {
+            "--quiet"
+        };
+        self.run(&["clone", &self.url, &d, "--recursive", quiet], None, None)?
+            .map_err(|cause| SourceError::Clone {
+                url: self.printable_url(),
+                cause,
+            })
+    }
+
+    fn fetch(&self, dir: &Path) -> Result<Result<(), String>, SourceError> {
+        let mut args = vec!["fetch"];
+        args.extend(self.opts.git_fetch_args.iter().map(String::as_str));
+        self.run(&args, Some(dir), None)
+    }
+
+    /// Mirrors repo.py: clone_repository_cached.
+    fn clone_cached(
+        &self,
+        script: &ScriptInfo,
+        target_root: &Path,
+    ) -> Result<RepoInfo, SourceError> {
+        let name = repo_folder_name(&self.original);
+        let target = target_root.join(&name);
+        let printable = scrub_url(&self.original);
+        if self.opts.standalone {
+            (self.log)(&format!(
+                "standalone mode: using the code in {}",
+                target.display()
+            ));
+        } else if let Some(cache_root) = &self.opts.vcs_cache {
+            fs::create_dir_all(cache_root)
+                .map_err(io_err(format!("creating {}", cache_root.display())))?;
+            let mut key = md5_hex(&self.original);
+            (self.log)(&format!(
+                "INFO: acquiring [timeout={}s] lock for repo cache folder",
+                REPO_LOCK_TIMEOUT.as_secs()
+            ));
+            let lock_path = cache_root.join(format!("{key}.lock"));
+            let _lock = match lock_with_timeout(&lock_path, REPO_LOCK_TIMEOUT, false)? {
+                Some(l) => Some(l),
+                None => {
+                    (self.log)(&format!(
+                        "Could not lock cache folder \"{name}\" (timeout {} sec), using temp vcs cache.",
+                        REPO_LOCK_TIMEOUT.as_secs()
+                    ));
+                    key = format!("{key}_{}", rand::random::<u64>());
+                    None
+                }
+            };
+            let cached = cache_root.join(format!("{name}.{key}")).join(&name);
+            if cached.exists() {
+                (self.log)(&format!(
+                    "Using cached repository in \"{}\"",
+                    cached.display()
+                ));
+            } else {
+                (self.log)(&format!("cloning: {printable}"));
+                self.clone_into(&cached)?;
+            }
+            (self.log)("pulling git");
+            if let Err(cause) = self.fetch(&cached)? {
+                (self.log)(&format!("git pull failed: {cause}"));
+                if !self.opts.clone_on_pull_fail {
+                    return Err(SourceError::Fetch {
+                        url: printable,
+                        cause,
+                    });
+                }
+                (self.log)(&format!("pulling git failed, re-cloning: {printable}"));
+                self.clone_into(&cached)?;
+                if let Err(cause) = self.fetch(&cached)? {
+                    return Err(SourceError::Fetch {
+                        url: printable,
+                        cause,
+                    });
+                }
+            }
+            (self.log)("pulling git completed");
+            remove_dir_if_exists(target_root)?;
+            copy_tree(&cached, &target).map_err(|cause| SourceError::CopyCache {
+                from: cached.clone(),
+                to: target.clone(),
+                cause,
+            })?;
+            self.checkout(script, &target)?;
+        } else {
+            (self.log)(&format!("cloning: {printable}"));
+            self.clone_into(&target)?;
+            self.checkout(script, &target)?;
+        }
+        let branch = self
+            .query(&["rev-parse", "--abbrev-ref", "HEAD"], &target)
+            .unwrap_or_default();
+        let commit = self
+            .query(&["rev-parse", "HEAD"], &target)
+            .unwrap_or_default();
+        let root = self
+            .query(&["rev-parse", "--show-toplevel"], &target)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target.clone());
+        Ok(RepoInfo {
+            url: printable,
+            branch,
+            commit,
+            root,
+        })
+    }
+
+    /// Revision order: version_num > tag > origin/<branch> (origin/master, origin/main without one).
+    /// Mirrors repo.py: VcsFactory.create and Git.checkout.
+    fn checkout(&self, script: &ScriptInfo, dir: &Path) -> Result<(), SourceError> {
+        let revisions: Vec<String> = if !script.version_num.trim().is_empty() {
+            vec![script.version_num.trim().to_string()]
+        } else if !script.tag.trim().is_empty() {
+            vec![script.tag.trim().to_string()]
+        } else if !script.branch.trim().is_empty() {
+            vec![format!("origin/{}", script.branch.trim())]
+        } else {
+            vec!["origin/master".into(), "origin/main".into()]
+        };
+        let mut last = String::new();
+        let mut done = false;
+        for rev in &revisions {
+            match self.run(&["checkout", rev, "--force"], Some(dir), None)? {
+                Ok(()) => {
+                    done = true;
+                    break;
+                }
+                Err(cause) => last = cause,
+            }
+        }
+        if !done {
+            return Err(SourceError::Checkout {
+                rev: revisions.join(" or "),
+                cause: last,
+            });
+        }
+        // failures are ignored, as in Git.checkout
+        if let Err(cause) = self.run(&["submodule", "update", "--recursive"], Some(dir), None)? {
+            (self.log)(&format!("WARNING: git submodule update failed: {cause}"));
+        }
+        Ok(())
+    }
+
+    /// `git apply --unidiff-zero` with the diff on stdin; files named by `--- a/<path>` are created first.
+    /// Mirrors repo.py: VCS.patch and worker.py: Worker.apply_diff.
+    fn apply_diff(&self, root: &Path, diff: &str) -> Result<(), SourceError> {
+        (self.log)("Applying uncommitted changes");
+        for line in diff.lines() {
+            if let Some(rel) = line.strip_prefix("--- a/") {
+                let path = root.join(rel.trim_end());
+                if path.starts_with(root) && !path.exists() {
+                    if let Some(parent) = path.parent() {
+                        let _ = fs::create_dir_all(parent);
+                    }
+                    if fs::write(&path, b"").is_err() {
+                        (self.log)(&format!(
+                            "WARNING: failed creating file for git diff ({})",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+        }
+        let input = format!("{diff}\n");
+        match self.run(
+            &["apply", "--unidiff-zero"],
+            Some(root),
+            Some(input.as_bytes()),
+        )? {
+            Ok(()) => {
+                (self.log)("successfully applied uncommitted changes");
+                Ok(())
+            }
+            Err(cause) => {
+                (self.log)("Failed applying diff");
+                if cause.to_lowercase().contains("no such file or directory") {
+                    (self.log)(
+                        "NOTE: files were not found when applying diff, perhaps you forgot to push your changes?",
+                    );
+                }
+                Err(SourceError::ApplyDiff { cause })
+            }
+        }
+    }
+}
+
+/// Percent-encodes a URL userinfo part (as furl does when it sets username/password).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A temporary `GIT_ASKPASS` script answering the username for "Username" prompts and the password
+/// otherwise; removed on drop. Mirrors repo.py: Git._git_pass_auth_wrapper.
+struct AskPass {
+    path: PathBuf,
+}
+
+impl AskPass {
+    fn create(user: &str, pass: &str, env: &HashMap<String, String>) -> Result<Self, SourceError> {
+        let dir = env
+            .get("TMPDIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        let path = dir.join(format!("clearml_git_{:016x}.sh", rand::random::<u64>()));
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let body = format!(
+            "#!/bin/sh\ncase \"$1\" in\n  [Uu]*) printf '%s\\n' {} ;;\n  *) printf '%s\\n' {} ;;\nesac\n",
+            quote(user),
+            quote(pass)
+        );
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&path)
+            .map_err(io_err(format!(
+                "creating the git askpass script in {}",
+                dir.display()
+            )))?;
+        f.write_all(body.as_bytes())
+            .map_err(io_err("writing the git askpass script"))?;
+        drop(f);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("making the git askpass script executable"))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for AskPass {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Takes a lock (shared or exclusive) on `path`, waiting at most `timeout`; `None` on timeout.
+/// The wait happens on a helper thread that is woken by the lock itself (no polling).
+pub(crate) fn lock_with_timeout(
+    path: &Path,
+    timeout: Duration,
+    shared: bool,
+) -> Result<Option<fs::File>, SourceError> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err(format!("opening lock {}", path.display())))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let res = if shared {
+            file.lock_shared()
+        } else {
+            file.lock()
+        }
+        .map(|()| file);
+        // if nobody waits any more the file (and its lock) is dropped here
+        let _ = tx.send(res);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(f)) => Ok(Some(f)),
+        Ok(Err(e)) => Err(SourceError::Io {
+            context: format!("locking {}", path.display()),
+            cause: e,
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Recursive copy preserving symlinks (dangling ones included) and permissions.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    copy_tree_except(from, to, &[])
+}
+
+/// [`copy_tree`] skipping the top-level entries named in `exclude`.
+pub(crate) fn copy_tree_except(from: &Path, to: &Path, exclude: &[&str]) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if exclude.iter().any(|e| name.as_os_str() == *e) {
+            continue;
+        }
+        let src = entry.path();
+        let dst = to.join(&name);
+        let ty = entry.file_type()?;
+        if ty.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        } else if ty.is_dir() {
+            copy_tree_except(&src, &dst, &[])?;
+            fs::set_permissions(&dst, fs::metadata(&src)?.permissions())?;
+        } else {
+            fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a streamed setup command did.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamOutcome {
+    pub success: bool,
+    pub code: Option<i32>,
+    /// The last lines of stdout+stderr in arrival order, for error messages.
+    pub tail: Vec<String>,
+}
+
+impl StreamOutcome {
+    /// One line describing the failure: the last non-empty output line (preferring `error`/`fatal`).
+    pub fn failure_summary(&self) -> String {
+        let lines: Vec<&String> = self.tail.iter().filter(|l| !l.trim().is_empty()).collect();
+        let pick = lines
+            .iter()
+            .rev()
+            .find(|l| {
+                let l = l.to_lowercase();
+                l.starts_with("error") || l.starts_with("fatal")
+            })
+            .or(lines.last())
+            .map(|l| l.trim().to_string());
+        match (pick, self.code) {
+            (Some(l), _) => l,
+            (None, Some(c)) => format!("exit code {c}"),
+            (None, None) => "killed by a signal".into(),
+        }
+    }
+}
+
+const TAIL_LINES: usize = 30;
+
+/// Runs `cmd`, sending each output line (stdout and stderr, as they arrive) to `log`.
+/// `stdin` is written to the child when given, else the child's stdin is `/dev/null`.
+pub(crate) fn run_streamed(
+    mut cmd: Command,
+    stdin: Option<&[u8]>,
+    log: &dyn Fn(&str),
+) -> io::Result<StreamOutcome> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn()?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(spawn_reader(out, tx.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(spawn_reader(err, tx.clone()));
+    }
+    drop(tx);
+    let writer = match (stdin, child.stdin.take()) {
+        (Some(data), Some(mut pipe)) => {
+            let data = data.to_vec();
+            Some(std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            }))
+        }
+        _ => None,
+    };
+    let mut tail: Vec<String> = Vec::new();
+    for line in rx {
+        log(&line);
+        tail.push(line);
+        if tail.len() > TAIL_LINES {
+            tail.remove(0);
+        }
+    }
+    for r in readers {
+        let _ = r.join();
+    }
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    let status = child.wait()?;
+    Ok(StreamOutcome {
+        success: status.success(),
+        code: status.code(),
+        tail,
+    })
+}
+
+fn spawn_reader(
+    pipe: impl Read + Send + 'static,
+    tx: mpsc::Sender<String>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&buf);
+                    let line = text.trim_end_matches(['\n', '\r']);
+                    // keep only the last carriage-return segment (progress bars)
+                    let line = line.rsplit('\r').next().unwrap_or(line).to_string();
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Joins a program and its arguments for display.
+pub(crate) fn display_command(program: &Path, args: &[OsString]) -> String {
+    let mut s = program.to_string_lossy().into_owned();
+    for a in args {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet(_: &str) {}
+
+    #[test]
+    fn literal_script_detection() {
+        assert!(!is_literal_script(""));
+        assert!(!is_literal_script("diff --git a/x b/x"));
+        assert!(!is_literal_script("submodule x\ndiff --git a/x b/x"));
+        assert!(is_literal_script("print('hi')\n"));
+    }
+
+    #[test]
+    fn entry_working_dir_split() {
+        assert_eq!(
+            split_entry_point("a.py:sub", ""),
+            ("a.py".into(), "sub".into())
+        );
+        assert_eq!(split_entry_point("a.py", "w"), ("a.py".into(), "w".into()));
+    }
+
+    #[test]
+    fn folder_names() {
+        assert_eq!(
+            repo_folder_name("https://github.com/org/repo.git"),
+            "repo.git"
+        );
+        assert_eq!(repo_folder_name("git@github.com:org/repo.git"), "repo.git");
+        assert_eq!(repo_folder_name("/tmp/x/origin"), "origin");
+        assert_eq!(repo_folder_name("file:///tmp/x/origin/"), "origin");
+    }
+
+    #[test]
+    fn scrubbing() {
+        assert_eq!(
+            scrub_url("https://u:secret@h.com/a.git"),
+            "https://u@h.com/a.git"
+        );
+        assert_eq!(scrub_url("git@h.com:a.git"), "git@h.com:a.git");
+    }
+
+    #[test]
+    fn md5_matches_python() {
+        // python3 -c "import hashlib;print(hashlib.md5(b'https://github.com/a/b.git').hexdigest())"
+        assert_eq!(
+            md5_hex("https://github.com/a/b.git"),
+            "8211a74fe1fb6f5e32b89346e362f8c5"
+        );
+    }
+
+    #[test]
+    fn ssh_to_https_with_credentials() {
+        let opts = GitOptions {
+            git_user: Some("u".into()),
+            git_pass: Some("p".into()),
+            ..GitOptions::default()
+        };
+        assert_eq!(
+            rewrite_url("git@github.com:org/repo.git", &opts, &quiet),
+            "https://github.com/org/repo.git"
+        );
+        assert_eq!(
+            rewrite_url("ssh://git@github.com/org/repo.git", &opts, &quiet),
+            "https://github.com/org/repo.git"
+        );
+        let no_creds = GitOptions::default();
+        assert_eq!(
+            rewrite_url("git@github.com:org/repo.git", &no_creds, &quiet),
+            "git@github.com:org/repo.git"
+        );
+        let host_only = GitOptions {
+            git_host: Some("gitlab.com".into()),
+            ..opts.clone()
+        };
+        assert_eq!(
+            rewrite_url("git@github.com:org/repo.git", &host_only, &quiet),
+            "git@github.com:org/repo.git"
+        );
+    }
+
+    #[test]
+    fn https_to_ssh_forced() {
+        let opts = GitOptions {
+            force_git_ssh_protocol: true,
+            force_git_ssh_port: Some(2222),
+            ..GitOptions::default()
+        };
+        assert_eq!(
+            rewrite_url("https://github.com/org/repo.git", &opts, &quiet),
+            "ssh://git@github.com:2222/org/repo.git"
+        );
+        assert_eq!(
+            rewrite_url("ssh://me@github.com/org/repo.git", &opts, &quiet),
+            "ssh://git@github.com:2222/org/repo.git"
+        );
+    }
+}

@@ -4,4 +4,5 @@ pub mod git;
 pub mod logs;
 pub mod process;
 pub mod spill;
+pub mod requirements;
 pub mod venv;

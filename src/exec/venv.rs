@@ -1,1 +1,943 @@
-//! Python environments: interpreter choice, venv creation and cache, requirement installation.
+//! Python environments: interpreter choice, venv creation (virtualenv/venv or uv), the venv cache,
+//! requirement installation with pip or uv, and the freeze. Which requirements to install is
+//! decided by the caller (`requirements.rs` helps); the task's code is `git.rs`'s job.
+//!
+//! Every command line and its output goes to the caller's log callback. Commands run with exactly
+//! the caller's environment map (minus `PYTHONPATH` for pip, as the Python agent does).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use super::git::{
+    StreamOutcome, copy_tree_except, display_command, lock_with_timeout, run_streamed,
+};
+use super::git::{WORKING_REPOSITORY_DIR, WORKING_STANDALONE_DIR};
+use super::requirements::{
+    CacheKeyContext, PIP_MANAGER_CLASS, Requirements, cache_key, meaningful_lines, pip_pin_args,
+    requested_pip_version,
+};
+
+/// Lock timeout of the venv cache (`agent.venvs_cache.lock_timeout`, default 30 s).
+const CACHE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lock file inside the venv cache; mirrors clearml_agent/helper/os/folder_cache.py (`_lock_filename`).
+const CACHE_LOCK_FILE: &str = ".clearml.lock";
+/// Prefix of half-written cache entries; mirrors folder_cache.py (`_temp_entry_prefix`).
+const CACHE_TEMP_PREFIX: &str = "_temp.";
+
+/// Interpreter settings of the `agent` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PythonOptions {
+    /// `agent.python_binary`: a name (`python3.10`) or a path.
+    pub python_binary: Option<String>,
+    /// `agent.default_python` (`3.11`).
+    pub default_python: Option<String>,
+    /// `agent.ignore_requested_python_version`.
+    pub ignore_requested_python_version: bool,
+}
+
+/// The interpreter a venv is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonInfo {
+    /// Resolved path of the interpreter.
+    pub exe: PathBuf,
+    /// The name it was found by (`python3.11`, or the configured path); part of the cache key.
+    pub name: String,
+    /// `(major, minor, patch)` from `--version`.
+    pub version: (u32, u32, u32),
+}
+
+impl PythonInfo {
+    /// `X.Y`, the venv folder name.
+    pub fn major_minor(&self) -> String {
+        format!("{}.{}", self.version.0, self.version.1)
+    }
+}
+
+/// The requested version from `script.binary`: `pythonX.Y` → `X.Y`, `python3` → `3`, else none.
+/// Mirrors clearml_agent/commands/worker.py: Worker.execute (`python_ver` from the binary basename).
+pub fn requested_python_version(binary: &str) -> Option<String> {
+    let name = binary.trim().rsplit('/').next()?;
+    let rest = name.strip_prefix("python")?;
+    (!rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .then(|| rest.to_string())
+}
+
+/// Finds the interpreter for a requested version (`3.10.4`, `3.10`, `3`, or a path).
+/// The request falls back to `python_binary`, then `default_python`, then `3`. Candidates for
+/// `3.10.4`: `python3.10.4`, `python3.10`, `python3`, `python`; each is asked `--version`; the first
+/// exact match wins, else the first one found (with a warning).
+/// Mirrors clearml_agent/commands/worker.py: Worker.install_virtualenv and
+/// Worker.find_python_executable_for_version (the agent's own interpreter is not a candidate:
+/// this agent is compiled).
+pub fn find_python(
+    requested: Option<&str>,
+    opts: &PythonOptions,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<PythonInfo, EnvError> {
+    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+    let fallback = nonempty(&opts.python_binary)
+        .or_else(|| nonempty(&opts.default_python))
+        .unwrap_or_else(|| "3".to_string());
+    let requested = if opts.ignore_requested_python_version {
+        None
+    } else {
+        requested
+            .map(str::to_string)
+            .filter(|s| !s.trim().is_empty())
+    };
+    match requested {
+        Some(r) => match search_python(&r, env, log) {
+            Ok(found) => Ok(found),
+            Err(_) => {
+                log(&format!(
+                    "Warning: could not locate requested Python version {r}, reverting to version {fallback}"
+                ));
+                search_python(&fallback, env, log)
+            }
+        },
+        None => search_python(&fallback, env, log),
+    }
+}
+
+fn search_python(
+    version: &str,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<PythonInfo, EnvError> {
+    let version = version.trim();
+    let is_path = version.contains('/');
+    let suffix = if is_path {
+        let base = version.rsplit('/').next().unwrap_or(version);
+        base.rsplit("python").next().unwrap_or("").to_string()
+    } else {
+        version.trim_start_matches("python").to_string()
+    };
+    let parts: Vec<&str> = suffix.split('.').filter(|p| !p.is_empty()).collect();
+    let mut candidates: Vec<(String, String)> = Vec::new();
+    for n in (0..=parts.len()).rev() {
+        let v = parts[..n].join(".");
+        let exe = if is_path {
+            version.to_string()
+        } else {
+            format!("python{v}")
+        };
+        candidates.push((v, exe));
+    }
+    let mut first: Option<PythonInfo> = None;
+    for (_, name) in &candidates {
+        let Some(exe) = which(name, env) else {
+            continue;
+        };
+        let Some(found) = python_version(&exe, env) else {
+            continue;
+        };
+        let info = PythonInfo {
+            exe,
+            name: name.clone(),
+            version: found,
+        };
+        let want: Vec<u32> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+        let have = [found.0, found.1, found.2];
+        if is_path || want.iter().zip(have.iter()).all(|(w, h)| w == h) {
+            return Ok(info);
+        }
+        if first.is_none() {
+            first = Some(info);
+        }
+    }
+    match first {
+        Some(info) => {
+            log(&format!(
+                "WARNING: Python executable with version '{version}' requested by the Task, not found in path, using '{}' (v{}.{}.{}) instead",
+                info.exe.display(),
+                info.version.0,
+                info.version.1,
+                info.version.2
+            ));
+            Ok(info)
+        }
+        None => Err(EnvError::PythonNotFound {
+            requested: version.to_string(),
+            tried: candidates
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Resolves a program name through `PATH` of `env` (paths are taken as they are).
+fn which(name: &str, env: &HashMap<String, String>) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
+    let path = env.get("PATH")?;
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `(major, minor, patch)` from `<exe> --version` (`Python 3.11.7`).
+fn python_version(exe: &Path, env: &HashMap<String, String>) -> Option<(u32, u32, u32)> {
+    let out = Command::new(exe)
+        .arg("--version")
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = text
+        .split_whitespace()
+        .skip_while(|w| *w != "Python")
+        .nth(1)?;
+    let mut nums = v.split('.').map(|p| {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u32>().ok()
+    });
+    let major = nums.next()??;
+    let minor = nums.next().flatten().unwrap_or(0);
+    let patch = nums.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// `agent.package_manager.type` values this module handles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PackageManagerKind {
+    #[default]
+    Pip,
+    Uv,
+}
+
+/// `agent.venvs_cache.*`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VenvCacheOptions {
+    pub path: PathBuf,
+    pub max_entries: usize,
+    pub free_space_threshold_gb: f64,
+}
+
+/// Everything `build_env` needs besides the interpreter and the requirements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvOptions {
+    pub manager: PackageManagerKind,
+    /// `agent.venvs_dir`; the venv is `<venvs_dir>/<X.Y>`.
+    pub venvs_dir: PathBuf,
+    /// `None` disables the venv cache.
+    pub venvs_cache: Option<VenvCacheOptions>,
+    /// `agent.package_manager.system_site_packages`.
+    pub system_site_packages: bool,
+    /// `agent.package_manager.force_upgrade`: `--upgrade` on installs.
+    pub force_upgrade: bool,
+    /// `agent.package_manager.extra_index_url`.
+    pub extra_index_urls: Vec<String>,
+    /// `agent.package_manager.extra_pip_install_flags` / `CLEARML_EXTRA_PIP_INSTALL_FLAGS`.
+    pub extra_pip_install_flags: Vec<String>,
+    /// `agent.package_manager.pip_version`: each entry becomes `pip<spec>` (markers allowed).
+    pub pip_version: Vec<String>,
+    /// The uv executable; `None` looks `uv` up in `PATH`.
+    pub uv_binary: Option<PathBuf>,
+    /// The skip-venv modes (`CLEARML_AGENT_SKIP_PIP_VENV_INSTALL`, `..._SKIP_PYTHON_ENV_INSTALL`):
+    /// no venv, nothing installed, the interpreter is used as is.
+    pub skip_install: bool,
+    /// Docker image of the task (cache key only).
+    pub docker_image: Option<String>,
+    /// `agent.cuda_version` (cache key only).
+    pub cuda_version: Option<String>,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            manager: PackageManagerKind::Pip,
+            venvs_dir: PathBuf::from("venvs-builds"),
+            venvs_cache: None,
+            system_site_packages: false,
+            force_upgrade: false,
+            extra_index_urls: Vec::new(),
+            extra_pip_install_flags: Vec::new(),
+            // mirrors the default `agent.package_manager.pip_version` of clearml.conf
+            pip_version: vec![
+                "<20.2 ; python_version < '3.10'".into(),
+                "<22.3 ; python_version >= '3.10' and python_version <= '3.11'".into(),
+                ">=23,<26 ; python_version >= '3.12'".into(),
+            ],
+            uv_binary: None,
+            skip_install: false,
+            docker_image: None,
+            cuda_version: None,
+        }
+    }
+}
+
+/// A ready environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltEnv {
+    /// The venv folder (`<venvs_dir>/<X.Y>`).
+    pub venv: PathBuf,
+    /// The interpreter to run the task with.
+    pub python: PathBuf,
+    /// `pip freeze` of the venv (`None` when nothing could be frozen, e.g. skip-install mode).
+    pub frozen: Option<String>,
+    /// True when the venv came from the venv cache and nothing was installed.
+    pub cache_hit: bool,
+    /// The cache entry used or stored.
+    pub cache_entry: Option<PathBuf>,
+}
+
+/// Why building the environment failed; each variant names the stage.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error(
+        "Python executable with version '{requested}' not found in PATH (tried: {tried}); install it or set agent.python_binary"
+    )]
+    PythonNotFound { requested: String, tried: String },
+    #[error("failed creating the virtual environment {path}: {cause}")]
+    CreateVenv { path: PathBuf, cause: String },
+    #[error(
+        "cannot run uv ({cause}); install it (`pip install uv`) or use agent.package_manager.type: pip"
+    )]
+    UvMissing { cause: String },
+    #[error("failed installing {what}: {cause}")]
+    InstallRequirements { what: String, cause: String },
+    #[error("failed freezing the environment: {cause}")]
+    Freeze { cause: String },
+    #[error("{context}: {cause}")]
+    Io { context: String, cause: io::Error },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> EnvError {
+    let context = context.into();
+    move |cause| EnvError::Io { context, cause }
+}
+
+/// Creates (or reuses) the venv `<venvs_dir>/<X.Y>`, takes it from the venv cache when the same
+/// requirements were built before, else installs the task's requirements (or, when the task has
+/// none, the repository's `requirements.txt` files), freezes it and stores it in the cache.
+/// Mirrors clearml_agent/commands/worker.py: Worker.install_virtualenv and
+/// Worker.install_requirements_for_package_api.
+pub fn build_env(
+    python: &PythonInfo,
+    requirements: &Requirements,
+    repo_requirements_files: &[PathBuf],
+    opts: &EnvOptions,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<BuiltEnv, EnvError> {
+    let venv = opts.venvs_dir.join(python.major_minor());
+    if opts.skip_install {
+        fs::create_dir_all(&venv).map_err(io_err(format!("creating {}", venv.display())))?;
+        return Ok(BuiltEnv {
+            venv,
+            python: python.exe.clone(),
+            frozen: None,
+            cache_hit: false,
+            cache_entry: None,
+        });
+    }
+    let mut pip_env = env.clone();
+    pip_env.remove("PYTHONPATH");
+    let venv_python = venv.join("bin").join("python");
+
+    // The venv cache is pip-only, as in the Python agent (not used with uv or poetry).
+    let cache = match (&opts.venvs_cache, opts.manager) {
+        (Some(c), PackageManagerKind::Pip) => Some(c),
+        (None, _) => {
+            log(
+                "::: Python virtual environment cache is DISABLED. To accelerate spin-up time set `agent.venvs_cache.path=~/.clearml/venvs-cache` :::",
+            );
+            None
+        }
+        _ => None,
+    };
+    let key_ctx = CacheKeyContext {
+        manager_class: PIP_MANAGER_CLASS.to_string(),
+        docker_image: opts.docker_image.clone(),
+        cuda_version: opts.cuda_version.clone(),
+        python: python.name.clone(),
+    };
+    let requested_key = cache_key(
+        &key_ctx,
+        requirements.pip.as_deref().unwrap_or(""),
+        requirements.conda.as_deref().unwrap_or(""),
+    );
+    if let (Some(c), Some(key)) = (cache, &requested_key)
+        && let Some(entry) = cache_lookup(c, std::slice::from_ref(key), &venv, log)?
+    {
+        log(&format!(
+            "::: Using Cached environment {} :::",
+            entry.display()
+        ));
+        let frozen = freeze(opts, &venv_python, &pip_env, log)?;
+        return Ok(BuiltEnv {
+            venv,
+            python: venv_python,
+            frozen,
+            cache_hit: true,
+            cache_entry: Some(entry),
+        });
+    }
+
+    create_venv(python, &venv, opts, env, log)?;
+
+    let installer = Installer::new(opts, &venv_python, &pip_env, log)?;
+    if opts.manager == PackageManagerKind::Pip {
+        let pins = match requested_pip_version(requirements) {
+            Some(v) => pip_pin_args(&[v]),
+            None => pip_pin_args(&opts.pip_version),
+        };
+        let pins = if pins.is_empty() {
+            vec!["pip".to_string()]
+        } else {
+            pins
+        };
+        let mut args = pins.clone();
+        args.push("--upgrade".into());
+        installer.install(&args, "pip", false)?;
+        // Cython is installed only for interpreters below 3.9, the documented intent of
+        // Worker.install_requirements_for_package_api; the Python agent's quirk of always installing
+        // it when the task binary is plain `python3` (unparsable minor) is not reproduced.
+        if python.version.0 == 3 && python.version.1 < 9 {
+            installer.install(&["Cython".to_string()], "Cython", true)?;
+        }
+    }
+
+    let task_lines = requirements.pip_lines();
+    if !task_lines.is_empty() {
+        log("Found task requirements section, trying to install");
+        let file = opts
+            .venvs_dir
+            .join(format!("cached-reqs-{:016x}.txt", rand::random::<u64>()));
+        fs::write(&file, format!("{}\n", task_lines.join("\n")))
+            .map_err(io_err(format!("writing {}", file.display())))?;
+        let res = installer.install(
+            &["-r".to_string(), file.to_string_lossy().into_owned()],
+            "the task requirements",
+            true,
+        );
+        let _ = fs::remove_file(&file);
+        res?;
+        log("task requirements installation passed");
+    } else if !repo_requirements_files.is_empty() {
+        for f in repo_requirements_files {
+            log(&format!("Trying pip install: {}", f.display()));
+            installer.install(
+                &["-r".to_string(), f.to_string_lossy().into_owned()],
+                &f.display().to_string(),
+                true,
+            )?;
+        }
+    } else {
+        log("Warning: installing NO task requirements or repository requirements");
+    }
+
+    let frozen = freeze(opts, &venv_python, &pip_env, log)?;
+    let mut cache_entry = None;
+    if let Some(c) = cache {
+        let mut keys: Vec<String> = requested_key.into_iter().collect();
+        if let Some(f) = &frozen
+            && let Some(k) = cache_key(&key_ctx, f, "")
+        {
+            keys.push(k);
+        }
+        keys.sort();
+        keys.dedup();
+        if !keys.is_empty() {
+            cache_entry = cache_store(c, &keys, &venv, log)?;
+        }
+    }
+    Ok(BuiltEnv {
+        venv,
+        python: venv_python,
+        frozen,
+        cache_hit: false,
+        cache_entry,
+    })
+}
+
+/// Creates the venv unless it already has an interpreter (an existing venv is reused and packages
+/// are installed on top). pip: `python -m virtualenv`, falling back to `python -m venv`; uv:
+/// `uv venv --python <exe>`. Mirrors clearml_agent/helper/package/pip_api/venv.py: VirtualenvPip.create
+/// and helper/package/uv_api.py. (The Python agent checks the folder; checking `bin/python` also
+/// copes with a folder that only holds `task_repository`.)
+fn create_venv(
+    python: &PythonInfo,
+    venv: &Path,
+    opts: &EnvOptions,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<(), EnvError> {
+    if venv.join("bin").join("python").exists() {
+        log(&format!(
+            "Reusing the virtual environment {}",
+            venv.display()
+        ));
+        return Ok(());
+    }
+    if let Some(parent) = venv.parent() {
+        fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+    }
+    let site = opts
+        .system_site_packages
+        .then(|| OsString::from("--system-site-packages"));
+    let run = |program: &Path, args: Vec<OsString>| -> Result<StreamOutcome, EnvError> {
+        log(&display_command(program, &args));
+        let mut cmd = Command::new(program);
+        cmd.args(&args).env_clear().envs(env);
+        run_streamed(cmd, None, log).map_err(|e| EnvError::CreateVenv {
+            path: venv.to_path_buf(),
+            cause: format!("cannot run {}: {e}", program.display()),
+        })
+    };
+    let args_for = |module: &str| {
+        let mut a: Vec<OsString> = vec!["-m".into(), module.into(), venv.into()];
+        a.extend(site.clone());
+        a
+    };
+    match opts.manager {
+        PackageManagerKind::Uv => {
+            let uv = find_uv(opts, env)?;
+            let mut a: Vec<OsString> = vec![
+                "venv".into(),
+                "--python".into(),
+                python.exe.clone().into(),
+                venv.into(),
+            ];
+            a.extend(site.clone());
+            let out = run(&uv, a)?;
+            if !out.success {
+                return Err(EnvError::CreateVenv {
+                    path: venv.to_path_buf(),
+                    cause: out.failure_summary(),
+                });
+            }
+        }
+        PackageManagerKind::Pip => {
+            let out = run(&python.exe, args_for("virtualenv"))?;
+            if !out.success || !venv.is_dir() {
+                log(&format!(
+                    "WARNING: virtualenv call failed: {}\n INFO: Creating virtual environment with venv",
+                    out.failure_summary()
+                ));
+                let out = run(&python.exe, args_for("venv"))?;
+                if !out.success {
+                    return Err(EnvError::CreateVenv {
+                        path: venv.to_path_buf(),
+                        cause: out.failure_summary(),
+                    });
+                }
+            }
+        }
+    }
+    if !venv.join("bin").join("python").exists() {
+        return Err(EnvError::CreateVenv {
+            path: venv.to_path_buf(),
+            cause: "no bin/python after creation".into(),
+        });
+    }
+    Ok(())
+}
+
+fn find_uv(opts: &EnvOptions, env: &HashMap<String, String>) -> Result<PathBuf, EnvError> {
+    match &opts.uv_binary {
+        Some(p) if p.is_file() => Ok(p.clone()),
+        Some(p) => Err(EnvError::UvMissing {
+            cause: format!("{} does not exist", p.display()),
+        }),
+        None => which("uv", env).ok_or_else(|| EnvError::UvMissing {
+            cause: "`uv` is not in PATH".into(),
+        }),
+    }
+}
+
+/// Runs `pip install` / `uv pip install` into the venv.
+struct Installer<'a> {
+    program: PathBuf,
+    prefix: Vec<OsString>,
+    flags: Vec<OsString>,
+    env: &'a HashMap<String, String>,
+    log: &'a dyn Fn(&str),
+}
+
+impl<'a> Installer<'a> {
+    fn new(
+        opts: &EnvOptions,
+        venv_python: &Path,
+        env: &'a HashMap<String, String>,
+        log: &'a dyn Fn(&str),
+    ) -> Result<Self, EnvError> {
+        let mut flags: Vec<OsString> = Vec::new();
+        for url in &opts.extra_index_urls {
+            flags.push("--extra-index-url".into());
+            flags.push(url.into());
+        }
+        flags.extend(opts.extra_pip_install_flags.iter().map(OsString::from));
+        if opts.force_upgrade {
+            flags.push("--upgrade".into());
+        }
+        Ok(match opts.manager {
+            PackageManagerKind::Pip => Self {
+                program: venv_python.to_path_buf(),
+                prefix: vec![
+                    "-m".into(),
+                    "pip".into(),
+                    "--disable-pip-version-check".into(),
+                    "install".into(),
+                ],
+                flags,
+                env,
+                log,
+            },
+            PackageManagerKind::Uv => Self {
+                program: find_uv(opts, env)?,
+                prefix: vec![
+                    "pip".into(),
+                    "install".into(),
+                    "--python".into(),
+                    venv_python.into(),
+                ],
+                flags,
+                env,
+                log,
+            },
+        })
+    }
+
+    /// `pip install <args> <flags>`; `legacy` adds the legacy-resolver flag when the venv's pip
+    /// wants it (pip >=20.3,<24.3, mirrors `agent.package_manager.pip_legacy_resolver`).
+    fn install(&self, args: &[String], what: &str, legacy: bool) -> Result<(), EnvError> {
+        let mut all = self.prefix.clone();
+        all.extend(args.iter().map(OsString::from));
+        all.extend(self.flags.iter().cloned());
+        if legacy
+            && self.prefix.first().is_some_and(|p| p == "-m")
+            && self.pip_wants_legacy_resolver()
+        {
+            (self.log)(
+                "INFO: Using legacy resolver for PIP to avoid inconsistency with package versions!",
+            );
+            all.push("--use-deprecated=legacy-resolver".into());
+        }
+        (self.log)(&display_command(&self.program, &all));
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&all).env_clear().envs(self.env);
+        let out = run_streamed(cmd, None, self.log).map_err(|e| EnvError::InstallRequirements {
+            what: what.to_string(),
+            cause: format!("cannot run {}: {e}", self.program.display()),
+        })?;
+        if out.success {
+            Ok(())
+        } else {
+            Err(EnvError::InstallRequirements {
+                what: what.to_string(),
+                cause: out.failure_summary(),
+            })
+        }
+    }
+
+    fn pip_wants_legacy_resolver(&self) -> bool {
+        let out = Command::new(&self.program)
+            .args(["-m", "pip", "--disable-pip-version-check", "--version"])
+            .env_clear()
+            .envs(self.env)
+            .stdin(Stdio::null())
+            .output();
+        let Ok(out) = out else { return false };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(v) = text.split_whitespace().nth(1) else {
+            return false;
+        };
+        let mut nums = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let ver = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+        ((20, 3)..(24, 3)).contains(&ver)
+    }
+}
+
+/// `pip freeze` (or `uv pip freeze`) of the venv; `None` when it lists nothing.
+fn freeze(
+    opts: &EnvOptions,
+    venv_python: &Path,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<Option<String>, EnvError> {
+    let (program, args): (PathBuf, Vec<OsString>) = match opts.manager {
+        PackageManagerKind::Pip => (
+            venv_python.to_path_buf(),
+            vec![
+                "-m".into(),
+                "pip".into(),
+                "--disable-pip-version-check".into(),
+                "freeze".into(),
+            ],
+        ),
+        PackageManagerKind::Uv => (
+            find_uv(opts, env)?,
+            vec![
+                "pip".into(),
+                "freeze".into(),
+                "--python".into(),
+                venv_python.into(),
+            ],
+        ),
+    };
+    log(&display_command(&program, &args));
+    let out = Command::new(&program)
+        .args(&args)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| EnvError::Freeze {
+            cause: format!("cannot run {}: {e}", program.display()),
+        })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(EnvError::Freeze {
+            cause: err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    Ok((!meaningful_lines(&text).is_empty()).then_some(text))
+}
+
+/// Finds the entry whose name holds one of `keys` and copies it into `venv` (keeping the venv's
+/// `task_repository` and `code`). Mirrors clearml_agent/helper/os/folder_cache.py:
+/// FolderCache.copy_cached_entry / get_entry. The Python agent always rebuilds the venv in the
+/// same `<venvs_dir>/<X.Y>` folder, so the absolute paths in the entry's scripts stay valid.
+fn cache_lookup(
+    cache: &VenvCacheOptions,
+    keys: &[String],
+    venv: &Path,
+    log: &dyn Fn(&str),
+) -> Result<Option<PathBuf>, EnvError> {
+    if !cache.path.is_dir() {
+        return Ok(None);
+    }
+    log(&format!(
+        "INFO: acquiring lock [timeout={}s] for cache folder: {}",
+        CACHE_LOCK_TIMEOUT.as_secs(),
+        cache.path.display()
+    ));
+    let lock = lock_with_timeout(&cache.path.join(CACHE_LOCK_FILE), CACHE_LOCK_TIMEOUT, true);
+    let Ok(Some(_lock)) = lock else {
+        log(&format!(
+            "WARNING: Could not lock cache folder {}",
+            cache.path.display()
+        ));
+        return Ok(None);
+    };
+    let Some(entry) = find_entry(&cache.path, keys) else {
+        return Ok(None);
+    };
+    touch(&entry);
+    if let Err(e) = replace_venv_from(&entry, venv) {
+        log(&format!(
+            "WARNING: Could not copy cache folder {} to {}: {e}",
+            entry.display(),
+            venv.display()
+        ));
+        return Ok(None);
+    }
+    Ok(Some(entry))
+}
+
+fn find_entry(cache: &Path, keys: &[String]) -> Option<PathBuf> {
+    let rd = fs::read_dir(cache).ok()?;
+    rd.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+        p.is_dir()
+            && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                !n.starts_with(CACHE_TEMP_PREFIX)
+                    && n.split('.').any(|k| keys.iter().any(|x| x == k))
+            })
+    })
+}
+
+fn touch(path: &Path) {
+    if let Ok(f) = fs::File::open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+/// Empties `venv` (except the code folders) and copies `entry` into it.
+fn replace_venv_from(entry: &Path, venv: &Path) -> io::Result<()> {
+    if venv.is_dir() {
+        for e in fs::read_dir(venv)? {
+            let e = e?;
+            let name = e.file_name();
+            if name == WORKING_REPOSITORY_DIR || name == WORKING_STANDALONE_DIR {
+                continue;
+            }
+            if e.file_type()?.is_dir() {
+                fs::remove_dir_all(e.path())?;
+            } else {
+                fs::remove_file(e.path())?;
+            }
+        }
+    }
+    copy_tree_except(entry, venv, &[])
+}
+
+/// Stores `venv` (without the code folders) under `keys`; an existing entry for one of the keys
+/// gets the union of the keys instead. Keeps at most `max_entries` (LRU by mtime) and clears the
+/// cache when free space is below the threshold. Mirrors folder_cache.py: FolderCache.add_entry.
+fn cache_store(
+    cache: &VenvCacheOptions,
+    keys: &[String],
+    venv: &Path,
+    log: &dyn Fn(&str),
+) -> Result<Option<PathBuf>, EnvError> {
+    log(&format!("Adding venv into cache: {}", venv.display()));
+    fs::create_dir_all(&cache.path)
+        .map_err(io_err(format!("creating {}", cache.path.display())))?;
+    let Ok(Some(_lock)) =
+        lock_with_timeout(&cache.path.join(CACHE_LOCK_FILE), CACHE_LOCK_TIMEOUT, false)
+    else {
+        log(&format!(
+            "WARNING: Could not lock cache folder {}",
+            cache.path.display()
+        ));
+        return Ok(None);
+    };
+    if let Some(existing) = find_entry(&cache.path, keys) {
+        let name = existing
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        let mut all: Vec<String> = name
+            .split('.')
+            .map(str::to_string)
+            .chain(keys.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        let target = cache.path.join(all.join("."));
+        if target != existing
+            && let Err(e) = fs::rename(&existing, &target)
+        {
+            log(&format!(
+                "WARNING: Could not rename cache entry {}: {e}",
+                existing.display()
+            ));
+            return Ok(Some(existing));
+        }
+        return Ok(Some(target));
+    }
+    remove_old_entries(&cache.path, cache.max_entries.saturating_sub(1));
+    if !enough_free_space(&cache.path, cache.free_space_threshold_gb) {
+        log(&format!(
+            "WARNING: Could not add cache entry, not enough free space on drive, free space threshold {} GB. Clearing all cache entries!",
+            cache.free_space_threshold_gb
+        ));
+        remove_old_entries(&cache.path, 0);
+        return Ok(None);
+    }
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let temp = cache.path.join(format!(
+        "{CACHE_TEMP_PREFIX}{nanos}_{:016x}",
+        rand::random::<u64>()
+    ));
+    let target = cache.path.join(keys.join("."));
+    let stored = copy_tree_except(
+        venv,
+        &temp,
+        &[WORKING_REPOSITORY_DIR, WORKING_STANDALONE_DIR],
+    )
+    .and_then(|()| fs::rename(&temp, &target));
+    if let Err(e) = stored {
+        log(&format!(
+            "WARNING: Failed adding venv into cache {}: {e}",
+            cache.path.display()
+        ));
+        let _ = fs::remove_dir_all(&temp);
+        return Ok(None);
+    }
+    Ok(Some(target))
+}
+
+/// Keeps the `keep` most recently used entries.
+fn remove_old_entries(cache: &Path, keep: usize) {
+    let Ok(rd) = fs::read_dir(cache) else { return };
+    let mut entries: Vec<(PathBuf, SystemTime)> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            !e.file_name()
+                .to_string_lossy()
+                .starts_with(CACHE_TEMP_PREFIX)
+        })
+        .map(|e| {
+            let t = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            (e.path(), t)
+        })
+        .collect();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.1));
+    for (p, _) in entries.into_iter().skip(keep) {
+        let _ = fs::remove_dir_all(p);
+    }
+}
+
+fn enough_free_space(path: &Path, threshold_gb: f64) -> bool {
+    if threshold_gb <= 0.0 {
+        return true;
+    }
+    match nix::sys::statvfs::statvfs(path) {
+        Ok(s) => {
+            (s.blocks_available() as f64 * s.fragment_size() as f64) / (1u64 << 30) as f64
+                > threshold_gb
+        }
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_versions() {
+        assert_eq!(
+            requested_python_version("python3.10").as_deref(),
+            Some("3.10")
+        );
+        assert_eq!(
+            requested_python_version("/usr/bin/python3").as_deref(),
+            Some("3")
+        );
+        assert_eq!(requested_python_version("bash"), None);
+        assert_eq!(requested_python_version("python"), None);
+    }
+}

@@ -8,3 +8,4 @@ mod process;
 mod server;
 mod settings;
 mod source;
+mod venv;

@@ -1,0 +1,282 @@
+//! A task's Python requirements: the `script.requirements` sections as text, the repository's
+//! `requirements.txt` files, the pip pin they carry, and the venv-cache keys derived from them.
+//! Installing them is `venv.rs`'s job.
+
+use std::path::{Path, PathBuf};
+
+use super::git::md5_hex;
+
+/// The `script.requirements` of a task, each section normalised to newline-separated text
+/// (the server may hold a string or a list of lines).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirements {
+    /// `pip`: `None` when the section is missing; `Some("")` when present but empty (which makes
+    /// the repository's requirements.txt files count, as in the Python agent).
+    pub pip: Option<String>,
+    /// `org_pip`: the original (pre-freeze) requirements.
+    pub org_pip: Option<String>,
+    /// `conda`: kept for the cache key only (conda is not supported).
+    pub conda: Option<String>,
+}
+
+impl Requirements {
+    /// From a `script.requirements` JSON object (`{"pip": "..." | [...], ...}`).
+    pub fn from_json(value: &serde_json::Value) -> Self {
+        let section = |k: &str| value.get(k).and_then(section_text);
+        Self {
+            pip: section("pip"),
+            org_pip: section("org_pip"),
+            conda: section("conda"),
+        }
+    }
+
+    /// The `pip` lines that matter (trimmed, no blanks, no comments).
+    pub fn pip_lines(&self) -> Vec<String> {
+        self.pip
+            .as_deref()
+            .map(meaningful_lines)
+            .unwrap_or_default()
+    }
+
+    /// True when `pip` (or `conda`) has something to install.
+    pub fn has_task_requirements(&self) -> bool {
+        !self.pip_lines().is_empty()
+            || self
+                .conda
+                .as_deref()
+                .is_some_and(|c| !meaningful_lines(c).is_empty())
+    }
+}
+
+/// A section value as text: strings as is, lists joined by newlines, null as `None`.
+pub fn section_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(items) => Some(
+            items
+                .iter()
+                .map(|i| match i {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Trimmed, non-empty, non-comment lines.
+pub fn meaningful_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.trim_matches(['\n', '\r', '\t', ' ']))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `requirements.txt` files on the path from the repository root down to the entry point's
+/// folder, root first. Mirrors clearml_agent/commands/worker.py:
+/// Worker.install_requirements_for_package_api (the `parents` loop).
+pub fn find_repo_requirements(
+    repo_root: &Path,
+    working_dir: &str,
+    entry_point: &str,
+) -> Vec<PathBuf> {
+    let script = first_word(entry_point);
+    let rel = Path::new(working_dir).join(script);
+    let mut dirs: Vec<PathBuf> = rel.ancestors().skip(1).map(Path::to_path_buf).collect();
+    dirs.reverse();
+    let mut found = Vec::new();
+    for d in dirs {
+        let candidate = repo_root.join(&d).join("requirements.txt");
+        if candidate.is_file() && !found.iter().any(|f: &PathBuf| same_file(f, &candidate)) {
+            found.push(candidate);
+        }
+    }
+    found
+}
+
+fn first_word(entry: &str) -> &str {
+    entry.split_whitespace().next().unwrap_or("")
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// A `pip` pin from the task's own requirements (`pip==23.1` → `==23.1`), which overrides
+/// `agent.package_manager.pip_version`. Mirrors clearml_agent/helper/package/requirements.py:
+/// get_specific_package_version.
+pub fn requested_pip_version(requirements: &Requirements) -> Option<String> {
+    requirements.pip_lines().into_iter().find_map(|line| {
+        let rest = line.strip_prefix("pip")?;
+        let rest = rest.trim_start();
+        let starts_with_op = rest.starts_with(['=', '<', '>', '~', '!']);
+        starts_with_op.then(|| {
+            rest.split([';', '#'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+    })
+}
+
+/// `pip<spec>` install arguments for the pip pin; specs without an operator get `==`.
+/// Mirrors clearml_agent/helper/package/base.py: PackageManager.set_pip_version.
+pub fn pip_pin_args(specs: &[String]) -> Vec<String> {
+    specs
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if s.contains(['=', '~', '<', '>']) {
+                format!("pip{s}")
+            } else {
+                format!("pip=={s}")
+            }
+        })
+        .collect()
+}
+
+/// The inputs of a venv-cache key besides the requirements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheKeyContext {
+    /// The package manager class name the Python agent hashes
+    /// (`<class 'clearml_agent.helper.package.pip_api.venv.VirtualenvPip'>`), so entries are shared.
+    pub manager_class: String,
+    /// The docker image (first word of `docker_cmd`), when running in docker.
+    pub docker_image: Option<String>,
+    /// `agent.cuda_version` as configured/detected.
+    pub cuda_version: Option<String>,
+    /// The interpreter name as found (`python3.11`).
+    pub python: String,
+}
+
+/// The Python agent's class string for the pip/venv manager.
+pub const PIP_MANAGER_CLASS: &str =
+    "<class 'clearml_agent.helper.package.pip_api.venv.VirtualenvPip'>";
+
+/// One venv-cache key for a requirement set; `None` when there is nothing to key on or the set
+/// uses `-r` (whose content lives in the repository). Mirrors clearml_agent/helper/package/base.py:
+/// PackageManager._generate_reqs_hash_keys (same text, same md5, so the caches are interchangeable).
+pub fn cache_key(ctx: &CacheKeyContext, pip: &str, conda: &str) -> Option<String> {
+    let mut pip_reqs = meaningful_lines(pip);
+    let mut conda_reqs = meaningful_lines(conda);
+    pip_reqs.sort();
+    conda_reqs.sort();
+    if pip_reqs.is_empty() && conda_reqs.is_empty() {
+        return None;
+    }
+    if pip_reqs
+        .iter()
+        .any(|r| r.starts_with("-r ") || r.starts_with("--requirement "))
+    {
+        return None;
+    }
+    let docker = match &ctx.docker_image {
+        Some(img) if !img.trim().is_empty() => {
+            let image = img
+                .trim_matches(['\r', '\n', '\t', ' '])
+                .split(' ')
+                .next()
+                .unwrap_or("");
+            format!("OrderedDict([('docker_cmd', {})])", py_repr(image))
+        }
+        _ => String::new(),
+    };
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "[{}]",
+                v.iter().map(|s| py_repr(s)).collect::<Vec<_>>().join(", ")
+            )
+        }
+    };
+    let text = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        ctx.manager_class,
+        docker,
+        ctx.cuda_version.as_deref().unwrap_or(""),
+        ctx.python,
+        list(&pip_reqs),
+        list(&conda_reqs),
+    );
+    Some(md5_hex(&text))
+}
+
+/// Python's `repr()` of a str (enough for requirement lines).
+fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::new();
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_or_string_sections() {
+        let r = Requirements::from_json(
+            &serde_json::json!({"pip": ["six==1.16.0", "# c", ""], "org_pip": "a\nb"}),
+        );
+        assert_eq!(r.pip_lines(), vec!["six==1.16.0"]);
+        assert_eq!(r.org_pip.as_deref(), Some("a\nb"));
+        assert!(r.conda.is_none());
+    }
+
+    #[test]
+    fn pip_pin() {
+        let r = Requirements {
+            pip: Some("six\npip==23.1\n".into()),
+            ..Default::default()
+        };
+        assert_eq!(requested_pip_version(&r).as_deref(), Some("==23.1"));
+        assert_eq!(
+            pip_pin_args(&["<22.3".into(), "23".into()]),
+            vec!["pip<22.3", "pip==23"]
+        );
+    }
+
+    #[test]
+    fn cache_key_matches_python_agent() {
+        // python3 -c "from hashlib import md5; print(md5((\"<class 'clearml_agent.helper.package.pip_api.venv.VirtualenvPip'>\"
+        //   + '\n\n\npython3.11\n' + str(['six==1.16.0']) + '\n').encode()).hexdigest())"
+        let ctx = CacheKeyContext {
+            manager_class: PIP_MANAGER_CLASS.into(),
+            python: "python3.11".into(),
+            ..Default::default()
+        };
+        let key = cache_key(&ctx, "six==1.16.0\n", "");
+        assert_eq!(key.as_deref(), Some("18bf902a504453dae93fe0c670c1f405"));
+        assert_eq!(cache_key(&ctx, "-r requirements.txt", ""), None);
+        assert_eq!(cache_key(&ctx, "# only a comment", ""), None);
+    }
+}

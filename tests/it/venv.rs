@@ -1,0 +1,277 @@
+//! Integration tests: venv (interpreter search, real venvs, pip and uv installs from PyPI, the
+//! venv cache).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clearml_agent::exec::requirements::{Requirements, find_repo_requirements};
+use clearml_agent::exec::venv::{
+    BuiltEnv, EnvError, EnvOptions, PackageManagerKind, PythonInfo, PythonOptions,
+    VenvCacheOptions, build_env, find_python,
+};
+
+fn env() -> HashMap<String, String> {
+    std::env::vars().collect()
+}
+
+fn python() -> PythonInfo {
+    find_python(None, &PythonOptions::default(), &env(), &|_| {}).expect("a python3 on PATH")
+}
+
+fn pip_reqs(text: &str) -> Requirements {
+    Requirements {
+        pip: Some(text.to_string()),
+        ..Requirements::default()
+    }
+}
+
+fn build(
+    reqs: &Requirements,
+    files: &[PathBuf],
+    opts: &EnvOptions,
+) -> (Result<BuiltEnv, EnvError>, Vec<String>) {
+    let lines = RefCell::new(Vec::new());
+    let log = |l: &str| lines.borrow_mut().push(l.to_string());
+    let res = build_env(&python(), reqs, files, opts, &env(), &log);
+    (res, lines.into_inner())
+}
+
+fn install_lines(log: &[String]) -> Vec<&String> {
+    log.iter()
+        .filter(|l| {
+            l.contains(" -m pip --disable-pip-version-check install") || l.contains(" pip install ")
+        })
+        .collect()
+}
+
+fn run_python(python: &Path, code: &str) -> String {
+    let out = Command::new(python)
+        .args(["-c", code])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn find_python_by_version_and_fallback() {
+    let log = RefCell::new(Vec::<String>::new());
+    let logf = |l: &str| log.borrow_mut().push(l.to_string());
+    let p = find_python(Some("3"), &PythonOptions::default(), &env(), &logf).expect("python3");
+    assert_eq!(p.version.0, 3);
+    let exact = p.major_minor();
+    let again = find_python(Some(&exact), &PythonOptions::default(), &env(), &logf).expect("exact");
+    assert_eq!(again.major_minor(), exact);
+    assert_eq!(again.name, format!("python{exact}"));
+
+    // a version that does not exist falls back to the configured default, with a warning
+    log.borrow_mut().clear();
+    let opts = PythonOptions {
+        default_python: Some(exact.clone()),
+        ..PythonOptions::default()
+    };
+    let p = find_python(Some("2.1"), &opts, &env(), &logf).expect("fallback");
+    assert_eq!(p.major_minor(), exact);
+    assert!(
+        log.borrow()
+            .iter()
+            .any(|l| l.to_lowercase().contains("warning")),
+        "{:?}",
+        log.borrow()
+    );
+
+    // ignoring the task's version goes straight to the default
+    let opts = PythonOptions {
+        default_python: Some(exact.clone()),
+        ignore_requested_python_version: true,
+        ..PythonOptions::default()
+    };
+    assert_eq!(
+        find_python(Some("2.1"), &opts, &env(), &logf)
+            .expect("ignored")
+            .major_minor(),
+        exact
+    );
+
+    // an explicit interpreter path that does not exist is a clear error
+    let opts = PythonOptions {
+        python_binary: Some("/nonexistent/bin/python3.99".into()),
+        ..PythonOptions::default()
+    };
+    let err = find_python(None, &opts, &env(), &logf).expect_err("missing");
+    assert!(matches!(err, EnvError::PythonNotFound { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/nonexistent/bin/python3.99"),
+        "{err}"
+    );
+}
+
+#[test]
+fn repo_requirements_are_found_root_first() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    fs::create_dir_all(root.join("a/b")).expect("mkdir");
+    fs::write(root.join("requirements.txt"), "six\n").expect("write");
+    fs::write(root.join("a/b/requirements.txt"), "six\n").expect("write");
+    let found = find_repo_requirements(root, "a", "b/train.py --epochs 3");
+    assert_eq!(
+        found,
+        vec![
+            root.join("requirements.txt"),
+            root.join("a/b/requirements.txt")
+        ]
+    );
+    assert!(find_repo_requirements(&root.join("a"), "", "x.py").is_empty());
+}
+
+#[test]
+fn pip_env_is_installed_frozen_and_then_taken_from_the_cache() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let opts = EnvOptions {
+        venvs_dir: tmp.path().join("venvs-builds"),
+        venvs_cache: Some(VenvCacheOptions {
+            path: tmp.path().join("venvs-cache"),
+            max_entries: 10,
+            free_space_threshold_gb: 0.0,
+        }),
+        ..EnvOptions::default()
+    };
+    let reqs = pip_reqs("six==1.16.0\n");
+
+    let (first, log) = build(&reqs, &[], &opts);
+    let first = first.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert!(!first.cache_hit);
+    assert_eq!(first.venv, opts.venvs_dir.join(python().major_minor()));
+    assert!(
+        first
+            .frozen
+            .as_deref()
+            .is_some_and(|f| f.lines().any(|l| l == "six==1.16.0")),
+        "{:?}",
+        first.frozen
+    );
+    assert!(!install_lines(&log).is_empty(), "{log:?}");
+    let entry = first.cache_entry.clone().expect("stored in the cache");
+    assert!(entry.join("bin").is_dir());
+    assert_eq!(
+        run_python(&first.python, "import six; print(six.__version__)"),
+        "1.16.0"
+    );
+
+    // the venv is gone, the same requirements come back from the cache without any install
+    fs::remove_dir_all(&first.venv).expect("remove venv");
+    let (second, log) = build(&reqs, &[], &opts);
+    let second = second.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert!(second.cache_hit, "{log:?}");
+    assert_eq!(second.cache_entry.as_deref(), Some(entry.as_path()));
+    assert!(
+        install_lines(&log).is_empty(),
+        "pip install ran on a cache hit: {log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("::: Using Cached environment")),
+        "{log:?}"
+    );
+    assert_eq!(
+        run_python(&second.python, "import six; print(six.__version__)"),
+        "1.16.0"
+    );
+    assert_eq!(second.frozen, first.frozen);
+}
+
+#[test]
+fn unknown_requirement_fails_with_pips_reason() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let opts = EnvOptions {
+        venvs_dir: tmp.path().join("venvs-builds"),
+        ..EnvOptions::default()
+    };
+    let (res, log) = build(
+        &pip_reqs("clearml-agent-rs-no-such-package-4242==0.0.1\n"),
+        &[],
+        &opts,
+    );
+    let err = res.expect_err("must fail");
+    assert!(
+        matches!(err, EnvError::InstallRequirements { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(
+        text.contains("clearml-agent-rs-no-such-package-4242"),
+        "{text}"
+    );
+    assert!(
+        text.contains("No matching distribution") || text.contains("Could not find a version"),
+        "{text}\n{}",
+        log.join("\n")
+    );
+}
+
+/// uv from PATH or `CLEARML_TEST_UV`; CI installs it (`pip install uv`).
+fn uv_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("CLEARML_TEST_UV") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var("PATH")
+        .ok()?
+        .split(':')
+        .map(|d| Path::new(d).join("uv"))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn uv_env_installs_repo_requirements() {
+    let Some(uv) = uv_binary() else {
+        eprintln!(
+            "SKIPPED uv_env_installs_repo_requirements: no `uv` in PATH and CLEARML_TEST_UV unset (pip install uv)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    fs::create_dir_all(&repo).expect("mkdir");
+    fs::write(repo.join("requirements.txt"), "six==1.16.0\n").expect("write");
+    let files = find_repo_requirements(&repo, "", "main.py");
+    let opts = EnvOptions {
+        manager: PackageManagerKind::Uv,
+        uv_binary: Some(uv),
+        venvs_dir: tmp.path().join("venvs-builds"),
+        venvs_cache: Some(VenvCacheOptions {
+            path: tmp.path().join("venvs-cache"),
+            max_entries: 10,
+            free_space_threshold_gb: 0.0,
+        }),
+        ..EnvOptions::default()
+    };
+    let (res, log) = build(&Requirements::default(), &files, &opts);
+    let built = res.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert!(log.iter().any(|l| l.contains(" venv --python ")), "{log:?}");
+    assert!(
+        log.iter().any(|l| l.contains(" pip install --python ")),
+        "{log:?}"
+    );
+    assert!(
+        built
+            .frozen
+            .as_deref()
+            .is_some_and(|f| f.lines().any(|l| l == "six==1.16.0")),
+        "{:?}",
+        built.frozen
+    );
+    assert_eq!(
+        run_python(&built.python, "import six; print(six.__version__)"),
+        "1.16.0"
+    );
+    // like the Python agent, uv environments are not put in the venv cache
+    assert!(built.cache_entry.is_none());
+}

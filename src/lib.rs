@@ -10,3 +10,4 @@ pub mod commands;
 pub mod config;
 pub mod env;
 pub mod exec;
+pub mod worker;

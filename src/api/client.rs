@@ -227,6 +227,23 @@ impl Client {
     }
 
     /// The configuration the client was built with.
+    /// A client that shares this one's connection pool and current token but retries a failed
+    /// call at most `total` times (the log shipper has its own backoff and spill).
+    pub fn with_retries(&self, total: u32) -> Client {
+        let mut config = self.inner.config.clone();
+        config.retries.total = total;
+        let token = self.inner.token.read().ok().and_then(|t| t.clone());
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base: self.inner.base.clone(),
+                token: RwLock::new(token),
+                login_lock: tokio::sync::Mutex::new(()),
+                config,
+            }),
+        }
+    }
+
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
     }

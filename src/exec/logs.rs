@@ -609,9 +609,9 @@ impl<S: LogSink> Shipper<S> {
                 e.level == level && e.msg.len() + front.text.len() <= MAX_EVENT_BYTES
             });
             if fits_current {
-                let grown = current
-                    .as_ref()
-                    .map_or(0, |e| e.encoded_len_bound() + escaped_len_bound(&front.text));
+                let grown = current.as_ref().map_or(0, |e| {
+                    e.encoded_len_bound() + escaped_len_bound(&front.text)
+                });
                 if packet_bytes + grown + 1 > MAX_PACKET_BYTES {
                     break;
                 }

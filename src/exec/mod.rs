@@ -3,6 +3,7 @@
 pub mod git;
 pub mod logs;
 pub mod process;
-pub mod spill;
 pub mod requirements;
+pub mod spill;
+pub mod supervise;
 pub mod venv;

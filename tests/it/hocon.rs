@@ -56,7 +56,8 @@ fn diff(path: &str, got: &Value, want: &Value) -> Option<String> {
             if ka != kb {
                 return Some(format!("{path}: keys {ka:?}, want {kb:?}"));
             }
-            a.iter().find_map(|(k, v)| diff(&format!("{path}.{k}"), v, &b[k]))
+            a.iter()
+                .find_map(|(k, v)| diff(&format!("{path}.{k}"), v, &b[k]))
         }
         (Value::Array(a), Value::Array(b)) => {
             if a.len() != b.len() {
@@ -89,8 +90,13 @@ fn fixtures_match_pyhocon_goldens() {
     assert!(confs.len() >= 8, "fixtures missing: {confs:?}");
     let mut failures = Vec::new();
     for conf in &confs {
-        let golden_text = std::fs::read_to_string(conf.with_extension("json"))
-            .unwrap_or_else(|e| panic!("{}: no golden ({e}); run scripts/hocon-goldens.py", conf.display()));
+        let golden_text =
+            std::fs::read_to_string(conf.with_extension("json")).unwrap_or_else(|e| {
+                panic!(
+                    "{}: no golden ({e}); run scripts/hocon-goldens.py",
+                    conf.display()
+                )
+            });
         let golden: Value = serde_json::from_str(&golden_text).expect("golden is JSON");
         match hocon::parse_file(conf, &lookup) {
             Ok(got) => {
@@ -119,7 +125,8 @@ fn vendor_configs_match_pyhocon() {
         "# CLEARML-AGENT configuration file\napi {\n    # Notice: 'host' is the api server (default port 8008), not the web server.\n    api_server: http://localhost:8008\n    web_server: http://localhost:8080\n    files_server: http://localhost:8081\n    # Credentials are generated using the webapp, http://localhost:8080/settings\n    credentials {\"access_key\": \"AK\", \"secret_key\": \"SK\"}\n}\n\n# leave blank for GIT SSH credentials\nagent.git_user=\"\"\nagent.git_pass=\"\"\n\nagent.package_manager.extra_index_url= [\n\"https://example.com/simple\"\n]\n\n",
     );
     for section in ["agent", "sdk"] {
-        let text = std::fs::read_to_string(defaults.join(format!("{section}.conf"))).expect("default conf");
+        let text = std::fs::read_to_string(defaults.join(format!("{section}.conf")))
+            .expect("default conf");
         init.push_str(&format!("{section} {text}\n"));
     }
     let init_path = tmp.path().join("clearml.conf");
@@ -141,7 +148,12 @@ fn vendor_configs_match_pyhocon() {
             .env("PYTHONPATH", &site)
             .output()
             .expect("run the golden script");
-        assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let want: Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
         let got = hocon::parse_file(&file, &lookup).unwrap_or_else(|e| panic!("{e}"));
         if let Some(d) = diff("$", &got, &want) {

@@ -1,0 +1,414 @@
+//! Supervising one running task from the outside: spawn its process, ship its output, ping it,
+//! poll the server for an abort, kill the whole tree when asked, and report the final status.
+//! Used by the daemon (child = `execute --disable-monitoring`) and by a monitored `execute`.
+//! It does not prepare code or environments; the child does.
+//!
+//! mirrors clearml_agent/commands/worker.py: Worker.run_one_task, _log_command_output,
+//! _check_if_task_should_stop (abort detection) and handle_task_termination (final status)
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::api::{Client, StatusChange};
+use crate::exec::logs::{LogConfig, LogEvent, LogLevel, LogPipeline, LogSink, SinkError};
+use crate::exec::process::{ProcessSpec, TaskProcess};
+
+/// How a monitored task is watched; resolved from settings.
+#[derive(Debug, Clone)]
+pub struct SuperviseConfig {
+    /// How often the task status is polled for an abort (the daemon's poll interval).
+    pub poll_interval: Duration,
+    /// `agent.task_ping_interval_sec` (60 s).
+    pub ping_interval: Duration,
+    /// SIGTERM to SIGKILL grace when a task is aborted.
+    pub kill_grace: Duration,
+    /// `agent.suppress_carriage_return`.
+    pub suppress_carriage_return: bool,
+    /// `--foreground`: the task's output is also printed on our stdout.
+    pub echo: bool,
+    /// Where a log backlog spills while the server is unreachable.
+    pub spill_dir: PathBuf,
+    /// How long the end of a task waits for its last log lines to reach the server.
+    pub log_finish_timeout: Duration,
+}
+
+/// The process to run for one task.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub task_id: String,
+    pub worker_id: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The complete environment of the child.
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    /// The queue the daemon pulled the task from (for the "pulled" log line).
+    pub pulled_from: Option<String>,
+}
+
+/// Why a task stopped before its process ended on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// `tasks.stop` on a running task: status `in_progress`, message "stopping".
+    Stopped,
+    /// The status was changed from outside (closed, stopped, failed, published, queued).
+    StatusChanged(String),
+    /// The task was reset (status `created` on several consecutive polls).
+    Reset,
+    /// The task no longer exists.
+    NotFound,
+    /// The agent itself is shutting down (SIGINT/SIGTERM).
+    AgentShutdown,
+}
+
+/// How a supervised task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The process exited by itself with this code (`-N` for signal N).
+    Exited(i32),
+    /// The agent killed it.
+    Stopped(StopReason),
+    /// It could not be started at all.
+    NotStarted(String),
+}
+
+/// mirrors _check_if_task_should_stop: "created" must be seen this many times in a row.
+const RESET_POLLS: u32 = 4;
+
+/// Runs one task to its end, then reports its final status. Never fails: every problem is
+/// reported on the task (and printed) and the daemon goes on.
+pub async fn run_task(
+    client: &Client,
+    cfg: &SuperviseConfig,
+    launch: Launch,
+    shutdown: watch::Receiver<bool>,
+) -> Ending {
+    let task_id = launch.task_id.clone();
+    let worker_id = launch.worker_id.clone();
+    let mut log_cfg = LogConfig::new(task_id.clone(), worker_id.clone(), cfg.spill_dir.clone());
+    log_cfg.suppress_carriage_return = cfg.suppress_carriage_return;
+    if cfg.echo {
+        log_cfg.echo = Some(Box::new(std::io::stdout()));
+    }
+    let pipeline = LogPipeline::start(log_cfg, Arc::new(ApiLogSink::new(client)));
+    if let Some(queue) = &launch.pulled_from {
+        pipeline.push_line(
+            LogLevel::Info,
+            format!("task {task_id} pulled from {queue} by worker {worker_id}"),
+        );
+    }
+    println!("Running task '{task_id}'");
+    set_runtime_hostname(client, &task_id).await;
+    // mirrors run_one_task: a task that cannot be marked started is skipped.
+    if let Err(e) = client
+        .tasks()
+        .started(
+            &StatusChange::new(&task_id)
+                .message("launch by agent")
+                .force(true),
+        )
+        .await
+    {
+        println!("Warning: could not start task {task_id}, skipping it: {e}");
+        pipeline.finish(cfg.log_finish_timeout).await;
+        return Ending::NotStarted(e.to_string());
+    }
+
+    let cwd = launch
+        .cwd
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut spec = ProcessSpec::new(launch.program.as_os_str().to_owned(), cwd);
+    spec.args = launch.args.iter().map(Into::into).collect();
+    spec.env = launch.env.clone();
+
+    let ending = match TaskProcess::spawn(&spec) {
+        Ok(mut process) => {
+            watch_process(client, cfg, &task_id, &mut process, &pipeline, shutdown).await
+        }
+        Err(e) => {
+            pipeline.push_line(
+                LogLevel::Error,
+                format!("cannot start the task process: {e}"),
+            );
+            Ending::NotStarted(e.to_string())
+        }
+    };
+
+    let code = match &ending {
+        Ending::Exited(code) => Some(*code),
+        _ => None,
+    };
+    final_status(client, &task_id, &worker_id, &ending, &pipeline).await;
+    let report = pipeline.finish(cfg.log_finish_timeout).await;
+    if report.undelivered_lines > 0 {
+        println!(
+            "Warning: {} log lines of task {task_id} could not be delivered to the server",
+            report.undelivered_lines
+        );
+    }
+    match code {
+        Some(code) => println!("DONE: Running task '{task_id}', exit status {code}"),
+        None => println!("DONE: Running task '{task_id}' (user aborted)"),
+    }
+    ending
+}
+
+/// Feeds output to the pipeline and waits for the process, an abort or a shutdown.
+async fn watch_process(
+    client: &Client,
+    cfg: &SuperviseConfig,
+    task_id: &str,
+    process: &mut TaskProcess,
+    pipeline: &LogPipeline,
+    mut shutdown: watch::Receiver<bool>,
+) -> Ending {
+    let mut output = process.take_output();
+    let mut output_open = output.is_some();
+    let mut poll = tokio::time::interval_at(
+        tokio::time::Instant::now() + cfg.poll_interval,
+        cfg.poll_interval,
+    );
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // mirrors _log_command_output: the first ping right after launch, then every interval.
+    let mut ping = tokio::time::interval(cfg.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut created_polls = 0u32;
+
+    let stop = loop {
+        tokio::select! {
+            chunk = next_chunk(&mut output), if output_open => match chunk {
+                Some(bytes) => pipeline.push_output(bytes),
+                None => output_open = false,
+            },
+            code = process.wait(), if !output_open => {
+                return match code {
+                    Ok(code) => Ending::Exited(code),
+                    Err(e) => {
+                        pipeline.push_line(LogLevel::Error, format!("lost track of the task process: {e}"));
+                        Ending::Exited(-1)
+                    }
+                };
+            }
+            _ = poll.tick() => {
+                if let Some(reason) = check_abort(client, task_id, &mut created_polls, pipeline).await {
+                    break reason;
+                }
+            }
+            _ = ping.tick() => {
+                if let Err(e) = client.tasks().ping(task_id).await {
+                    tracing::warn!("ping of task {task_id} failed: {e}");
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break StopReason::AgentShutdown;
+                }
+            }
+        }
+    };
+
+    let what = match &stop {
+        StopReason::Stopped => "stopped".to_string(),
+        StopReason::StatusChanged(s) => format!("status changed to {s}"),
+        StopReason::Reset => "reset".to_string(),
+        StopReason::NotFound => "not found".to_string(),
+        StopReason::AgentShutdown => "agent shutting down".to_string(),
+    };
+    pipeline.push_line(
+        LogLevel::Error,
+        format!("User aborted: stopping task ({}) {what}", process.pid()),
+    );
+    if let Err(e) = process.kill_tree(cfg.kill_grace).await {
+        pipeline.push_line(LogLevel::Error, format!("cannot kill the task: {e}"));
+    }
+    // Whatever the tree printed before it died still goes to the server.
+    if let Some(out) = output.as_mut() {
+        while let Some(bytes) = out.next_chunk().await {
+            pipeline.push_output(bytes);
+        }
+    }
+    Ending::Stopped(stop)
+}
+
+async fn next_chunk(output: &mut Option<crate::exec::process::OutputStream>) -> Option<Vec<u8>> {
+    match output.as_mut() {
+        Some(out) => out.next_chunk().await,
+        None => None,
+    }
+}
+
+/// One status poll. mirrors Worker._check_if_task_should_stop.
+async fn check_abort(
+    client: &Client,
+    task_id: &str,
+    created_polls: &mut u32,
+    pipeline: &LogPipeline,
+) -> Option<StopReason> {
+    let status = match client.tasks().status(task_id).await {
+        Ok(Some(status)) => status,
+        Ok(None) => return Some(StopReason::NotFound),
+        Err(e) if e.is_task_not_found() => return Some(StopReason::NotFound),
+        Err(e) => {
+            tracing::warn!("cannot poll the status of task {task_id}: {e}");
+            return None;
+        }
+    };
+    match status.status.as_str() {
+        "in_progress" if status.status_message.contains("stopping") => Some(StopReason::Stopped),
+        s @ ("closed" | "stopped" | "failed" | "published" | "queued") => {
+            Some(StopReason::StatusChanged(s.to_string()))
+        }
+        "created" => {
+            *created_polls += 1;
+            if *created_polls >= RESET_POLLS {
+                return Some(StopReason::Reset);
+            }
+            pipeline.push_line(
+                LogLevel::Warning,
+                format!(
+                    "Warning: Task {task_id} was reset! if state is consistent we shall terminate ({}/{RESET_POLLS}).",
+                    *created_polls
+                ),
+            );
+            None
+        }
+        _ => {
+            *created_polls = 0;
+            None
+        }
+    }
+}
+
+/// mirrors Worker.handle_task_termination.
+async fn final_status(
+    client: &Client,
+    task_id: &str,
+    worker_id: &str,
+    ending: &Ending,
+    pipeline: &LogPipeline,
+) {
+    let message = format!("Changed by clearml-agent {worker_id}");
+    let change = |reason: &str| {
+        StatusChange::new(task_id)
+            .reason(reason)
+            .message(message.clone())
+            .force(false)
+    };
+    let result = match ending {
+        Ending::Stopped(StopReason::Stopped) | Ending::Stopped(StopReason::AgentShutdown) => {
+            let current = client.tasks().status(task_id).await.ok().flatten();
+            if current.as_ref().is_some_and(|s| s.status == "failed") {
+                pipeline.push_line(
+                    LogLevel::Debug,
+                    "Process aborted by user - Task status was Failed",
+                );
+                return;
+            }
+            pipeline.push_line(LogLevel::Debug, "Process aborted by user");
+            let reason = if matches!(ending, Ending::Stopped(StopReason::Stopped)) {
+                "task was stopped by tasks.stop"
+            } else {
+                "user abort"
+            };
+            client.tasks().stopped(&change(reason)).await
+        }
+        Ending::Stopped(_) => {
+            // The status was changed elsewhere: only a local note.
+            println!("Task {task_id} was changed from outside the agent, not updating its status");
+            return;
+        }
+        Ending::NotStarted(_) => return,
+        Ending::Exited(0) => {
+            pipeline.push_line(LogLevel::Debug, "Process completed successfully");
+            client
+                .tasks()
+                .completed(&change("worker execution done"))
+                .await
+        }
+        Ending::Exited(code @ (-2 | 254)) => {
+            pipeline.push_line(
+                LogLevel::Debug,
+                format!("Process terminated by user ({code})"),
+            );
+            client.tasks().stopped(&change("user abort")).await
+        }
+        Ending::Exited(code) => {
+            pipeline.push_line(LogLevel::Debug, format!("Process failed, exit code {code}"));
+            // A setup failure inside the child already failed the task with a reason naming the
+            // stage; keep that reason rather than overwrite it with the bare exit code.
+            let current = client.tasks().status(task_id).await.ok().flatten();
+            if current.as_ref().is_some_and(|s| s.status == "failed") {
+                return;
+            }
+            client
+                .tasks()
+                .failed(&change(&format!("worker execution exit code {code}")))
+                .await
+        }
+    };
+    if let Err(e) = result {
+        println!("Warning: could not set the final status of task {task_id}: {e}");
+    }
+}
+
+/// mirrors Worker._set_runtime_hostname (runtime `_exec_agent_hostname`).
+async fn set_runtime_hostname(client: &Client, task_id: &str) {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let mut runtime = match client.tasks().runtime(task_id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read the runtime properties of task {task_id}: {e}");
+            return;
+        }
+    };
+    runtime.insert("_exec_agent_hostname".into(), host.into());
+    if let Err(e) = client.tasks().edit_runtime(task_id, &runtime).await {
+        tracing::warn!("cannot set the runtime properties of task {task_id}: {e}");
+    }
+}
+
+/// Ships log events through the API client. The pipeline has its own backoff and spill, so this
+/// client retries little: a send that fails comes back to the pipeline quickly.
+pub struct ApiLogSink {
+    client: Client,
+}
+
+impl ApiLogSink {
+    pub fn new(client: &Client) -> ApiLogSink {
+        ApiLogSink {
+            client: client.with_retries(1),
+        }
+    }
+}
+
+impl LogSink for ApiLogSink {
+    async fn send(&self, events: &[LogEvent]) -> Result<(), SinkError> {
+        let wire: Vec<crate::api::LogEvent> = events
+            .iter()
+            .map(|e| crate::api::LogEvent {
+                task: e.task.clone(),
+                level: e.level.clone(),
+                worker: e.worker.clone(),
+                msg: e.msg.clone(),
+                timestamp: e.timestamp_ms,
+            })
+            .collect();
+        match self.client.events().add_log_events(&wire).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_transport() || e.server_code().is_some_and(|(c, _)| c >= 500) => {
+                Err(SinkError::Retryable(e.to_string()))
+            }
+            Err(e) if e.is_unauthorized() => Err(SinkError::Retryable(e.to_string())),
+            Err(e) => Err(SinkError::Rejected(e.to_string())),
+        }
+    }
+}

@@ -6,4 +6,5 @@ pub mod process;
 pub mod requirements;
 pub mod spill;
 pub mod supervise;
+pub mod task;
 pub mod venv;

@@ -1,0 +1,504 @@
+//! The `execute` pipeline that runs inside the task's own process: fetch and claim the task, get
+//! its code, build its Python environment, record the frozen requirements, then replace this
+//! process with the task's interpreter. Everything printed here is the task's setup log (the
+//! supervisor ships it). It does not watch the task: `supervise` does that from outside.
+//!
+//! mirrors clearml_agent/commands/worker.py: Worker.execute (the --disable-monitoring path)
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::api::{Client, StatusChange, Task};
+use crate::exec::git::{self, GitOptions, ScriptInfo, SourceLayout};
+use crate::exec::requirements::{Requirements, find_repo_requirements};
+use crate::exec::venv::{self, BuiltEnv, EnvOptions, PythonOptions};
+
+/// Folder names inside the venv, as the Python agent uses them.
+const TASK_REPOSITORY_DIR: &str = "task_repository";
+const CODE_DIR: &str = "code";
+
+/// What `execute` needs, resolved from settings before the runtime starts.
+#[derive(Debug, Clone)]
+pub struct ExecuteConfig {
+    pub task_id: String,
+    pub worker_id: String,
+    pub clone: bool,
+    pub require_queue: bool,
+    pub standalone: bool,
+    /// `--log-level`, exported as `CLEARML_LOG_LEVEL`.
+    pub log_level: String,
+    /// `-O` count for the task's python.
+    pub optimization: u8,
+    /// The configuration file this process runs with, exported as `CLEARML_CONFIG_FILE`.
+    pub config_file: Option<PathBuf>,
+    pub git: GitOptions,
+    pub python: PythonOptions,
+    pub env: EnvOptions,
+    /// `agent.package_manager.force_repo_requirements_txt`.
+    pub force_repo_requirements_txt: bool,
+    /// `agent.package_manager.force_original_requirements`.
+    pub force_original_requirements: bool,
+    /// `agent.force_git_root_python_path`.
+    pub force_git_root_python_path: bool,
+    /// `CLEARML_AGENT_EXTRA_PYTHON_PATH`.
+    pub extra_python_path: Option<String>,
+    /// `agent.enable_task_env`: the task's `Environment` hyper-parameters become variables.
+    pub enable_task_env: bool,
+    /// The environment the task starts from: the agent's own plus the GPU variables.
+    pub base_env: BTreeMap<String, String>,
+}
+
+/// Runs the pipeline and execs the task. Returns only on failure (the error has already been
+/// recorded on the task when it came from a setup stage).
+pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::convert::Infallible> {
+    let message = format!("Changed by clearml-agent {}", cfg.worker_id);
+    let task = client
+        .tasks()
+        .get_by_id(&cfg.task_id)
+        .await
+        .with_context(|| format!("Could not find task id={}", cfg.task_id))?;
+    let task = claim(client, cfg, task).await?;
+    let task_id = task.id.clone();
+    client
+        .tasks()
+        .started(
+            &StatusChange::new(&task_id)
+                .reason("worker started execution")
+                .message(message.clone())
+                .force(true),
+        )
+        .await
+        .context("cannot mark the task started")?;
+
+    print_execution_info(&task);
+    let prepared = match prepare(client, cfg, &task).await {
+        Ok(p) => p,
+        Err(failure) => {
+            println!("{}", failure.error);
+            let _ = std::io::stdout().flush();
+            let _ = client
+                .tasks()
+                .failed(
+                    &StatusChange::new(&task_id)
+                        .reason(failure.reason)
+                        .message(message.clone())
+                        .force(true),
+                )
+                .await;
+            return Err(anyhow!(failure.error));
+        }
+    };
+
+    if let Some(commit) = prepared.layout.commit.as_deref()
+        && task.script.version_num.is_empty()
+    {
+        println!("Updating task commit ID: {commit}");
+        let _ = client.tasks().set_version_num(&task_id, commit).await;
+    }
+    let mut env = task_env(cfg, &task_id, &prepared);
+    if cfg.enable_task_env {
+        for (k, v) in environment_hyperparams(client, &task_id).await {
+            env.insert(k, v);
+        }
+    }
+    let command = entry_command(&task, &prepared, cfg.optimization)?;
+    println!(
+        "[{}]$ {}",
+        prepared.layout.working_dir,
+        shlex::try_join(command.iter().map(String::as_str)).unwrap_or_else(|_| command.join(" "))
+    );
+    match &prepared.env.frozen {
+        Some(frozen) => println!("Summary - installed python packages:\n{frozen}"),
+        None => println!("No freeze information available"),
+    }
+    println!("Environment setup completed successfully\n");
+    client
+        .tasks()
+        .started(
+            &StatusChange::new(&task_id)
+                .reason("worker starting task execution")
+                .message(message)
+                .force(true),
+        )
+        .await
+        .context("cannot mark the task started")?;
+    println!("Starting Task Execution:\n");
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| anyhow!("the task has no command to run"))?;
+    let err = std::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(&env)
+        .current_dir(&prepared.layout.script_dir)
+        .exec();
+    Err(anyhow!("cannot start the task process {program}: {err}"))
+}
+
+/// `--clone`, or claim the task from its queue. mirrors the start of Worker.execute.
+async fn claim(client: &Client, cfg: &ExecuteConfig, task: Task) -> Result<Task> {
+    if cfg.clone {
+        let new_id = client
+            .tasks()
+            .clone_task(&task.id, Some(&format!("Clone of {}", task.name)))
+            .await
+            .context("Cloning failed")?;
+        println!("Task cloned, new task id={new_id}");
+        return client
+            .tasks()
+            .get_by_id(&new_id)
+            .await
+            .with_context(|| format!("Could not find task id={new_id}"));
+    }
+    match client.tasks().dequeue(&task.id, Some("in_progress")).await {
+        Ok(updated) if updated.updated > 0 => {
+            client
+                .tasks()
+                .started(
+                    &StatusChange::new(&task.id)
+                        .reason("starting execution soon")
+                        .message("")
+                        .force(true),
+                )
+                .await
+                .context("cannot mark the task started")?;
+        }
+        Ok(_) if cfg.require_queue => {
+            anyhow::bail!(
+                "Execution required enqueued task, but task id={} is not queued.",
+                task.id
+            )
+        }
+        Ok(_) => {}
+        Err(e) if cfg.require_queue => return Err(e).context("cannot dequeue the task"),
+        Err(e) => tracing::debug!("dequeue of {} failed: {e}", task.id),
+    }
+    Ok(task)
+}
+
+fn print_execution_info(task: &Task) {
+    let s = &task.script;
+    println!("Executing task id [{}]:", task.id);
+    println!("repository = {}", s.repository);
+    println!("branch = {}", s.branch);
+    println!("version_num = {}", s.version_num);
+    println!("tag = {}", s.tag);
+    println!(
+        "docker_cmd = {}",
+        task.container.image.as_deref().unwrap_or("")
+    );
+    println!("entry_point = {}", s.entry_point);
+    println!("working_dir = {}\n", s.working_dir);
+}
+
+/// The prepared task: code and environment.
+struct Prepared {
+    layout: SourceLayout,
+    env: BuiltEnv,
+}
+
+/// A setup failure: the status reason recorded on the task, and the full error.
+struct SetupFailure {
+    reason: String,
+    error: String,
+}
+
+async fn prepare(
+    client: &Client,
+    cfg: &ExecuteConfig,
+    task: &Task,
+) -> std::result::Result<Prepared, SetupFailure> {
+    let owned_cfg = cfg.clone();
+    let owned_task = task.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare_blocking(&owned_cfg, &owned_task))
+        .await
+        .map_err(|e| SetupFailure {
+            reason: "agent error".into(),
+            error: format!("the setup stage crashed: {e}"),
+        })??;
+    if let Some(frozen) = &prepared.env.frozen {
+        let mut reqs = serde_json::Map::new();
+        let original = task_requirements_json(task);
+        reqs.insert("pip".into(), frozen.clone().into());
+        if let Some(org) = original.get("pip") {
+            reqs.insert("org_pip".into(), org.clone());
+        }
+        for (k, v) in original.iter() {
+            if k != "pip" {
+                reqs.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+        if let Err(e) = client
+            .tasks()
+            .set_requirements(&task.id, &serde_json::Value::Object(reqs))
+            .await
+        {
+            println!("Warning: could not update the task requirements: {e}");
+        }
+    }
+    Ok(prepared)
+}
+
+fn task_requirements_json(task: &Task) -> serde_json::Map<String, serde_json::Value> {
+    match &task.script.requirements {
+        serde_json::Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn prepare_blocking(
+    cfg: &ExecuteConfig,
+    task: &Task,
+) -> std::result::Result<Prepared, SetupFailure> {
+    let log = |line: &str| {
+        println!("{line}");
+    };
+    let env: HashMap<String, String> = cfg.base_env.clone().into_iter().collect();
+    let binary = task.script.binary.clone().unwrap_or_default();
+    let requested = venv::requested_python_version(&binary);
+    let python = venv::find_python(requested.as_deref(), &cfg.python, &env, &log).map_err(|e| {
+        SetupFailure {
+            reason: format!("failed locating python: {e}"),
+            error: e.to_string(),
+        }
+    })?;
+    let venv_dir = cfg.env.venvs_dir.join(python.major_minor());
+    let script = ScriptInfo {
+        repository: task.script.repository.clone(),
+        branch: task.script.branch.clone(),
+        tag: task.script.tag.clone(),
+        version_num: task.script.version_num.clone(),
+        entry_point: task.script.entry_point.clone(),
+        working_dir: task.script.working_dir.clone(),
+        diff: task.script.diff.clone(),
+        binary: binary.clone(),
+    };
+    let mut git_opts = cfg.git.clone();
+    git_opts.standalone = cfg.standalone;
+    let layout = git::prepare_source(
+        &script,
+        &venv_dir.join(TASK_REPOSITORY_DIR),
+        &venv_dir.join(CODE_DIR),
+        &git_opts,
+        &env,
+        &log,
+    )
+    .map_err(|e| SetupFailure {
+        reason: match &e {
+            git::SourceError::Clone { .. } | git::SourceError::GitMissing { .. } => {
+                "failed cloning repository".to_string()
+            }
+            other => short_reason(&other.to_string()),
+        },
+        error: e.to_string(),
+    })?;
+
+    let mut requirements = Requirements::from_json(&task.script.requirements);
+    if cfg.force_repo_requirements_txt {
+        requirements = Requirements::default();
+    } else if cfg.force_original_requirements && requirements.org_pip.is_some() {
+        requirements.pip = requirements.org_pip.clone();
+    }
+    let repo_files = match (&layout.repo_root, requirements.has_task_requirements()) {
+        (Some(root), false) => {
+            find_repo_requirements(root, &layout.working_dir, &layout.entry_point)
+        }
+        _ => Vec::new(),
+    };
+    let mut env_opts = cfg.env.clone();
+    // mirrors Worker.execute: no repository, no requirements and a non-python binary → no env.
+    let is_python = is_python_binary(&binary);
+    if !is_python && layout.repo_root.is_none() && !requirements.has_task_requirements() {
+        env_opts.skip_install = true;
+    }
+    if cfg.standalone {
+        env_opts.skip_install = true;
+    }
+    // A task with nothing to install skips the install and the freeze (mirrors Worker.execute:
+    // skip_freeze when there are no requirements and no repository).
+    let built = venv::build_env(&python, &requirements, &repo_files, &env_opts, &env, &log)
+        .map_err(|e| SetupFailure {
+            reason: short_reason(&e.to_string()),
+            error: e.to_string(),
+        })?;
+    Ok(Prepared { layout, env: built })
+}
+
+/// A status reason is shown in one line of the UI: keep the first line, at most 200 characters.
+fn short_reason(text: &str) -> String {
+    let line = text.lines().next().unwrap_or(text);
+    line.chars().take(200).collect()
+}
+
+fn is_python_binary(binary: &str) -> bool {
+    let name = binary.trim().rsplit('/').next().unwrap_or("");
+    name.is_empty() || name.starts_with("python")
+}
+
+fn is_bash_binary(binary: &str) -> bool {
+    let name = binary.trim().rsplit('/').next().unwrap_or("");
+    matches!(name, "bash" | "sh" | "zsh")
+}
+
+/// The argv of the task. mirrors the command building at the end of Worker.execute.
+fn entry_command(task: &Task, prepared: &Prepared, optimization: u8) -> Result<Vec<String>> {
+    let binary = task.script.binary.clone().unwrap_or_default();
+    let entry = prepared.layout.entry_point.trim().to_string();
+    let script_dir = &prepared.layout.script_dir;
+    if is_bash_binary(&binary) {
+        let shell = prepared_shell();
+        let mut argv = vec![shell];
+        if let Some(rest) = entry.strip_prefix("-c") {
+            argv.push("-c".into());
+            argv.push(rest.trim().to_string());
+        } else if script_dir.join(&entry).exists() {
+            argv.push(entry);
+        } else {
+            argv.extend(split_words(&entry)?);
+        }
+        return Ok(argv);
+    }
+    let mut argv = vec![prepared.env.python.display().to_string(), "-u".to_string()];
+    if optimization > 0 {
+        argv.push(format!("-{}", "O".repeat(optimization.min(2) as usize)));
+    }
+    if entry.split_whitespace().next() == Some("-m") {
+        argv.extend(split_words(&entry)?);
+    } else if entry.is_empty() {
+        return Err(anyhow!(
+            "the task has no entry point (script.entry_point is empty); set it in the task"
+        ));
+    } else if script_dir.join(&entry).exists() {
+        argv.push(entry);
+    } else {
+        let words = split_words(&entry)?;
+        println!(
+            "INFO: script entrypoint contains args, parsing and passing directly to execution: {words:?}"
+        );
+        argv.extend(words);
+    }
+    Ok(argv)
+}
+
+fn prepared_shell() -> String {
+    if Path::new("/bin/bash").exists() {
+        "/bin/bash".into()
+    } else {
+        "/bin/sh".into()
+    }
+}
+
+fn split_words(s: &str) -> Result<Vec<String>> {
+    shlex::split(s).ok_or_else(|| anyhow!("cannot parse the entry point {s:?} (unbalanced quotes)"))
+}
+
+/// The task's environment. mirrors Worker._get_job_os_envs and the PYTHONPATH and clean-up steps
+/// at the end of Worker.execute.
+fn task_env(cfg: &ExecuteConfig, task_id: &str, prepared: &Prepared) -> BTreeMap<String, String> {
+    let mut env = cfg.base_env.clone();
+    for (clearml, trains, value) in [
+        ("CLEARML_TASK_ID", "TRAINS_TASK_ID", task_id.to_string()),
+        (
+            "CLEARML_LOG_LEVEL",
+            "TRAINS_LOG_LEVEL",
+            cfg.log_level.clone(),
+        ),
+        (
+            "CLEARML_LOG_TASK_TO_BACKEND",
+            "TRAINS_LOG_TASK_TO_BACKEND",
+            "0".to_string(),
+        ),
+    ] {
+        env.insert(clearml.into(), value.clone());
+        env.insert(trains.into(), value);
+    }
+    if let Some(file) = &cfg.config_file {
+        env.insert("CLEARML_CONFIG_FILE".into(), file.display().to_string());
+        env.insert("TRAINS_CONFIG_FILE".into(), file.display().to_string());
+    }
+    env.insert("CLEARML_WORKER_ID".into(), cfg.worker_id.clone());
+    env.insert("TRAINS_WORKER_ID".into(), cfg.worker_id.clone());
+    for key in [
+        "CLEARML_APT_INSTALL",
+        "TRAINS_APT_INSTALL",
+        "UV_CACHE_DIR",
+        "UV_PYTHON_CACHE_DIR",
+        "UV_PYTHON_INSTALL_DIR",
+    ] {
+        env.remove(key);
+    }
+    // PYTHONPATH: the script folder, the entry point's folder, then the interpreter's own path.
+    let base_dir = match (&prepared.layout.repo_root, cfg.force_git_root_python_path) {
+        (Some(root), true) => root.clone(),
+        _ => prepared.layout.script_dir.clone(),
+    };
+    let mut parts = vec![base_dir.display().to_string()];
+    if !cfg.force_git_root_python_path && !prepared.layout.entry_point.is_empty() {
+        let first = prepared
+            .layout
+            .entry_point
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        if first != "-m"
+            && let Some(parent) = base_dir.join(first).parent()
+        {
+            parts.push(parent.display().to_string());
+        }
+    }
+    let mut python_path = parts.join(":") + ":";
+    if let Some(sys_path) = interpreter_sys_path(&prepared.env.python, &prepared.layout.script_dir)
+    {
+        python_path.push_str(&sys_path);
+    }
+    if let Some(extra) = cfg.extra_python_path.as_deref().filter(|s| !s.is_empty()) {
+        python_path = format!("{python_path}:{extra}");
+    }
+    let joined = match env.get("PYTHONPATH").filter(|s| !s.is_empty()) {
+        Some(existing) => format!("{existing}:{python_path}"),
+        None => python_path,
+    };
+    env.insert("PYTHONPATH".into(), joined);
+    env
+}
+
+/// The interpreter's `sys.path`, joined with `:` (mirrors helper/base.py: get_python_path).
+fn interpreter_sys_path(python: &Path, cwd: &Path) -> Option<String> {
+    let out = std::process::Command::new(python)
+        .args(["-c", "import sys; print(':'.join(sys.path))"])
+        .current_dir(cwd)
+        .env_remove("PYTHONPATH")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The task's `Environment` hyper-parameter section (mirrors Worker._get_task_os_env).
+async fn environment_hyperparams(client: &Client, task_id: &str) -> Vec<(String, String)> {
+    match client
+        .tasks()
+        .get_hyper_params(&[task_id.to_string()])
+        .await
+    {
+        Ok(params) => params
+            .into_iter()
+            .flat_map(|p| p.hyperparams)
+            .filter(|h| h.section == "Environment")
+            .map(|h| (h.name, h.value))
+            .collect(),
+        Err(e) => {
+            println!("Warning: could not read the task's Environment section: {e}");
+            Vec::new()
+        }
+    }
+}

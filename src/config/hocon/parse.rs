@@ -49,9 +49,7 @@ pub(super) fn parse_document(text: &str, origin: &Path, depth: usize) -> Result<
     p.skip_blanks();
     match p.peek() {
         None => Ok(root),
-        Some(c) => Err(p.syntax(format!(
-            "unexpected {c:?}; expected a key, a comment or the end of the file"
-        ))),
+        Some(c) => Err(p.syntax(format!("unexpected {c:?}; expected a key, a comment or the end of the file"))),
     }
 }
 
@@ -190,11 +188,7 @@ impl Parser<'_> {
     fn object_body(&mut self, entries: &mut Vec<(String, Node)>) -> Result<(), Error> {
         loop {
             self.skip_blanks();
-            if self.comment_eol()
-                || self.include(entries)?
-                || self.assignment(entries)?
-                || self.eol_comma()
-            {
+            if self.comment_eol() || self.include(entries)? || self.assignment(entries)? || self.eol_comma() {
                 continue;
             }
             return Ok(());
@@ -220,10 +214,7 @@ impl Parser<'_> {
         }
         let target = if self.peek() == Some('"') {
             let (value, _) = self.quoted_string()?;
-            if ["http://", "https://", "file://"]
-                .iter()
-                .any(|p| value.starts_with(p))
-            {
+            if ["http://", "https://", "file://"].iter().any(|p| value.starts_with(p)) {
                 IncludeTarget::Url(value)
             } else {
                 IncludeTarget::File(value)
@@ -268,9 +259,7 @@ impl Parser<'_> {
                 None => {
                     return Err(Error::Syntax {
                         at,
-                        what: format!(
-                            "include of URL {url:?} is not supported; download it and include the file"
-                        ),
+                        what: format!("include of URL {url:?} is not supported; download it and include the file"),
                     });
                 }
             },
@@ -278,9 +267,7 @@ impl Parser<'_> {
         if self.depth >= MAX_INCLUDE_DEPTH {
             return Err(Error::Syntax {
                 at,
-                what: format!(
-                    "includes nested more than {MAX_INCLUDE_DEPTH} deep (an include cycle?)"
-                ),
+                what: format!("includes nested more than {MAX_INCLUDE_DEPTH} deep (an include cycle?)"),
             });
         }
         let text = match std::fs::read_to_string(&path) {
@@ -402,9 +389,7 @@ impl Parser<'_> {
             }
         }
         let Some(end) = end else {
-            return Err(
-                self.syntax("unterminated string; close it with '\"' on the same line".into())
-            );
+            return Err(self.syntax("unterminated string; close it with '\"' on the same line".into()));
         };
         let raw = &self.src[start + 1..start + end];
         self.pos = start + end + 1;
@@ -444,10 +429,7 @@ impl Parser<'_> {
             } else if triple_quote {
                 // A plain str in pyhocon: never right-stripped, joined as is.
                 let value = self.multiline_string()?;
-                toks.push(Tok::Quoted {
-                    value,
-                    ws: String::new(),
-                });
+                toks.push(Tok::Quoted { value, ws: String::new() });
             } else if c == '"' {
                 let (value, ws) = self.quoted_string()?;
                 toks.push(Tok::Quoted { value, ws });
@@ -472,11 +454,7 @@ impl Parser<'_> {
             last.truncate(trimmed);
         }
         if toks.iter().any(|t| matches!(t, Tok::Sub { .. })) {
-            Ok(Node::Unres(Box::new(Concat {
-                toks,
-                prev: None,
-                at,
-            })))
+            Ok(Node::Unres(Box::new(Concat { toks, prev: None, at })))
         } else {
             Ok(tree::transform(toks, None, &at)?.unwrap_or(Node::Null))
         }
@@ -513,9 +491,7 @@ impl Parser<'_> {
             return Err(self.syntax("unterminated substitution; close it with '}'".into()));
         };
         if len == 0 {
-            return Err(
-                self.syntax("empty substitution '${}'; name a config path or variable".into())
-            );
+            return Err(self.syntax("empty substitution '${}'; name a config path or variable".into()));
         }
         let body = &self.src[body_start..body_start + len];
         let (optional, var) = match body.strip_prefix('?') {
@@ -645,15 +621,9 @@ fn number_ends(after: &[u8]) -> bool {
     if after.is_empty() || after == b"\n" {
         return true;
     }
-    let blanks = after
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t'))
-        .count();
+    let blanks = after.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
     let after = &after[blanks..];
-    matches!(
-        after.first(),
-        Some(b'$' | b'}' | b']' | b',' | b'#' | b'\n' | b'\r')
-    ) || after.starts_with(b"//")
+    matches!(after.first(), Some(b'$' | b'}' | b']' | b',' | b'#' | b'\n' | b'\r')) || after.starts_with(b"//")
 }
 
 /// Mirrors config_parser.py: ConfigParser.REPLACEMENTS; unknown escapes stay as written.

@@ -222,20 +222,8 @@ pub(super) fn assign(
         }))
     };
     match (op, value) {
-        (Op::Append, Node::Arr(items)) => put(
-            entries,
-            &path,
-            self_ref(Tok::Val(Node::Arr(items))),
-            false,
-            at,
-        ),
-        (Op::Append, Node::Str(s)) => put(
-            entries,
-            &path,
-            self_ref(Tok::Text(format!(" {s}"))),
-            false,
-            at,
-        ),
+        (Op::Append, Node::Arr(items)) => put(entries, &path, self_ref(Tok::Val(Node::Arr(items))), false, at),
+        (Op::Append, Node::Str(s)) => put(entries, &path, self_ref(Tok::Text(format!(" {s}"))), false, at),
         (_, value @ Node::Arr(_)) => put(entries, &path, value, false, at),
         (_, value) => {
             let existing = lookup(entries, &path);
@@ -361,10 +349,7 @@ pub(super) fn transform(
     prev: Option<&Node>,
     at: &Location,
 ) -> Result<Option<Node>, Error> {
-    let toks: Vec<Tok> = toks
-        .into_iter()
-        .filter(|t| !matches!(t, Tok::Gone))
-        .collect();
+    let toks: Vec<Tok> = toks.into_iter().filter(|t| !matches!(t, Tok::Gone)).collect();
     let class = |t: &Tok| match t {
         Tok::Val(Node::Obj(_)) => 0,
         Tok::Val(Node::Arr(_)) => 1,

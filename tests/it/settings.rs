@@ -390,6 +390,24 @@ fn invalid_values_give_one_line_errors() {
 }
 
 #[test]
+fn gpus_are_ignored_inside_kubernetes() {
+    let ctx = Ctx::new().env("KUBERNETES_SERVICE_HOST", "10.0.0.1");
+    let CommandOptions::Daemon(d) = ctx.resolve("daemon --queue q --gpus 0").settings.command
+    else {
+        panic!("daemon")
+    };
+    assert_eq!(d.worker.gpus, config::GpuSpec::Unset);
+    let CommandOptions::Daemon(d) = Ctx::new()
+        .resolve("daemon --queue q --gpus 0")
+        .settings
+        .command
+    else {
+        panic!("daemon")
+    };
+    assert_eq!(d.worker.gpus, config::GpuSpec::List(vec!["0".into()]));
+}
+
+#[test]
 fn docker_spec_from_config_defaults() {
     let ctx = Ctx::new().conf(
         r#"agent.default_docker { image: "python:3.10", arguments: ["--ipc=host", "-e", "A=1"] }"#,

@@ -25,8 +25,10 @@ pub const HEADER: &str = "CLEARML-AGENT AI Orchestration DevOps";
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "clearml-agent",
+    about = "Run ClearML tasks from queues on this machine (drop-in for the Python clearml-agent)",
     before_help = HEADER,
     disable_version_flag = true,
+    disable_help_subcommand = true,
     infer_long_args = true,
     // `@file` expansion is done by `parse_from` (argparse semantics: one argument per line).
 )]

@@ -1592,8 +1592,19 @@ fn files_section(r: &Reader<'_>) -> Result<Vec<ConfigFileSpec>, Error> {
 // Command-line intent
 // ------------------------------------------------------------------------------------------------
 
-fn worker_options(w: &WorkerArgs, dynamic_gpus: bool) -> Result<WorkerOptions, Error> {
-    let gpus = match (&w.gpus, w.cpu_only) {
+fn worker_options(
+    w: &WorkerArgs,
+    dynamic_gpus: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<WorkerOptions, Error> {
+    // mirrors session.py: Session.__init__ — --gpus is ignored inside Kubernetes (either variable set)
+    let in_kubernetes = first_env(
+        env,
+        &[EnvVars::KUBERNETES_SERVICE_HOST, EnvVars::KUBERNETES_PORT],
+    )
+    .is_some();
+    let requested = if in_kubernetes { &None } else { &w.gpus };
+    let gpus = match (requested, w.cpu_only) {
         // mirrors session.py: --cpu-only sets "none" first, then --gpus (if any) overrides the variables.
         (Some(spec), _) => GpuSpec::parse(spec, dynamic_gpus).map_err(|problem| Error::Flag {
             flag: "--gpus",
@@ -1634,7 +1645,7 @@ fn docker_spec(words: &Option<Vec<String>>, agent: &AgentSettings) -> Option<Doc
 fn command_options(
     cli: &Cli,
     agent: &AgentSettings,
-    _env: &dyn Fn(&str) -> Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<CommandOptions, Error> {
     Ok(match &cli.command {
         None => CommandOptions::Help,
@@ -1662,7 +1673,7 @@ fn command_options(
             CommandOptions::Daemon(DaemonOptions {
                 queues: d.queues.clone(),
                 order_fairness: d.order_fairness,
-                worker: worker_options(&d.worker, d.dynamic_gpus)?,
+                worker: worker_options(&d.worker, d.dynamic_gpus, env)?,
                 docker: docker_spec(&words, agent),
                 podman,
                 foreground: d.foreground,
@@ -1697,7 +1708,7 @@ fn command_options(
             standalone_mode: e.standalone_mode,
             docker: docker_spec(&e.docker, agent),
             clone: e.clone,
-            worker: worker_options(&e.worker, false)?,
+            worker: worker_options(&e.worker, false, env)?,
         }),
         Some(Command::Build(b)) => CommandOptions::Build(BuildOptions {
             task_id: b.task_id.clone(),
@@ -1707,7 +1718,7 @@ fn command_options(
             force_docker: b.force_docker,
             python_version: b.python_version.clone(),
             entry_point: b.entry_point,
-            worker: worker_options(&b.worker, false)?,
+            worker: worker_options(&b.worker, false, env)?,
         }),
         Some(Command::List) => CommandOptions::List,
         Some(Command::Config) => CommandOptions::Config,

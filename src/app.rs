@@ -13,7 +13,9 @@ use anyhow::{Context, bail};
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command, ParseError, VERSION};
+use crate::api::Client;
 use crate::commands;
+use crate::{exec, plan, worker};
 use crate::config::{self, CommandOptions, Resolved};
 
 /// Entry point used by `src/main.rs`.
@@ -120,7 +122,6 @@ fn init_tracing(debug: bool) {
 }
 
 /// A multi-threaded runtime for the commands that talk to the server or supervise processes.
-#[allow(dead_code)]
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -129,13 +130,131 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// `clearml-agent daemon`.
-pub fn run_daemon(_resolved: &Resolved) -> anyhow::Result<u8> {
-    bail!("`daemon` is not implemented yet by this agent")
+pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
+    let CommandOptions::Daemon(opts) = &resolved.settings.command else {
+        bail!("internal error: run_daemon called for another command");
+    };
+    if opts.docker.is_some() {
+        bail!("`--docker` is not supported yet by this agent");
+    }
+    if opts.detached {
+        bail!("`--detached` is not supported yet by this agent");
+    }
+    if opts.stop.is_some() {
+        bail!("`--stop` is not supported yet by this agent");
+    }
+    if opts.status {
+        bail!("`--status` is not supported yet by this agent");
+    }
+    let client_cfg = plan::client_config(&resolved.settings)?;
+    let cfg = plan::daemon_config(&resolved.settings, &resolved.tree, opts)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let client = Client::new(client_cfg)?;
+        let shutdown = shutdown_signal()?;
+        worker::run(cfg, client, shutdown).await
+    })?;
+    Ok(0)
 }
 
 /// `clearml-agent execute`.
-pub fn run_execute(_resolved: &Resolved) -> anyhow::Result<u8> {
-    bail!("`execute` is not implemented yet by this agent")
+pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
+    let CommandOptions::Execute(opts) = &resolved.settings.command else {
+        bail!("internal error: run_execute called for another command");
+    };
+    if opts.docker.is_some() {
+        bail!("`--docker` is not supported yet by this agent");
+    }
+    let client_cfg = plan::client_config(&resolved.settings)?;
+    let exec_cfg = plan::execute_config(&resolved.settings, opts);
+    let rt = runtime()?;
+    if opts.disable_monitoring {
+        // The pipeline ends by exec'ing the task; it only returns on failure.
+        return rt.block_on(async move {
+            let client = Client::new(client_cfg)?;
+            match exec::task::execute(&client, &exec_cfg).await {
+                Ok(never) => match never {},
+                Err(e) => Err(e),
+            }
+        });
+    }
+    // Monitored: this process supervises `execute --disable-monitoring` as its child, as the
+    // daemon does for each task (mirrors Worker.execute with --full-monitoring).
+    let tree = resolved.tree.clone();
+    // A monitored execute polls for aborts at the daemon's default interval.
+    let poll = std::time::Duration::from_secs_f64(
+        resolved.settings.agent.queue_poll_freq_sec.unwrap_or(5.0).max(0.1),
+    );
+    let sup = plan::supervise_config(&resolved.settings, poll, true);
+    let log_file = opts.log_file.clone();
+    rt.block_on(async move {
+        let client = Client::new(client_cfg)?;
+        client.login().await.context("cannot log in to the ClearML server")?;
+        let mut task_id = exec_cfg.task_id.clone();
+        if exec_cfg.clone {
+            let task = client
+                .tasks()
+                .get_by_id(&task_id)
+                .await
+                .with_context(|| format!("Could not find task id={task_id}"))?;
+            task_id = client
+                .tasks()
+                .clone_task(&task_id, Some(&format!("Clone of {}", task.name)))
+                .await
+                .context("Cloning failed")?;
+            println!("Task cloned, new task id={task_id}");
+        }
+        let dir = sup.spill_dir.clone();
+        let child_config = worker::ChildConfig::write(&dir, &tree)?;
+        let mut args = vec![
+            "--config-file".to_string(),
+            child_config.path.display().to_string(),
+            "execute".into(),
+            "--disable-monitoring".into(),
+            "--id".into(),
+            task_id.clone(),
+        ];
+        if exec_cfg.require_queue {
+            args.push("--require-queue".into());
+        }
+        let mut env = exec_cfg.base_env.clone();
+        env.insert("CLEARML_WORKER_ID".into(), exec_cfg.worker_id.clone());
+        let launch = exec::supervise::Launch {
+            task_id,
+            worker_id: exec_cfg.worker_id.clone(),
+            program: std::env::current_exe().context("cannot find this program's path")?,
+            args,
+            env,
+            cwd: None,
+            pulled_from: None,
+        };
+        let mut sup = sup;
+        sup.log_file = log_file;
+        let shutdown = shutdown_signal()?;
+        let ending = exec::supervise::run_task(&client, &sup, launch, shutdown).await;
+        // mirrors Worker.execute: the task's exit code is the process's exit status.
+        Ok(match ending {
+            exec::supervise::Ending::Exited(code) => u8::try_from(code).unwrap_or(1),
+            _ => 1,
+        })
+    })
+}
+
+/// SIGINT or SIGTERM turn the returned flag true (mirrors the Python agent's handlers: the
+/// running task is stopped and the worker unregistered).
+fn shutdown_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
 }
 
 /// `clearml-agent build`.
@@ -144,6 +263,13 @@ pub fn run_build(_resolved: &Resolved) -> anyhow::Result<u8> {
 }
 
 /// `clearml-agent list`.
-pub fn run_list(_resolved: &Resolved) -> anyhow::Result<u8> {
-    bail!("`list` is not implemented yet by this agent")
+pub fn run_list(resolved: &Resolved) -> anyhow::Result<u8> {
+    let client_cfg = plan::client_config(&resolved.settings)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let client = Client::new(client_cfg)?;
+        let mut out = std::io::stdout();
+        commands::list::list(&client, &mut out).await
+    })?;
+    Ok(0)
 }

@@ -10,4 +10,5 @@ pub mod commands;
 pub mod config;
 pub mod env;
 pub mod exec;
+pub mod plan;
 pub mod worker;

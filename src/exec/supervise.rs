@@ -34,6 +34,8 @@ pub struct SuperviseConfig {
     pub spill_dir: PathBuf,
     /// How long the end of a task waits for its last log lines to reach the server.
     pub log_finish_timeout: Duration,
+    /// `execute --log-file`: the processed output is also written to this file.
+    pub log_file: Option<PathBuf>,
 }
 
 /// The process to run for one task.
@@ -91,7 +93,12 @@ pub async fn run_task(
     let worker_id = launch.worker_id.clone();
     let mut log_cfg = LogConfig::new(task_id.clone(), worker_id.clone(), cfg.spill_dir.clone());
     log_cfg.suppress_carriage_return = cfg.suppress_carriage_return;
-    if cfg.echo {
+    if let Some(path) = &cfg.log_file {
+        match std::fs::File::create(path) {
+            Ok(file) => log_cfg.echo = Some(Box::new(file)),
+            Err(e) => println!("Warning: cannot write the log file {}: {e}", path.display()),
+        }
+    } else if cfg.echo {
         log_cfg.echo = Some(Box::new(std::io::stdout()));
     }
     let pipeline = LogPipeline::start(log_cfg, Arc::new(ApiLogSink::new(client)));
@@ -186,14 +193,18 @@ async fn watch_process(
                 Some(bytes) => pipeline.push_output(bytes),
                 None => output_open = false,
             },
-            code = process.wait(), if !output_open => {
-                return match code {
-                    Ok(code) => Ending::Exited(code),
+            // Cancel-safe: once the child has exited, this kills what is left of its tree (so
+            // a background job holding the output pipe cannot keep us waiting).
+            code = process.wait() => {
+                let code = match code {
+                    Ok(code) => code,
                     Err(e) => {
                         pipeline.push_line(LogLevel::Error, format!("lost track of the task process: {e}"));
-                        Ending::Exited(-1)
+                        -1
                     }
                 };
+                drain(&mut output, output_open, pipeline).await;
+                return Ending::Exited(code);
             }
             _ = poll.tick() => {
                 if let Some(reason) = check_abort(client, task_id, &mut created_polls, pipeline).await {
@@ -228,12 +239,24 @@ async fn watch_process(
         pipeline.push_line(LogLevel::Error, format!("cannot kill the task: {e}"));
     }
     // Whatever the tree printed before it died still goes to the server.
+    drain(&mut output, output_open, pipeline).await;
+    Ending::Stopped(stop)
+}
+
+/// Reads the output to its end once the task's processes are gone.
+async fn drain(
+    output: &mut Option<crate::exec::process::OutputStream>,
+    open: bool,
+    pipeline: &LogPipeline,
+) {
+    if !open {
+        return;
+    }
     if let Some(out) = output.as_mut() {
         while let Some(bytes) = out.next_chunk().await {
             pipeline.push_output(bytes);
         }
     }
-    Ending::Stopped(stop)
 }
 
 async fn next_chunk(output: &mut Option<crate::exec::process::OutputStream>) -> Option<Vec<u8>> {

@@ -1,0 +1,240 @@
+//! Turning resolved settings into the plain configurations of the parts that run: the API client,
+//! the daemon, the supervisor and the `execute` pipeline. This is the last place that looks at
+//! settings or the process environment; everything after it takes these structs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+
+use crate::api::{ClientConfig, Method, RetryPolicy};
+use crate::config::{DaemonOptions, ExecuteOptions, HttpMethod, PackageManagerType, Settings, WorkerOptions};
+use crate::env::EnvVars;
+use crate::exec::git::{GitCredential, GitOptions};
+use crate::exec::requirements::InstallOrder;
+use crate::exec::supervise::SuperviseConfig;
+use crate::exec::task::ExecuteConfig;
+use crate::exec::venv::{EnvOptions, PackageManagerKind, PythonOptions, VenvCacheOptions};
+use crate::worker::DaemonConfig;
+
+/// The SIGTERM→SIGKILL grace of an aborted task. The Python agent kills at once; a short grace
+/// lets the SDK flush its last reports.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long the end of a task waits for its backlog of log lines to reach the server.
+const LOG_FINISH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The API client's configuration. mirrors backend_api/session/session.py: Session.__init__
+pub fn client_config(settings: &Settings) -> Result<ClientConfig> {
+    let api = &settings.api;
+    let server = api.api_server.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        anyhow!(
+            "Could not find host server definition (missing ~/clearml.conf or Environment CLEARML_API_HOST); \
+             run `clearml-agent init` or set CLEARML_API_HOST"
+        )
+    })?;
+    let mut cfg = ClientConfig::new(server);
+    cfg.access_key = api.access_key.clone();
+    cfg.secret_key = api.secret_key.clone();
+    cfg.auth_token = api.auth_token.clone();
+    cfg.verify_certificate = api.verify_certificate;
+    cfg.ca_bundle = api.ca_bundle.clone();
+    cfg.default_method = match api.default_method {
+        HttpMethod::Get => Method::Get,
+        HttpMethod::Post => Method::Post,
+        HttpMethod::Put => Method::Put,
+    };
+    cfg.retries = RetryPolicy {
+        total: api.retries.total,
+        backoff_factor: api.retries.backoff_factor,
+        max_backoff: Duration::from_secs_f64(api.retries.backoff_max.max(0.0)),
+        ..RetryPolicy::default()
+    };
+    cfg.worker_header = settings.agent.worker_name.clone();
+    cfg.token_renew_threshold = api.token_expiration_threshold;
+    cfg.request_token_expiration_sec = api.request_token_expiration_sec;
+    Ok(cfg)
+}
+
+/// The environment every task starts from: the agent's own, the `environment {}` section, the
+/// GPU variables of `--gpus`/`--cpu-only`, and the `TRAINS_*` mirror of each `CLEARML_*` variable.
+/// mirrors clearml_agent/session.py: Session.__init__ (CUDA/NVIDIA variables) and
+/// backend_config/utils.py: apply_environment
+pub fn base_env(settings: &Settings, worker: &WorkerOptions) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    if settings.agent.apply_environment {
+        for (k, v) in &settings.environment {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    env.insert("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into());
+    if let Some(visible) = worker.gpus.visible_devices() {
+        env.insert(EnvVars::NVIDIA_VISIBLE_DEVICES.into(), visible.clone());
+        if worker.gpus.removes_cuda_visible_devices() {
+            env.remove(EnvVars::CUDA_VISIBLE_DEVICES);
+        } else {
+            env.insert(EnvVars::CUDA_VISIBLE_DEVICES.into(), visible);
+        }
+    } else if let Some(cuda) = env.get(EnvVars::CUDA_VISIBLE_DEVICES).cloned()
+        && !env.contains_key(EnvVars::NVIDIA_VISIBLE_DEVICES)
+    {
+        env.insert(EnvVars::NVIDIA_VISIBLE_DEVICES.into(), cuda);
+    }
+    let mirrors: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("CLEARML_")
+                .map(|rest| (format!("TRAINS_{rest}"), v.clone()))
+        })
+        .collect();
+    for (k, v) in mirrors {
+        env.entry(k).or_insert(v);
+    }
+    env
+}
+
+fn temp_dir(settings: &Settings) -> PathBuf {
+    settings
+        .agent
+        .temp_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+pub fn supervise_config(settings: &Settings, poll_interval: Duration, echo: bool) -> SuperviseConfig {
+    SuperviseConfig {
+        poll_interval,
+        ping_interval: settings.agent.task_ping_interval,
+        kill_grace: KILL_GRACE,
+        suppress_carriage_return: settings.agent.suppress_carriage_return,
+        echo,
+        spill_dir: temp_dir(settings),
+        log_finish_timeout: LOG_FINISH_TIMEOUT,
+        log_file: None,
+    }
+}
+
+/// The daemon's configuration. The caller has checked for flags that are not supported yet.
+pub fn daemon_config(settings: &Settings, tree: &serde_json::Value, opts: &DaemonOptions) -> Result<DaemonConfig> {
+    let base_env = base_env(settings, &opts.worker);
+    let visible_gpus = base_env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned();
+    let self_exe = std::env::current_exe().map_err(|e| anyhow!("cannot find this program's path: {e}"))?;
+    Ok(DaemonConfig {
+        worker_id: settings.agent.worker_id.clone().filter(|s| !s.is_empty()),
+        worker_name: settings.agent.worker_name.clone(),
+        visible_gpus,
+        queues: opts.queues.clone(),
+        create_queue: opts.create_queue,
+        order_fairness: opts.order_fairness,
+        poll_interval: opts.polling_interval,
+        report_interval: settings.agent.status_report_interval,
+        foreground: opts.foreground,
+        child_report_tags: opts.child_report_tags.clone().unwrap_or_default(),
+        registry_dir: std::env::temp_dir(),
+        disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
+        child_config: tree.clone(),
+        temp_dir: temp_dir(settings),
+        self_exe,
+        base_env,
+        supervise: supervise_config(settings, opts.polling_interval, opts.foreground),
+    })
+}
+
+/// The `execute` pipeline's configuration. `worker_id` is the agent's worker id or, for a
+/// standalone execute, `<worker_name>:<pid>` (mirrors Worker.__init__).
+pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConfig {
+    let agent = &settings.agent;
+    let worker_id = agent
+        .worker_id
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{}:{}", agent.worker_name, std::process::id()));
+    let pm = &agent.package_manager;
+    ExecuteConfig {
+        task_id: opts.task_id.clone(),
+        worker_id,
+        clone: opts.clone,
+        require_queue: opts.require_queue,
+        standalone: opts.standalone_mode,
+        log_level: opts.worker.log_level.as_str().to_string(),
+        optimization: opts.worker.optimization,
+        config_file: settings.config_file.clone(),
+        git: git_options(settings),
+        python: PythonOptions {
+            python_binary: agent.python_binary.clone(),
+            default_python: agent.default_python.clone(),
+            ignore_requested_python_version: agent.ignore_requested_python_version,
+        },
+        env: EnvOptions {
+            manager: match pm.type_ {
+                PackageManagerType::Uv => PackageManagerKind::Uv,
+                _ => PackageManagerKind::Pip,
+            },
+            venvs_dir: agent.venvs_dir.clone(),
+            venvs_cache: agent.venvs_cache.path.clone().map(|path| VenvCacheOptions {
+                path,
+                max_entries: agent.venvs_cache.max_entries as usize,
+                free_space_threshold_gb: agent.venvs_cache.free_space_threshold_gb,
+            }),
+            system_site_packages: pm.system_site_packages,
+            force_upgrade: pm.force_upgrade,
+            extra_index_urls: pm.extra_index_url.clone(),
+            extra_pip_install_flags: pm.extra_pip_install_flags.clone(),
+            pip_version: pm.pip_version.clone(),
+            uv_binary: pm.uv_exec.clone(),
+            skip_install: agent.skip_python_env_install
+                || agent.skip_pip_venv_install.as_deref().is_some_and(|v| !v.is_empty()),
+            install_order: InstallOrder {
+                priority: pm.priority_packages.clone(),
+                priority_optional: pm.priority_optional_packages.clone(),
+                post: pm.post_packages.clone(),
+                post_optional: pm.post_optional_packages.clone(),
+                ..InstallOrder::default()
+            },
+            docker_image: None,
+            cuda_version: agent.cuda_version.clone(),
+        },
+        force_repo_requirements_txt: pm.force_repo_requirements_txt,
+        force_original_requirements: pm.force_original_requirements,
+        force_git_root_python_path: agent.force_git_root_python_path,
+        extra_python_path: agent.extra_python_path.clone(),
+        enable_task_env: agent.enable_task_env,
+        base_env: base_env(settings, &opts.worker),
+    }
+}
+
+fn git_options(settings: &Settings) -> GitOptions {
+    let a = &settings.agent;
+    GitOptions {
+        git_user: a.git_user.clone(),
+        git_pass: a.git_pass.clone(),
+        git_host: a.git_host.clone(),
+        git_host_match_prefix: a.git_host_match_prefix,
+        extra_credentials: a
+            .git_extra_credentials
+            .iter()
+            .map(|c| GitCredential {
+                user: c.user.clone().unwrap_or_default(),
+                pass: c.pass.clone().unwrap_or_default(),
+                host: c.host.clone().unwrap_or_default(),
+            })
+            .collect(),
+        enable_git_ask_pass: a.enable_git_ask_pass,
+        force_git_ssh_protocol: a.force_git_ssh_protocol,
+        force_git_ssh_port: a.force_git_ssh_port,
+        force_git_ssh_user: a.force_git_ssh_user.clone(),
+        translate_ssh: a.translate_ssh,
+        translate_ssh_replacement_scheme: a.translate_ssl_replacement_scheme.clone(),
+        git_fetch_args: a.git_fetch_args.clone(),
+        vcs_cache: a.vcs_cache.enabled.then(|| a.vcs_cache.path.clone()),
+        clone_on_pull_fail: a.vcs_cache.clone_on_pull_fail,
+        clone_verbose: a.git_clone_verbose,
+        standalone: false,
+    }
+}

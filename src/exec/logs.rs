@@ -602,16 +602,17 @@ impl<S: LogSink> Shipper<S> {
         let mut events: Vec<LogEvent> = Vec::new();
         let mut packet_bytes = 0usize;
         let mut lines = 0u64;
-        let mut current: Option<LogEvent> = None;
+        // The event being filled, and its encoded size bound (kept incrementally: recomputing it
+        // per line is quadratic).
+        let mut current: Option<(LogEvent, usize)> = None;
         while let Some(front) = self.queue.front() {
             let level = front.level.as_str();
-            let fits_current = current.as_ref().is_some_and(|e| {
+            let fits_current = current.as_ref().is_some_and(|(e, _)| {
                 e.level == level && e.msg.len() + front.text.len() <= MAX_EVENT_BYTES
             });
             if fits_current {
-                let grown = current
-                    .as_ref()
-                    .map_or(0, |e| e.encoded_len_bound() + escaped_len_bound(&front.text));
+                let text_bound = escaped_len_bound(&front.text);
+                let grown = current.as_ref().map_or(0, |(_, bound)| bound + text_bound);
                 if packet_bytes + grown + 1 > MAX_PACKET_BYTES {
                     break;
                 }
@@ -620,8 +621,9 @@ impl<S: LogSink> Shipper<S> {
                 };
                 self.queue_bytes -= line.text.len();
                 lines += 1;
-                if let Some(event) = current.as_mut() {
+                if let Some((event, bound)) = current.as_mut() {
                     event.msg.push_str(&line.text);
+                    *bound += text_bound;
                 }
                 continue;
             }
@@ -631,8 +633,8 @@ impl<S: LogSink> Shipper<S> {
                 .iter()
                 .map(|piece| self.event(level, piece, 0).encoded_len_bound() + 1)
                 .sum();
-            if let Some(event) = current.take() {
-                packet_bytes += event.encoded_len_bound() + 1;
+            if let Some((event, bound)) = current.take() {
+                packet_bytes += bound + 1;
                 events.push(event);
             }
             if !events.is_empty() && packet_bytes + needed > MAX_PACKET_BYTES {
@@ -648,15 +650,16 @@ impl<S: LogSink> Shipper<S> {
             for (index, piece) in pieces.into_iter().enumerate() {
                 let timestamp = self.next_timestamp(line.timestamp_ms);
                 let event = self.event(level, piece, timestamp);
+                let bound = event.encoded_len_bound();
                 if index + 1 < count {
-                    packet_bytes += event.encoded_len_bound() + 1;
+                    packet_bytes += bound + 1;
                     events.push(event);
                 } else {
-                    current = Some(event);
+                    current = Some((event, bound));
                 }
             }
         }
-        if let Some(event) = current.take() {
+        if let Some((event, _)) = current.take() {
             events.push(event);
         }
         (!events.is_empty()).then_some(Packet { events, lines })

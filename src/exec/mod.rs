@@ -3,5 +3,5 @@
 pub mod git;
 pub mod logs;
 pub mod process;
-pub mod spill;
+mod spill;
 pub mod venv;

@@ -234,10 +234,14 @@ impl TaskProcess {
         let code = match self.code {
             Some(code) => code,
             None => {
-                let status = self.child.wait().await.map_err(|source| ProcessError::Wait {
-                    pid: self.pid(),
-                    source,
-                })?;
+                let status = self
+                    .child
+                    .wait()
+                    .await
+                    .map_err(|source| ProcessError::Wait {
+                        pid: self.pid(),
+                        source,
+                    })?;
                 let code = exit_code(status);
                 self.code = Some(code);
                 code
@@ -291,10 +295,14 @@ impl TaskProcess {
             let mut members = self.members();
             members.extend(snapshot.iter().cloned());
             self.signal_all(&members, Signal::SIGKILL);
-            let status = self.child.wait().await.map_err(|source| ProcessError::Wait {
-                pid: self.pid(),
-                source,
-            })?;
+            let status = self
+                .child
+                .wait()
+                .await
+                .map_err(|source| ProcessError::Wait {
+                    pid: self.pid(),
+                    source,
+                })?;
             self.code = Some(exit_code(status));
         }
         let code = self.code.unwrap_or(-1);
@@ -316,7 +324,9 @@ impl TaskProcess {
             }
             if Instant::now() >= give_up {
                 self.done_tx.send_replace(true);
-                return Err(ProcessError::Survivors(members.iter().map(|m| m.pid).collect()));
+                return Err(ProcessError::Survivors(
+                    members.iter().map(|m| m.pid).collect(),
+                ));
             }
             self.signal_all(&members, Signal::SIGKILL);
             tokio::time::sleep(backoff).await;
@@ -351,9 +361,7 @@ impl TaskProcess {
             // After the child is reaped its pid could name a new group; members of the task's
             // group started no earlier than the child.
             let in_group = entry.pgrp == self.pid && entry.start >= self.child_start;
-            if (*pid == self.pid && self.code.is_none())
-                || in_group
-                || holds_pipe(*pid, &pipe_link)
+            if (*pid == self.pid && self.code.is_none()) || in_group || holds_pipe(*pid, &pipe_link)
             {
                 roots.push(*pid);
             }
@@ -420,7 +428,11 @@ fn proc_table() -> HashMap<i32, StatEntry> {
         return table;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Some(stat) = read_stat(pid) {
@@ -449,9 +461,8 @@ fn holds_pipe(pid: i32, pipe_link: &str) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
     };
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == pipe_link)
-    })
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == pipe_link))
 }
 
 fn ignore_gone(result: nix::Result<()>) {

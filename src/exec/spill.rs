@@ -100,7 +100,10 @@ impl Spill {
         let path = self.path.clone();
         drop(self);
         if let Err(error) = std::fs::remove_file(&path) {
-            tracing::debug!("cannot remove the log spill file {}: {error}", path.display());
+            tracing::debug!(
+                "cannot remove the log spill file {}: {error}",
+                path.display()
+            );
         }
     }
 }

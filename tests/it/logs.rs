@@ -45,35 +45,27 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 impl LogSink for Collector {
-    fn send<'a>(
-        &'a self,
-        events: &'a [LogEvent],
-    ) -> impl Future<Output = Result<(), SinkError>> + Send + 'a {
-        async move {
-            let call = self.calls.fetch_add(1, Ordering::SeqCst);
-            if let Some(dir) = &self.down_until_spill_in
-                && !self.spill_seen.load(Ordering::SeqCst)
-            {
-                let bytes = dir_bytes(dir);
-                self.max_spill_bytes.fetch_max(bytes, Ordering::SeqCst);
-                if bytes > 0 {
-                    self.spill_seen.store(true, Ordering::SeqCst);
-                }
-                self.failures.fetch_add(1, Ordering::SeqCst);
-                return Err(SinkError::Retryable("server down".into()));
+    async fn send(&self, events: &[LogEvent]) -> Result<(), SinkError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(dir) = &self.down_until_spill_in
+            && !self.spill_seen.load(Ordering::SeqCst)
+        {
+            let bytes = dir_bytes(dir);
+            self.max_spill_bytes.fetch_max(bytes, Ordering::SeqCst);
+            if bytes > 0 {
+                self.spill_seen.store(true, Ordering::SeqCst);
             }
-            let result = if self.reject_first && call == 0 {
-                Err(SinkError::Rejected("bad request".into()))
-            } else {
-                self.packets
-                    .lock()
-                    .expect("lock")
-                    .push(events.to_vec());
-                Ok(())
-            };
-            self.sent.notify_one();
-            result
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            return Err(SinkError::Retryable("server down".into()));
         }
+        let result = if self.reject_first && call == 0 {
+            Err(SinkError::Rejected("bad request".into()))
+        } else {
+            self.packets.lock().expect("lock").push(events.to_vec());
+            Ok(())
+        };
+        self.sent.notify_one();
+        result
     }
 }
 
@@ -157,9 +149,11 @@ async fn a_hundred_thousand_lines_arrive_once_and_in_order() {
     assert_eq!(report.delivered_lines, 100_000);
     assert_eq!(report.undelivered_lines, 0);
     let events = sink.events();
-    assert!(events.iter().all(|e| e.level == "DEBUG"
-        && e.task == "task-1"
-        && e.worker == "worker-1"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.level == "DEBUG" && e.task == "task-1" && e.worker == "worker-1")
+    );
     assert!(
         events
             .windows(2)
@@ -239,11 +233,18 @@ async fn events_and_packets_respect_the_size_limits() {
         let body: usize = packet.iter().map(|e| json_line(e).len() + 1).sum();
         assert!(body <= MAX_PACKET_BYTES, "packet of {body} bytes");
         for event in packet {
-            assert!(event.msg.len() <= MAX_EVENT_BYTES, "msg of {}", event.msg.len());
+            assert!(
+                event.msg.len() <= MAX_EVENT_BYTES,
+                "msg of {}",
+                event.msg.len()
+            );
         }
     }
     assert!(
-        packets.iter().flatten().any(|e| e.msg.len() == MAX_EVENT_BYTES),
+        packets
+            .iter()
+            .flatten()
+            .any(|e| e.msg.len() == MAX_EVENT_BYTES),
         "long lines fill whole events"
     );
     assert_eq!(report.undelivered_lines, 0);

@@ -95,7 +95,10 @@ async fn environment_and_directory_are_exactly_the_given_ones() {
         Some(format!("given|unset|{}", cwd.display()).as_str())
     );
     // ONLY_VAR plus what sh itself exports (PWD, maybe SHLVL and `_`): nothing from the agent.
-    let count: usize = lines.next().and_then(|l| l.trim().parse().ok()).expect("count");
+    let count: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("count");
     assert!(count <= 4, "{text}");
 }
 
@@ -158,7 +161,10 @@ async fn kill_tree_kills_a_grandchild_that_left_the_group() {
     assert_ne!(pgrp, pgid, "the grandchild must have left the group");
     assert_eq!(session, escaped[0]);
 
-    process.kill_tree(Duration::from_secs(5)).await.expect("kill");
+    process
+        .kill_tree(Duration::from_secs(5))
+        .await
+        .expect("kill");
     assert!(!alive(escaped[0]));
     assert!(group_members(pgid).is_empty());
     read_all(output).await;

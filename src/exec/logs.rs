@@ -26,6 +26,9 @@ pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// Largest `events.add_batch` body, in bytes of JSON lines (Events.max_packet_size).
 pub const MAX_PACKET_BYTES: usize = 1024 * 1024;
 
+/// How long a pipeline dropped without [`LogPipeline::finish`] keeps trying to deliver its backlog.
+const DROP_DRAIN: Duration = Duration::from_secs(60);
+
 /// One log event as `events.add_batch` takes it (`type: "log"` is implied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEvent {
@@ -74,10 +77,9 @@ pub enum SinkError {
 
 /// Where log events go (the API client, or a test collector).
 pub trait LogSink: Send + Sync + 'static {
-    fn send<'a>(
-        &'a self,
-        events: &'a [LogEvent],
-    ) -> impl Future<Output = Result<(), SinkError>> + Send + 'a;
+    /// Delivers `events` in one request (at most [`MAX_PACKET_BYTES`] as JSON lines). Implement it
+    /// as `async fn send(&self, events: &[LogEvent]) -> Result<(), SinkError>`.
+    fn send(&self, events: &[LogEvent]) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
 /// Log levels the agent uses for task logs.
@@ -404,7 +406,7 @@ impl<S: LogSink> Shipper<S> {
         let mut retry_at: Option<Instant> = None;
         let mut backoff = self.initial_backoff;
         let mut partial_since: Option<Instant> = None;
-        let mut finishing: Option<(Instant, oneshot::Sender<()>)> = None;
+        let mut finishing: Option<(Instant, Option<oneshot::Sender<()>>)> = None;
         let mut input_open = true;
         loop {
             if in_flight.is_none() && retry_at.is_none() {
@@ -468,14 +470,18 @@ impl<S: LogSink> Shipper<S> {
                     Some(Input::Finish(timeout, done)) => {
                         self.flush_partial(false);
                         partial_since = None;
-                        finishing = Some((Instant::now() + timeout, done));
+                        finishing = Some((Instant::now() + timeout, Some(done)));
                         // A failing server gets tried again right away once the task is done.
                         retry_at = retry_at.map(|at| at.min(Instant::now()));
                     }
                     None => {
+                        // Dropped without `finish`: deliver what is left, within a bound.
                         input_open = false;
                         self.flush_partial(false);
                         partial_since = None;
+                        if finishing.is_none() {
+                            finishing = Some((Instant::now() + DROP_DRAIN, None));
+                        }
                     }
                 },
                 () = sleep_until_opt(retry_at) => retry_at = None,
@@ -496,7 +502,7 @@ impl<S: LogSink> Shipper<S> {
         if let Some(spill) = self.spill.take() {
             spill.remove();
         }
-        if let Some((_, done)) = finishing {
+        if let Some((_, Some(done))) = finishing {
             let _ = done.send(());
         }
         self.report
@@ -551,9 +557,12 @@ impl<S: LogSink> Shipper<S> {
                 Some(spill) => match spill.append(&line) {
                     Ok(()) => self.report.spilled_lines += 1,
                     Err(error) => {
-                        // Order matters more than memory: keep the rest in the file's place
-                        // only if nothing is in it yet.
-                        tracing::warn!("cannot write the log spill file: {error}");
+                        // Order matters more than memory: take the file's lines back behind the
+                        // queue and go on in memory.
+                        tracing::warn!(
+                            "cannot write the log spill file: {error}; keeping the backlog in memory"
+                        );
+                        self.unspill();
                         self.queue_bytes += line.text.len();
                         self.queue.push_back(line);
                     }
@@ -564,6 +573,26 @@ impl<S: LogSink> Shipper<S> {
                 }
             }
         }
+    }
+
+    /// Moves every spilled line back into memory and drops the spill file.
+    fn unspill(&mut self) {
+        let Some(mut spill) = self.spill.take() else {
+            return;
+        };
+        match spill.read_up_to(usize::MAX) {
+            Ok(lines) => {
+                for line in lines {
+                    self.queue_bytes += line.text.len();
+                    self.queue.push_back(line);
+                }
+            }
+            Err(error) => {
+                tracing::error!("cannot read the log spill file: {error}; its lines are lost");
+                self.report.undelivered_lines += spill.pending();
+            }
+        }
+        spill.remove();
     }
 
     /// Moves spilled lines back into memory once the queue is empty.
@@ -602,16 +631,17 @@ impl<S: LogSink> Shipper<S> {
         let mut events: Vec<LogEvent> = Vec::new();
         let mut packet_bytes = 0usize;
         let mut lines = 0u64;
-        let mut current: Option<LogEvent> = None;
+        // The event being filled, and its encoded size bound (kept incrementally: recomputing it
+        // per line is quadratic).
+        let mut current: Option<(LogEvent, usize)> = None;
         while let Some(front) = self.queue.front() {
             let level = front.level.as_str();
-            let fits_current = current.as_ref().is_some_and(|e| {
+            let fits_current = current.as_ref().is_some_and(|(e, _)| {
                 e.level == level && e.msg.len() + front.text.len() <= MAX_EVENT_BYTES
             });
             if fits_current {
-                let grown = current.as_ref().map_or(0, |e| {
-                    e.encoded_len_bound() + escaped_len_bound(&front.text)
-                });
+                let text_bound = escaped_len_bound(&front.text);
+                let grown = current.as_ref().map_or(0, |(_, bound)| bound + text_bound);
                 if packet_bytes + grown + 1 > MAX_PACKET_BYTES {
                     break;
                 }
@@ -620,8 +650,9 @@ impl<S: LogSink> Shipper<S> {
                 };
                 self.queue_bytes -= line.text.len();
                 lines += 1;
-                if let Some(event) = current.as_mut() {
+                if let Some((event, bound)) = current.as_mut() {
                     event.msg.push_str(&line.text);
+                    *bound += text_bound;
                 }
                 continue;
             }
@@ -631,8 +662,8 @@ impl<S: LogSink> Shipper<S> {
                 .iter()
                 .map(|piece| self.event(level, piece, 0).encoded_len_bound() + 1)
                 .sum();
-            if let Some(event) = current.take() {
-                packet_bytes += event.encoded_len_bound() + 1;
+            if let Some((event, bound)) = current.take() {
+                packet_bytes += bound + 1;
                 events.push(event);
             }
             if !events.is_empty() && packet_bytes + needed > MAX_PACKET_BYTES {
@@ -648,15 +679,16 @@ impl<S: LogSink> Shipper<S> {
             for (index, piece) in pieces.into_iter().enumerate() {
                 let timestamp = self.next_timestamp(line.timestamp_ms);
                 let event = self.event(level, piece, timestamp);
+                let bound = event.encoded_len_bound();
                 if index + 1 < count {
-                    packet_bytes += event.encoded_len_bound() + 1;
+                    packet_bytes += bound + 1;
                     events.push(event);
                 } else {
-                    current = Some(event);
+                    current = Some((event, bound));
                 }
             }
         }
-        if let Some(event) = current.take() {
+        if let Some((event, _)) = current.take() {
             events.push(event);
         }
         (!events.is_empty()).then_some(Packet { events, lines })

@@ -4,7 +4,7 @@ pub mod git;
 pub mod logs;
 pub mod process;
 pub mod requirements;
-pub mod spill;
+mod spill;
 pub mod supervise;
 pub mod task;
 pub mod venv;

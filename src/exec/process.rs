@@ -229,7 +229,8 @@ impl TaskProcess {
     /// Waits for the child to exit, then kills what is left of its tree (mirrors
     /// clearml_agent/commands/worker.py: Worker._log_command_output, the "full cleanup" after the
     /// loop). Returns the exit code (`-N` for signal `N`) once no process of the task survives.
-    /// Cancel-safe: calling it again after cancellation resumes.
+    /// Read the output stream concurrently (e.g. in a spawned task): a child writing into a full
+    /// pipe never exits. Cancel-safe: calling it again after cancellation resumes.
     pub async fn wait(&mut self) -> Result<i32, ProcessError> {
         let code = match self.code {
             Some(code) => code,

@@ -7,7 +7,11 @@ use std::time::Duration;
 use clearml_agent::exec::process::{OutputStream, ProcessSpec, TaskProcess};
 
 fn sh(script: &str) -> ProcessSpec {
-    ProcessSpec::new("/bin/sh", std::env::temp_dir())
+    sh_in(script, &std::env::temp_dir())
+}
+
+fn sh_in(script: &str, dir: &std::path::Path) -> ProcessSpec {
+    ProcessSpec::new("/bin/sh", dir)
         .arg("-c")
         .arg(script)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -148,9 +152,10 @@ async fn kill_tree_kills_the_whole_group() {
 #[tokio::test]
 async fn kill_tree_kills_a_grandchild_that_left_the_group() {
     // The grandchild makes its own session, stops writing to the pipe, and its parent waits.
-    let script = "setsid sh -c 'echo escaped $$; exec sleep 100 >/dev/null 2>&1' & \
-                  sleep 0.2; echo ready; wait";
-    let mut process = TaskProcess::spawn(&sh(script)).expect("spawn");
+    let script = "setsid sh -c 'echo escaped $$; touch up; exec sleep 100 >/dev/null 2>&1' & \
+                  until [ -e up ]; do sleep 0.01; done; echo ready; wait";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut process = TaskProcess::spawn(&sh_in(script, dir.path())).expect("spawn");
     let pgid = process.pid() as i32;
     let mut output = process.take_output().expect("output");
     let mut seen = String::new();
@@ -174,9 +179,10 @@ async fn kill_tree_kills_a_grandchild_that_left_the_group() {
 async fn leftovers_die_after_a_normal_exit() {
     // One background child stays in the group, one daemon leaves it but keeps the pipe open.
     let script = "sleep 100 & echo bg $!; \
-                  setsid sh -c 'echo daemon $$; exec sleep 100' & \
-                  sleep 0.2; echo done";
-    let mut process = TaskProcess::spawn(&sh(script)).expect("spawn");
+                  setsid sh -c 'echo daemon $$; touch up; exec sleep 100' & \
+                  until [ -e up ]; do sleep 0.01; done; echo done";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut process = TaskProcess::spawn(&sh_in(script, dir.path())).expect("spawn");
     let pgid = process.pid() as i32;
     let output = process.take_output().expect("output");
     let reader = tokio::spawn(read_all(output));

@@ -143,10 +143,17 @@ fn pip_env_is_installed_frozen_and_then_taken_from_the_cache() {
         }),
         ..EnvOptions::default()
     };
-    let reqs = pip_reqs("six==1.16.0\n");
+    let reqs = pip_reqs("six==1.16.0\nsetuptools\n");
 
     let (first, log) = build(&reqs, &[], &opts);
     let first = first.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    // setuptools is a priority package: installed on its own before the main set
+    let installs = install_lines(&log);
+    let priority = installs
+        .iter()
+        .position(|l| l.contains(" install setuptools"));
+    let main = installs.iter().position(|l| l.contains(" install -r "));
+    assert!(priority.is_some() && priority < main, "{installs:?}");
     assert!(!first.cache_hit);
     assert_eq!(first.venv, opts.venvs_dir.join(python().major_minor()));
     assert!(

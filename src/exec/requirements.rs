@@ -158,6 +158,27 @@ pub fn package_name(line: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_lowercase())
 }
 
+/// The VCS, editable and local-path lines of a requirement set: what a cached venv still has to
+/// (re)install. Mirrors clearml_agent/helper/package/external_req.py: OnlyExternalRequirements.
+pub fn external_lines(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| {
+            let l = l.trim();
+            let lower = l.to_lowercase();
+            l.starts_with("-e ")
+                || l.starts_with("--editable")
+                || l.starts_with(['.', '/'])
+                || lower.contains("@ file://")
+                || lower.starts_with("file://")
+                || ["git+", "hg+", "svn+", "bzr+"]
+                    .iter()
+                    .any(|p| lower.starts_with(p) || lower.contains(&format!("@ {p}")))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Which packages are installed before and after the main set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallOrder {
@@ -356,6 +377,10 @@ mod tests {
         );
     }
 
+    fn lines_of(s: &str) -> Vec<String> {
+        meaningful_lines(s)
+    }
+
     #[test]
     fn install_stages() {
         let lines: Vec<String> = [
@@ -378,6 +403,13 @@ mod tests {
             vec!["Cython==3.0", "six", "PyGObject", "clearml==2.0"]
         );
         assert_eq!(package_name("git+https://x/y.git"), None);
+        let ext = external_lines(&lines_of(
+            "six\ngit+https://h/r.git@abc\nx @ git+https://h/x.git\n-e ./pkg\n",
+        ));
+        assert_eq!(
+            ext,
+            lines_of("git+https://h/r.git@abc\nx @ git+https://h/x.git\n-e ./pkg")
+        );
         assert_eq!(
             package_name("Numpy>=1 ; python_version > '3'").as_deref(),
             Some("numpy")

@@ -18,8 +18,8 @@ use super::git::{
 };
 use super::git::{WORKING_REPOSITORY_DIR, WORKING_STANDALONE_DIR};
 use super::requirements::{
-    CacheKeyContext, InstallOrder, PIP_MANAGER_CLASS, Requirements, cache_key, meaningful_lines,
-    pip_pin_args, plan_install, requested_pip_version,
+    CacheKeyContext, InstallOrder, PIP_MANAGER_CLASS, Requirements, cache_key, external_lines,
+    meaningful_lines, pip_pin_args, plan_install, requested_pip_version,
 };
 
 /// Lock timeout of the venv cache (`agent.venvs_cache.lock_timeout`, default 30 s).
@@ -392,6 +392,13 @@ pub fn build_env(
             "::: Using Cached environment {} :::",
             entry.display()
         ));
+        // mirrors worker.py: Worker.execute (is_cached: "reinstalling git / local packages")
+        let external = external_lines(&requirements.pip_lines());
+        if !external.is_empty() {
+            log("reinstalling git / local packages");
+            let installer = Installer::new(opts, &venv_python, &pip_env, log)?;
+            install_lines_file(&installer, &external, opts, "the git / local packages")?;
+        }
         let frozen = freeze(opts, &venv_python, &pip_env, log)?;
         return Ok(BuiltEnv {
             venv,
@@ -491,18 +498,7 @@ fn install_task_lines(
         }
     }
     if !main.is_empty() {
-        let file = opts
-            .venvs_dir
-            .join(format!("cached-reqs-{:016x}.txt", rand::random::<u64>()));
-        fs::write(&file, format!("{}\n", main.join("\n")))
-            .map_err(io_err(format!("writing {}", file.display())))?;
-        let res = installer.install(
-            &["-r".to_string(), file.to_string_lossy().into_owned()],
-            "the task requirements",
-            true,
-        );
-        let _ = fs::remove_file(&file);
-        res?;
+        install_lines_file(installer, &main, opts, "the task requirements")?;
     }
     for line in &plan.post {
         installer.install(std::slice::from_ref(line), line, true)?;
@@ -515,6 +511,29 @@ fn install_task_lines(
         }
     }
     Ok(())
+}
+
+/// `pip install -r <temp file holding lines>`.
+fn install_lines_file(
+    installer: &Installer,
+    lines: &[String],
+    opts: &EnvOptions,
+    what: &str,
+) -> Result<(), EnvError> {
+    fs::create_dir_all(&opts.venvs_dir)
+        .map_err(io_err(format!("creating {}", opts.venvs_dir.display())))?;
+    let file = opts
+        .venvs_dir
+        .join(format!("cached-reqs-{:016x}.txt", rand::random::<u64>()));
+    fs::write(&file, format!("{}\n", lines.join("\n")))
+        .map_err(io_err(format!("writing {}", file.display())))?;
+    let res = installer.install(
+        &["-r".to_string(), file.to_string_lossy().into_owned()],
+        what,
+        true,
+    );
+    let _ = fs::remove_file(&file);
+    res
 }
 
 /// Creates the venv unless it already has an interpreter (an existing venv is reused and packages

@@ -987,8 +987,12 @@ impl<'a> Git<'a> {
         (self.log)("Applying uncommitted changes");
         for line in diff.lines() {
             if let Some(rel) = line.strip_prefix("--- a/") {
-                let path = root.join(rel.trim_end());
-                if path.starts_with(root) && !path.exists() {
+                let rel = Path::new(rel.trim_end());
+                let inside = rel
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+                let path = root.join(rel);
+                if inside && !path.exists() {
                     if let Some(parent) = path.parent() {
                         let _ = fs::create_dir_all(parent);
                     }
@@ -1255,12 +1259,22 @@ fn spawn_reader(
     })
 }
 
-/// Joins a program and its arguments for display.
+/// Joins a program and its arguments for display, single-quoting words that need it.
 pub(crate) fn display_command(program: &Path, args: &[OsString]) -> String {
-    let mut s = program.to_string_lossy().into_owned();
+    let quote = |w: &str| {
+        let plain = !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+        if plain {
+            w.to_string()
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    let mut s = quote(&program.to_string_lossy());
     for a in args {
         s.push(' ');
-        s.push_str(&a.to_string_lossy());
+        s.push_str(&quote(&a.to_string_lossy()));
     }
     s
 }

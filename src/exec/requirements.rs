@@ -144,6 +144,118 @@ pub fn pip_pin_args(specs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The package name of a requirement line (`Numpy>=1.2 ; python_version>"3"` → `numpy`), or
+/// `None` for options, URLs and local paths.
+pub fn package_name(line: &str) -> Option<String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with(['-', '#', '.', '/']) || line.contains("://") {
+        return None;
+    }
+    let end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(line.len());
+    let name = &line[..end];
+    (!name.is_empty()).then(|| name.to_lowercase())
+}
+
+/// The VCS, editable and local-path lines of a requirement set: what a cached venv still has to
+/// (re)install. Mirrors clearml_agent/helper/package/external_req.py: OnlyExternalRequirements.
+pub fn external_lines(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| {
+            let l = l.trim();
+            let lower = l.to_lowercase();
+            l.starts_with("-e ")
+                || l.starts_with("--editable")
+                || l.starts_with(['.', '/'])
+                || lower.contains("@ file://")
+                || lower.starts_with("file://")
+                || ["git+", "hg+", "svn+", "bzr+"]
+                    .iter()
+                    .any(|p| lower.starts_with(p) || lower.contains(&format!("@ {p}")))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Which packages are installed before and after the main set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallOrder {
+    /// `agent.package_manager.priority_packages`: installed first, one by one (and kept in the set).
+    pub priority: Vec<String>,
+    /// `agent.package_manager.priority_optional_packages`: like `priority`, failures ignored
+    /// (the line is then dropped from the set).
+    pub priority_optional: Vec<String>,
+    /// `agent.package_manager.post_packages`: taken out of the set, installed after it.
+    pub post: Vec<String>,
+    /// `agent.package_manager.post_optional_packages`: like `post`, failures ignored.
+    pub post_optional: Vec<String>,
+    /// Packages listed more than once keep only their last line.
+    pub collapse: Vec<String>,
+}
+
+impl Default for InstallOrder {
+    /// Mirrors clearml_agent/helper/package/priority_req.py (PriorityPackageRequirement),
+    /// post_req.py (PostRequirement) and the PackageCollectorRequirement set of worker.py.
+    fn default() -> Self {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect();
+        Self {
+            priority: v(&["cython", "numpy", "setuptools", "pip", "uv"]),
+            priority_optional: v(&["pygobject"]),
+            post: v(&["horovod"]),
+            post_optional: Vec::new(),
+            collapse: v(&["clearml", "trains", "nbconvert", "ipython"]),
+        }
+    }
+}
+
+/// Task requirement lines split by install stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallPlan {
+    /// Installed one by one before `main`.
+    pub priority: Vec<String>,
+    /// Like `priority`; a failure drops the line from `main` and is only a warning.
+    pub priority_optional: Vec<String>,
+    /// Installed together with one `-r` file.
+    pub main: Vec<String>,
+    /// Installed one by one after `main`.
+    pub post: Vec<String>,
+    /// Like `post`, failures are warnings.
+    pub post_optional: Vec<String>,
+}
+
+/// Splits requirement lines into install stages.
+pub fn plan_install(lines: &[String], order: &InstallOrder) -> InstallPlan {
+    let has = |list: &[String], name: &str| list.iter().any(|p| p.eq_ignore_ascii_case(name));
+    let mut plan = InstallPlan::default();
+    for (i, line) in lines.iter().enumerate() {
+        let name = package_name(line);
+        if let Some(n) = &name
+            && has(&order.collapse, n)
+            && lines[i + 1..]
+                .iter()
+                .any(|l| package_name(l).as_deref() == Some(n.as_str()))
+        {
+            continue;
+        }
+        match name {
+            Some(n) if has(&order.post, &n) => plan.post.push(line.clone()),
+            Some(n) if has(&order.post_optional, &n) => plan.post_optional.push(line.clone()),
+            Some(n) if has(&order.priority, &n) => {
+                plan.priority.push(line.clone());
+                plan.main.push(line.clone());
+            }
+            Some(n) if has(&order.priority_optional, &n) => {
+                plan.priority_optional.push(line.clone());
+                plan.main.push(line.clone());
+            }
+            _ => plan.main.push(line.clone()),
+        }
+    }
+    plan
+}
+
 /// The inputs of a venv-cache key besides the requirements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheKeyContext {
@@ -262,6 +374,45 @@ mod tests {
         assert_eq!(
             pip_pin_args(&["<22.3".into(), "23".into()]),
             vec!["pip<22.3", "pip==23"]
+        );
+    }
+
+    fn lines_of(s: &str) -> Vec<String> {
+        meaningful_lines(s)
+    }
+
+    #[test]
+    fn install_stages() {
+        let lines: Vec<String> = [
+            "Cython==3.0",
+            "six",
+            "clearml==1.0",
+            "horovod",
+            "PyGObject",
+            "clearml==2.0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let plan = plan_install(&lines, &InstallOrder::default());
+        assert_eq!(plan.priority, vec!["Cython==3.0"]);
+        assert_eq!(plan.priority_optional, vec!["PyGObject"]);
+        assert_eq!(plan.post, vec!["horovod"]);
+        assert_eq!(
+            plan.main,
+            vec!["Cython==3.0", "six", "PyGObject", "clearml==2.0"]
+        );
+        assert_eq!(package_name("git+https://x/y.git"), None);
+        let ext = external_lines(&lines_of(
+            "six\ngit+https://h/r.git@abc\nx @ git+https://h/x.git\n-e ./pkg\n",
+        ));
+        assert_eq!(
+            ext,
+            lines_of("git+https://h/r.git@abc\nx @ git+https://h/x.git\n-e ./pkg")
+        );
+        assert_eq!(
+            package_name("Numpy>=1 ; python_version > '3'").as_deref(),
+            Some("numpy")
         );
     }
 

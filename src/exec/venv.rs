@@ -18,8 +18,8 @@ use super::git::{
 };
 use super::git::{WORKING_REPOSITORY_DIR, WORKING_STANDALONE_DIR};
 use super::requirements::{
-    CacheKeyContext, PIP_MANAGER_CLASS, Requirements, cache_key, meaningful_lines, pip_pin_args,
-    requested_pip_version,
+    CacheKeyContext, InstallOrder, PIP_MANAGER_CLASS, Requirements, cache_key, external_lines,
+    meaningful_lines, pip_pin_args, plan_install, requested_pip_version,
 };
 
 /// Lock timeout of the venv cache (`agent.venvs_cache.lock_timeout`, default 30 s).
@@ -261,6 +261,8 @@ pub struct EnvOptions {
     /// The skip-venv modes (`CLEARML_AGENT_SKIP_PIP_VENV_INSTALL`, `..._SKIP_PYTHON_ENV_INSTALL`):
     /// no venv, nothing installed, the interpreter is used as is.
     pub skip_install: bool,
+    /// Priority/post packages of `agent.package_manager.*`.
+    pub install_order: InstallOrder,
     /// Docker image of the task (cache key only).
     pub docker_image: Option<String>,
     /// `agent.cuda_version` (cache key only).
@@ -285,6 +287,7 @@ impl Default for EnvOptions {
             ],
             uv_binary: None,
             skip_install: false,
+            install_order: InstallOrder::default(),
             docker_image: None,
             cuda_version: None,
         }
@@ -389,6 +392,13 @@ pub fn build_env(
             "::: Using Cached environment {} :::",
             entry.display()
         ));
+        // mirrors worker.py: Worker.execute (is_cached: "reinstalling git / local packages")
+        let external = external_lines(&requirements.pip_lines());
+        if !external.is_empty() {
+            log("reinstalling git / local packages");
+            let installer = Installer::new(opts, &venv_python, &pip_env, log)?;
+            install_lines_file(&installer, &external, opts, "the git / local packages")?;
+        }
         let frozen = freeze(opts, &venv_python, &pip_env, log)?;
         return Ok(BuiltEnv {
             venv,
@@ -426,18 +436,7 @@ pub fn build_env(
     let task_lines = requirements.pip_lines();
     if !task_lines.is_empty() {
         log("Found task requirements section, trying to install");
-        let file = opts
-            .venvs_dir
-            .join(format!("cached-reqs-{:016x}.txt", rand::random::<u64>()));
-        fs::write(&file, format!("{}\n", task_lines.join("\n")))
-            .map_err(io_err(format!("writing {}", file.display())))?;
-        let res = installer.install(
-            &["-r".to_string(), file.to_string_lossy().into_owned()],
-            "the task requirements",
-            true,
-        );
-        let _ = fs::remove_file(&file);
-        res?;
+        install_task_lines(&installer, &task_lines, opts, log)?;
         log("task requirements installation passed");
     } else if !repo_requirements_files.is_empty() {
         for f in repo_requirements_files {
@@ -474,6 +473,67 @@ pub fn build_env(
         cache_hit: false,
         cache_entry,
     })
+}
+
+/// Installs the task's own requirement lines: priority packages one by one, the main set from a
+/// temporary `-r` file, then the post packages. Mirrors clearml_agent/helper/package/priority_req.py
+/// and post_req.py as driven by RequirementsManager.replace / post_install.
+fn install_task_lines(
+    installer: &Installer,
+    lines: &[String],
+    opts: &EnvOptions,
+    log: &dyn Fn(&str),
+) -> Result<(), EnvError> {
+    let plan = plan_install(lines, &opts.install_order);
+    for line in &plan.priority {
+        installer.install(std::slice::from_ref(line), line, true)?;
+    }
+    let mut main = plan.main.clone();
+    for line in &plan.priority_optional {
+        if let Err(e) = installer.install(std::slice::from_ref(line), line, true) {
+            log(&format!(
+                "WARNING: optional package {line} was not installed: {e}"
+            ));
+            main.retain(|l| l != line);
+        }
+    }
+    if !main.is_empty() {
+        install_lines_file(installer, &main, opts, "the task requirements")?;
+    }
+    for line in &plan.post {
+        installer.install(std::slice::from_ref(line), line, true)?;
+    }
+    for line in &plan.post_optional {
+        if let Err(e) = installer.install(std::slice::from_ref(line), line, true) {
+            log(&format!(
+                "WARNING: optional package {line} was not installed: {e}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `pip install -r <temp file holding lines>`.
+fn install_lines_file(
+    installer: &Installer,
+    lines: &[String],
+    opts: &EnvOptions,
+    what: &str,
+) -> Result<(), EnvError> {
+    fs::create_dir_all(&opts.venvs_dir)
+        .map_err(io_err(format!("creating {}", opts.venvs_dir.display())))?;
+    let file = opts
+        .venvs_dir
+        .join(format!("cached-reqs-{:016x}.txt", rand::random::<u64>()));
+    fs::write(&file, format!("{}\n", lines.join("\n")))
+        .map_err(io_err(format!("writing {}", file.display())))?;
+    let res = installer.install(
+        &["-r".to_string(), file.to_string_lossy().into_owned()],
+        what,
+        true,
+    );
+    let _ = fs::remove_file(&file);
+    res
 }
 
 /// Creates the venv unless it already has an interpreter (an existing venv is reused and packages

@@ -143,10 +143,17 @@ fn pip_env_is_installed_frozen_and_then_taken_from_the_cache() {
         }),
         ..EnvOptions::default()
     };
-    let reqs = pip_reqs("six==1.16.0\n");
+    let reqs = pip_reqs("six==1.16.0\nsetuptools\n");
 
     let (first, log) = build(&reqs, &[], &opts);
     let first = first.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    // setuptools is a priority package: installed on its own before the main set
+    let installs = install_lines(&log);
+    let priority = installs
+        .iter()
+        .position(|l| l.contains(" install setuptools"));
+    let main = installs.iter().position(|l| l.contains(" install -r "));
+    assert!(priority.is_some() && priority < main, "{installs:?}");
     assert!(!first.cache_hit);
     assert_eq!(first.venv, opts.venvs_dir.join(python().major_minor()));
     assert!(
@@ -274,4 +281,50 @@ fn uv_env_installs_repo_requirements() {
     );
     // like the Python agent, uv environments are not put in the venv cache
     assert!(built.cache_entry.is_none());
+}
+
+#[test]
+fn cache_hit_reinstalls_local_packages_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pkg = tmp.path().join("localpkg");
+    fs::create_dir_all(&pkg).expect("mkdir");
+    fs::write(
+        pkg.join("setup.py"),
+        "from setuptools import setup\nsetup(name='localpkg', version='0.1', py_modules=['localmod'])\n",
+    )
+    .expect("write");
+    fs::write(pkg.join("localmod.py"), "VALUE = 1\n").expect("write");
+    let opts = EnvOptions {
+        venvs_dir: tmp.path().join("venvs-builds"),
+        venvs_cache: Some(VenvCacheOptions {
+            path: tmp.path().join("venvs-cache"),
+            max_entries: 10,
+            free_space_threshold_gb: 0.0,
+        }),
+        ..EnvOptions::default()
+    };
+    let reqs = pip_reqs(&format!("{}\n", pkg.display()));
+    let (first, log) = build(&reqs, &[], &opts);
+    let first = first.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert_eq!(
+        run_python(&first.python, "import localmod; print(localmod.VALUE)"),
+        "1"
+    );
+
+    fs::write(pkg.join("localmod.py"), "VALUE = 2\n").expect("write");
+    fs::remove_dir_all(&first.venv).expect("remove venv");
+    let (second, log) = build(&reqs, &[], &opts);
+    let second = second.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert!(second.cache_hit, "{log:?}");
+    assert!(
+        log.iter().any(|l| l == "reinstalling git / local packages"),
+        "{log:?}"
+    );
+    // only the local package was installed again, not pip nor the rest of the set
+    let installs = install_lines(&log);
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    assert_eq!(
+        run_python(&second.python, "import localmod; print(localmod.VALUE)"),
+        "2"
+    );
 }

@@ -268,7 +268,15 @@ pub fn enqueue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let task = tasks::load(ctx, &req.task)?;
     let queue_id = resolve_queue(ctx, &body)?;
-    let previous = str_field(&task, "status").to_string();
+    // Re-enqueueing a queued task keeps the status it had before it was first queued.
+    let previous = match str_field(&task, "status") {
+        "queued" => task
+            .get("enqueue_status")
+            .and_then(Value::as_str)
+            .unwrap_or("created")
+            .to_string(),
+        other => other.to_string(),
+    };
     let set_queue = opt_bool(&body, "update_execution_queue", true)?;
     let qid = queue_id.clone();
     let mut fields = set_status(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Number;
 
-use super::tree::{self, Concat, Node, Op, Tok};
+use super::tree::{self, Concat, Key, Node, Op, Tok};
 use super::{Error, Location};
 
 /// Includes nested deeper than this are taken for a cycle.
@@ -15,8 +15,9 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// Parse a whole document (root object with or without braces, or a root list).
 pub(super) fn parse_document(text: &str, origin: &Path, depth: usize) -> Result<Node, Error> {
+    let text = expand_tabs(text);
     let mut p = Parser {
-        src: text,
+        src: &text,
         pos: 0,
         origin: origin.to_path_buf(),
         depth,
@@ -49,7 +50,9 @@ pub(super) fn parse_document(text: &str, origin: &Path, depth: usize) -> Result<
     p.skip_blanks();
     match p.peek() {
         None => Ok(root),
-        Some(c) => Err(p.syntax(format!("unexpected {c:?}; expected a key, a comment or the end of the file"))),
+        Some(c) => Err(p.syntax(format!(
+            "unexpected {c:?}; expected a key, a comment or the end of the file"
+        ))),
     }
 }
 
@@ -188,7 +191,11 @@ impl Parser<'_> {
     fn object_body(&mut self, entries: &mut Vec<(String, Node)>) -> Result<(), Error> {
         loop {
             self.skip_blanks();
-            if self.comment_eol() || self.include(entries)? || self.assignment(entries)? || self.eol_comma() {
+            if self.comment_eol()
+                || self.include(entries)?
+                || self.assignment(entries)?
+                || self.eol_comma()
+            {
                 continue;
             }
             return Ok(());
@@ -214,7 +221,10 @@ impl Parser<'_> {
         }
         let target = if self.peek() == Some('"') {
             let (value, _) = self.quoted_string()?;
-            if ["http://", "https://", "file://"].iter().any(|p| value.starts_with(p)) {
+            if ["http://", "https://", "file://"]
+                .iter()
+                .any(|p| value.starts_with(p))
+            {
                 IncludeTarget::Url(value)
             } else {
                 IncludeTarget::File(value)
@@ -259,7 +269,9 @@ impl Parser<'_> {
                 None => {
                     return Err(Error::Syntax {
                         at,
-                        what: format!("include of URL {url:?} is not supported; download it and include the file"),
+                        what: format!(
+                            "include of URL {url:?} is not supported; download it and include the file"
+                        ),
                     });
                 }
             },
@@ -267,7 +279,9 @@ impl Parser<'_> {
         if self.depth >= MAX_INCLUDE_DEPTH {
             return Err(Error::Syntax {
                 at,
-                what: format!("includes nested more than {MAX_INCLUDE_DEPTH} deep (an include cycle?)"),
+                what: format!(
+                    "includes nested more than {MAX_INCLUDE_DEPTH} deep (an include cycle?)"
+                ),
             });
         }
         let text = match std::fs::read_to_string(&path) {
@@ -279,7 +293,7 @@ impl Parser<'_> {
         match parse_document(&text, &path, self.depth + 1)? {
             Node::Obj(included) => {
                 for (key, value) in included {
-                    tree::assign(entries, &key, Op::Set, value, &at)?;
+                    tree::assign(entries, &Key::Path(key), Op::Set, value, &at)?;
                 }
                 Ok(true)
             }
@@ -303,8 +317,11 @@ impl Parser<'_> {
     fn assignment(&mut self, entries: &mut Vec<(String, Node)>) -> Result<bool, Error> {
         self.skip_blanks();
         let key_at = self.location(self.pos);
+        // key = QuotedString | number | Word(...)
         let key = if self.peek() == Some('"') {
-            self.quoted_key()?
+            Key::Path(self.quoted_key()?)
+        } else if let Some(number) = self.number() {
+            Key::Number(tree::py_str(&Node::Num(number)))
         } else {
             let n = self.rest().len() - self.rest().trim_start_matches(is_key_char).len();
             if n == 0 {
@@ -312,7 +329,7 @@ impl Parser<'_> {
             }
             let key = self.rest()[..n].to_string();
             self.pos += n;
-            key
+            Key::Path(key)
         };
         self.skip_comments_and_eols();
         let (op, value) = if self.peek() == Some('{') {
@@ -326,8 +343,8 @@ impl Parser<'_> {
                 Op::Set
             } else {
                 return Err(self.syntax(self.expected(&format!(
-                    "':', '=', '+=' or '{{' after the key {:?}",
-                    key.trim()
+                    "':', '=', '+=' or '{{' after the key {}",
+                    key.describe()
                 ))));
             };
             self.skip_comments_and_eols();
@@ -355,6 +372,9 @@ impl Parser<'_> {
         let mut chars = self.rest().char_indices().skip(1);
         while let Some((i, c)) = chars.next() {
             match c {
+                '"' if i == 1 => {
+                    return Err(self.syntax("empty quoted key \"\"; give the key a name".into()));
+                }
                 '"' => {
                     self.pos += i + 1;
                     return Ok(self.src[start..self.pos].to_string());
@@ -389,7 +409,9 @@ impl Parser<'_> {
             }
         }
         let Some(end) = end else {
-            return Err(self.syntax("unterminated string; close it with '\"' on the same line".into()));
+            return Err(
+                self.syntax("unterminated string; close it with '\"' on the same line".into())
+            );
         };
         let raw = &self.src[start + 1..start + end];
         self.pos = start + end + 1;
@@ -429,7 +451,10 @@ impl Parser<'_> {
             } else if triple_quote {
                 // A plain str in pyhocon: never right-stripped, joined as is.
                 let value = self.multiline_string()?;
-                toks.push(Tok::Quoted { value, ws: String::new() });
+                toks.push(Tok::Quoted {
+                    value,
+                    ws: String::new(),
+                });
             } else if c == '"' {
                 let (value, ws) = self.quoted_string()?;
                 toks.push(Tok::Quoted { value, ws });
@@ -454,7 +479,11 @@ impl Parser<'_> {
             last.truncate(trimmed);
         }
         if toks.iter().any(|t| matches!(t, Tok::Sub { .. })) {
-            Ok(Node::Unres(Box::new(Concat { toks, prev: None, at })))
+            Ok(Node::Unres(Box::new(Concat {
+                toks,
+                prev: None,
+                at,
+            })))
         } else {
             Ok(tree::transform(toks, None, &at)?.unwrap_or(Node::Null))
         }
@@ -491,7 +520,9 @@ impl Parser<'_> {
             return Err(self.syntax("unterminated substitution; close it with '}'".into()));
         };
         if len == 0 {
-            return Err(self.syntax("empty substitution '${}'; name a config path or variable".into()));
+            return Err(
+                self.syntax("empty substitution '${}'; name a config path or variable".into())
+            );
         }
         let body = &self.src[body_start..body_start + len];
         let (optional, var) = match body.strip_prefix('?') {
@@ -616,14 +647,48 @@ enum IncludeTarget {
     Url(String),
 }
 
+/// pyparsing's `parseString` runs `str.expandtabs()` (tab stops every 8 columns) over the whole
+/// input first, so tabs inside values become spaces and error columns count expanded text.
+fn expand_tabs(text: &str) -> String {
+    if !text.contains('\t') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut col = 0;
+    for c in text.chars() {
+        match c {
+            '\t' => {
+                let pad = 8 - col % 8;
+                out.extend(std::iter::repeat_n(' ', pad));
+                col += pad;
+            }
+            '\n' | '\r' => {
+                out.push(c);
+                col = 0;
+            }
+            _ => {
+                out.push(c);
+                col += 1;
+            }
+        }
+    }
+    out
+}
+
 /// The number regex's lookahead: `(?=$|[ \t]*([\$\}\],#\n\r]|//))`.
 fn number_ends(after: &[u8]) -> bool {
     if after.is_empty() || after == b"\n" {
         return true;
     }
-    let blanks = after.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    let blanks = after
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
     let after = &after[blanks..];
-    matches!(after.first(), Some(b'$' | b'}' | b']' | b',' | b'#' | b'\n' | b'\r')) || after.starts_with(b"//")
+    matches!(
+        after.first(),
+        Some(b'$' | b'}' | b']' | b',' | b'#' | b'\n' | b'\r')
+    ) || after.starts_with(b"//")
 }
 
 /// Mirrors config_parser.py: ConfigParser.REPLACEMENTS; unknown escapes stay as written.

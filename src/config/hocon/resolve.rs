@@ -4,8 +4,8 @@
 //! `_resolve_variable` (config paths first, then the environment; self references see the value
 //! the key had before).
 
-use super::tree::{self, Concat, Node, Tok};
 use super::Error;
+use super::tree::{self, Concat, Node, Tok};
 
 /// A step along the tree: an object key or a list index.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +55,9 @@ fn cycle_error(root: &Node, pending: &[Vec<Step>]) -> Error {
                 if let Tok::Sub { var, at, .. } = tok {
                     return Error::Substitution {
                         at: at.clone(),
-                        what: format!("cannot resolve ${{{var}}}: its value depends on itself (a cycle)"),
+                        what: format!(
+                            "cannot resolve ${{{var}}}: its value depends on itself (a cycle)"
+                        ),
                     };
                 }
             }
@@ -114,7 +116,9 @@ fn replace(root: &mut Node, path: &[Step], value: Option<Node>) {
     let mut parent = root;
     for step in parent_path {
         let next = match (parent, step) {
-            (Node::Obj(entries), Step::Key(k)) => entries.iter_mut().find(|(key, _)| key == k).map(|(_, v)| v),
+            (Node::Obj(entries), Step::Key(k)) => {
+                entries.iter_mut().find(|(key, _)| key == k).map(|(_, v)| v)
+            }
             (Node::Arr(items), Step::Index(i)) => items.get_mut(*i),
             _ => None,
         };
@@ -154,8 +158,14 @@ fn try_resolve(
     let mut toks = concat.toks.clone();
     let mut optional_missing = false;
     let last = toks.len().saturating_sub(1);
-    for i in 0..toks.len() {
-        let Tok::Sub { var, optional, ws, at } = &toks[i] else {
+    for (i, tok) in toks.iter_mut().enumerate() {
+        let Tok::Sub {
+            var,
+            optional,
+            ws,
+            at,
+        } = &*tok
+        else {
             continue;
         };
         let found = lookup(root, var, at, self_path, concat.prev.as_ref(), env, depth)?;
@@ -177,7 +187,7 @@ fn try_resolve(
             Found::Value(node) => Some(node),
         };
         // _do_substitute: a scalar that is not the last piece becomes text plus the blanks after it.
-        toks[i] = match value {
+        *tok = match value {
             None | Some(Node::Null) => Tok::Gone,
             Some(node @ (Node::Obj(_) | Node::Arr(_))) => Tok::Val(node),
             Some(node) if i == last => Tok::Val(node),
@@ -207,8 +217,19 @@ fn lookup(
     depth: usize,
 ) -> Result<Found, Error> {
     let path: Vec<Step> = tree::parse_key(var).into_iter().map(Step::Key).collect();
+    // A reference to a key that holds this value can only be the environment (pyhocon's
+    // _fixup_self_references looks up the variable, then gives up).
+    if path.len() < self_path.len() && self_path[..path.len()] == *path {
+        return Ok(match env(var) {
+            Some(value) => Found::Value(Node::Str(value)),
+            None => Found::Missing,
+        });
+    }
     // A reference to the key being defined (or below it) sees the value it had before.
-    if !self_path.is_empty() && path.len() >= self_path.len() && path[..self_path.len()] == *self_path {
+    if !self_path.is_empty()
+        && path.len() >= self_path.len()
+        && path[..self_path.len()] == *self_path
+    {
         let Some(prev) = prev else {
             return Ok(match env(var) {
                 Some(value) => Found::Value(Node::Str(value)),
@@ -251,11 +272,20 @@ fn lookup(
             _ => {
                 let through: Vec<&str> = path[..i]
                     .iter()
-                    .filter_map(|s| if let Step::Key(k) = s { Some(k.as_str()) } else { None })
+                    .filter_map(|s| {
+                        if let Step::Key(k) = s {
+                            Some(k.as_str())
+                        } else {
+                            None
+                        }
+                    })
                     .collect();
                 return Err(Error::Substitution {
                     at: at.clone(),
-                    what: format!("cannot resolve ${{{var}}}: {} is not an object", through.join(".")),
+                    what: format!(
+                        "cannot resolve ${{{var}}}: {} is not an object",
+                        through.join(".")
+                    ),
                 });
             }
         };

@@ -448,6 +448,16 @@ fn merge_follows_pyhocon_merge_configs() {
     assert_eq!(scalar, json!({"b": 2}));
 }
 
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let err = parse_err(&"[".repeat(100_000));
+    assert!(err.contains("nested more than"), "{err}");
+    let err = parse_err(&"a {".repeat(100_000));
+    assert!(err.contains("nested more than"), "{err}");
+    let fine = format!("{}1{}", "[".repeat(50), "]".repeat(50));
+    assert!(parse(&fine).is_ok());
+}
+
 fn fixture_texts() -> Vec<String> {
     conf_fixtures()
         .iter()

@@ -10,8 +10,9 @@ use serde_json::Number;
 use super::tree::{self, Concat, Key, Node, Op, Tok};
 use super::{Error, Location};
 
-/// Includes nested deeper than this are taken for a cycle.
-const MAX_INCLUDE_DEPTH: usize = 32;
+/// Objects, lists and includes nested deeper than this are refused (an include cycle, or input
+/// that would exhaust the stack; pyhocon stops at Python's recursion limit).
+const MAX_NESTING: usize = 100;
 
 /// Parse a whole document (root object with or without braces, or a root list).
 pub(super) fn parse_document(text: &str, origin: &Path, depth: usize) -> Result<Node, Error> {
@@ -60,6 +61,7 @@ struct Parser<'a> {
     src: &'a str,
     pos: usize,
     origin: PathBuf,
+    /// Objects, lists and includes open around the current position (includes count across files).
     depth: usize,
 }
 
@@ -168,9 +170,11 @@ impl Parser<'_> {
 
     /// `{ ... }` as a value or root.
     fn braced_object(&mut self) -> Result<Node, Error> {
+        self.enter()?;
         self.pos += 1; // '{'
         let mut entries = Vec::new();
         self.object_body(&mut entries)?;
+        self.depth -= 1;
         self.skip_blanks();
         if self.peek() == Some('}') {
             self.pos += 1;
@@ -276,11 +280,11 @@ impl Parser<'_> {
                 }
             },
         };
-        if self.depth >= MAX_INCLUDE_DEPTH {
+        if self.depth >= MAX_NESTING {
             return Err(Error::Syntax {
                 at,
                 what: format!(
-                    "includes nested more than {MAX_INCLUDE_DEPTH} deep (an include cycle?)"
+                    "includes nested more than {MAX_NESTING} deep (an include cycle?)"
                 ),
             });
         }
@@ -491,6 +495,23 @@ impl Parser<'_> {
 
     /// `[ entry ((eol|,)+ entry)* ]`; entries that are the empty string are dropped (ListParser).
     fn list(&mut self) -> Result<Node, Error> {
+        self.enter()?;
+        let node = self.list_body();
+        self.depth -= 1;
+        node
+    }
+
+    fn enter(&mut self) -> Result<(), Error> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.syntax(format!(
+                "objects and lists nested more than {MAX_NESTING} deep"
+            )));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn list_body(&mut self) -> Result<Node, Error> {
         self.pos += 1; // '['
         let mut items = Vec::new();
         loop {

@@ -7,16 +7,18 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Number;
 
-use super::tree::{self, Concat, Node, Op, Tok};
+use super::tree::{self, Concat, Key, Node, Op, Tok};
 use super::{Error, Location};
 
-/// Includes nested deeper than this are taken for a cycle.
-const MAX_INCLUDE_DEPTH: usize = 32;
+/// Objects, lists and includes nested deeper than this are refused (an include cycle, or input
+/// that would exhaust the stack; pyhocon stops at Python's recursion limit).
+const MAX_NESTING: usize = 100;
 
 /// Parse a whole document (root object with or without braces, or a root list).
 pub(super) fn parse_document(text: &str, origin: &Path, depth: usize) -> Result<Node, Error> {
+    let text = expand_tabs(text);
     let mut p = Parser {
-        src: text,
+        src: &text,
         pos: 0,
         origin: origin.to_path_buf(),
         depth,
@@ -59,6 +61,7 @@ struct Parser<'a> {
     src: &'a str,
     pos: usize,
     origin: PathBuf,
+    /// Objects, lists and includes open around the current position (includes count across files).
     depth: usize,
 }
 
@@ -167,9 +170,11 @@ impl Parser<'_> {
 
     /// `{ ... }` as a value or root.
     fn braced_object(&mut self) -> Result<Node, Error> {
+        self.enter()?;
         self.pos += 1; // '{'
         let mut entries = Vec::new();
         self.object_body(&mut entries)?;
+        self.depth -= 1;
         self.skip_blanks();
         if self.peek() == Some('}') {
             self.pos += 1;
@@ -275,11 +280,11 @@ impl Parser<'_> {
                 }
             },
         };
-        if self.depth >= MAX_INCLUDE_DEPTH {
+        if self.depth >= MAX_NESTING {
             return Err(Error::Syntax {
                 at,
                 what: format!(
-                    "includes nested more than {MAX_INCLUDE_DEPTH} deep (an include cycle?)"
+                    "includes nested more than {MAX_NESTING} deep (an include cycle?)"
                 ),
             });
         }
@@ -292,7 +297,7 @@ impl Parser<'_> {
         match parse_document(&text, &path, self.depth + 1)? {
             Node::Obj(included) => {
                 for (key, value) in included {
-                    tree::assign(entries, &key, Op::Set, value, &at)?;
+                    tree::assign(entries, &Key::Path(key), Op::Set, value, &at)?;
                 }
                 Ok(true)
             }
@@ -316,8 +321,11 @@ impl Parser<'_> {
     fn assignment(&mut self, entries: &mut Vec<(String, Node)>) -> Result<bool, Error> {
         self.skip_blanks();
         let key_at = self.location(self.pos);
+        // key = QuotedString | number | Word(...)
         let key = if self.peek() == Some('"') {
-            self.quoted_key()?
+            Key::Path(self.quoted_key()?)
+        } else if let Some(number) = self.number() {
+            Key::Number(tree::py_str(&Node::Num(number)))
         } else {
             let n = self.rest().len() - self.rest().trim_start_matches(is_key_char).len();
             if n == 0 {
@@ -325,7 +333,7 @@ impl Parser<'_> {
             }
             let key = self.rest()[..n].to_string();
             self.pos += n;
-            key
+            Key::Path(key)
         };
         self.skip_comments_and_eols();
         let (op, value) = if self.peek() == Some('{') {
@@ -339,8 +347,8 @@ impl Parser<'_> {
                 Op::Set
             } else {
                 return Err(self.syntax(self.expected(&format!(
-                    "':', '=', '+=' or '{{' after the key {:?}",
-                    key.trim()
+                    "':', '=', '+=' or '{{' after the key {}",
+                    key.describe()
                 ))));
             };
             self.skip_comments_and_eols();
@@ -368,6 +376,9 @@ impl Parser<'_> {
         let mut chars = self.rest().char_indices().skip(1);
         while let Some((i, c)) = chars.next() {
             match c {
+                '"' if i == 1 => {
+                    return Err(self.syntax("empty quoted key \"\"; give the key a name".into()));
+                }
                 '"' => {
                     self.pos += i + 1;
                     return Ok(self.src[start..self.pos].to_string());
@@ -484,6 +495,23 @@ impl Parser<'_> {
 
     /// `[ entry ((eol|,)+ entry)* ]`; entries that are the empty string are dropped (ListParser).
     fn list(&mut self) -> Result<Node, Error> {
+        self.enter()?;
+        let node = self.list_body();
+        self.depth -= 1;
+        node
+    }
+
+    fn enter(&mut self) -> Result<(), Error> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.syntax(format!(
+                "objects and lists nested more than {MAX_NESTING} deep"
+            )));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn list_body(&mut self) -> Result<Node, Error> {
         self.pos += 1; // '['
         let mut items = Vec::new();
         loop {
@@ -638,6 +666,34 @@ impl Parser<'_> {
 enum IncludeTarget {
     File(String),
     Url(String),
+}
+
+/// pyparsing's `parseString` runs `str.expandtabs()` (tab stops every 8 columns) over the whole
+/// input first, so tabs inside values become spaces and error columns count expanded text.
+fn expand_tabs(text: &str) -> String {
+    if !text.contains('\t') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut col = 0;
+    for c in text.chars() {
+        match c {
+            '\t' => {
+                let pad = 8 - col % 8;
+                out.extend(std::iter::repeat_n(' ', pad));
+                col += pad;
+            }
+            '\n' | '\r' => {
+                out.push(c);
+                col = 0;
+            }
+            _ => {
+                out.push(c);
+                col += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The number regex's lookahead: `(?=$|[ \t]*([\$\}\],#\n\r]|//))`.

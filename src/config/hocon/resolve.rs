@@ -158,13 +158,13 @@ fn try_resolve(
     let mut toks = concat.toks.clone();
     let mut optional_missing = false;
     let last = toks.len().saturating_sub(1);
-    for i in 0..toks.len() {
+    for (i, tok) in toks.iter_mut().enumerate() {
         let Tok::Sub {
             var,
             optional,
             ws,
             at,
-        } = &toks[i]
+        } = &*tok
         else {
             continue;
         };
@@ -187,7 +187,7 @@ fn try_resolve(
             Found::Value(node) => Some(node),
         };
         // _do_substitute: a scalar that is not the last piece becomes text plus the blanks after it.
-        toks[i] = match value {
+        *tok = match value {
             None | Some(Node::Null) => Tok::Gone,
             Some(node @ (Node::Obj(_) | Node::Arr(_))) => Tok::Val(node),
             Some(node) if i == last => Tok::Val(node),
@@ -217,6 +217,14 @@ fn lookup(
     depth: usize,
 ) -> Result<Found, Error> {
     let path: Vec<Step> = tree::parse_key(var).into_iter().map(Step::Key).collect();
+    // A reference to a key that holds this value can only be the environment (pyhocon's
+    // _fixup_self_references looks up the variable, then gives up).
+    if path.len() < self_path.len() && self_path[..path.len()] == *path {
+        return Ok(match env(var) {
+            Some(value) => Found::Value(Node::Str(value)),
+            None => Found::Missing,
+        });
+    }
     // A reference to the key being defined (or below it) sees the value it had before.
     if !self_path.is_empty()
         && path.len() >= self_path.len()

@@ -151,15 +151,14 @@ pub(super) fn parse_key(key: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        if chars[i] == '"' {
-            if let Some(len) = chars[i + 1..].iter().position(|&c| c == '"')
-                && len > 0
-            {
-                let token: String = chars[i..i + len + 2].iter().collect();
-                i += len + 2;
-                out.push(finish_segment(token, SPECIAL));
-                continue;
-            }
+        if chars[i] == '"'
+            && let Some(len) = chars[i + 1..].iter().position(|&c| c == '"')
+            && len > 0
+        {
+            let token: String = chars[i..i + len + 2].iter().collect();
+            i += len + 2;
+            out.push(finish_segment(token, SPECIAL));
+            continue;
         }
         if SPECIAL.contains(chars[i]) {
             i += 1;
@@ -182,6 +181,22 @@ fn finish_segment(token: String, special: &str) -> String {
     }
 }
 
+/// A key as written: a path to split on dots, or a number (pyhocon keeps a number key whole, as
+/// Python's `str()` of the number).
+#[derive(Debug, Clone)]
+pub(super) enum Key {
+    Path(String),
+    Number(String),
+}
+
+impl Key {
+    pub fn describe(&self) -> String {
+        match self {
+            Key::Path(key) | Key::Number(key) => format!("{:?}", key.trim()),
+        }
+    }
+}
+
 /// How a value was attached to its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
@@ -193,13 +208,15 @@ pub(super) enum Op {
 /// Mirrors config_parser.py: ConfigTreeParser.postParse.
 pub(super) fn assign(
     entries: &mut Vec<(String, Node)>,
-    key: &str,
+    key: &Key,
     op: Op,
     value: Node,
     at: &Location,
 ) -> Result<(), Error> {
-    let key = key.trim();
-    let path = parse_key(key);
+    let (key, path) = match key {
+        Key::Path(key) => (key.trim(), parse_key(key.trim())),
+        Key::Number(key) => (key.as_str(), vec![key.clone()]),
+    };
     if path.is_empty() {
         return Err(Error::Syntax {
             at: at.clone(),

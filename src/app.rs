@@ -12,11 +12,11 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, ParseError, VERSION};
 use crate::api::Client;
+use crate::cli::{Cli, Command, ParseError, VERSION};
 use crate::commands;
-use crate::{exec, plan, worker};
 use crate::config::{self, CommandOptions, Resolved};
+use crate::{exec, plan, worker};
 
 /// Entry point used by `src/main.rs`.
 pub fn main() -> ExitCode {
@@ -183,13 +183,21 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     let tree = resolved.tree.clone();
     // A monitored execute polls for aborts at the daemon's default interval.
     let poll = std::time::Duration::from_secs_f64(
-        resolved.settings.agent.queue_poll_freq_sec.unwrap_or(5.0).max(0.1),
+        resolved
+            .settings
+            .agent
+            .queue_poll_freq_sec
+            .unwrap_or(5.0)
+            .max(0.1),
     );
     let sup = plan::supervise_config(&resolved.settings, poll, true);
     let log_file = opts.log_file.clone();
     rt.block_on(async move {
         let client = Client::new(client_cfg)?;
-        client.login().await.context("cannot log in to the ClearML server")?;
+        client
+            .login()
+            .await
+            .context("cannot log in to the ClearML server")?;
         let mut task_id = exec_cfg.task_id.clone();
         if exec_cfg.clone {
             let task = client

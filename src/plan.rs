@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 use crate::api::{ClientConfig, Method, RetryPolicy};
-use crate::config::{DaemonOptions, ExecuteOptions, HttpMethod, PackageManagerType, Settings, WorkerOptions};
+use crate::config::{
+    DaemonOptions, ExecuteOptions, HttpMethod, PackageManagerType, Settings, WorkerOptions,
+};
 use crate::env::EnvVars;
 use crate::exec::git::{GitCredential, GitOptions};
 use crate::exec::requirements::InstallOrder;
@@ -107,7 +109,11 @@ fn home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
-pub fn supervise_config(settings: &Settings, poll_interval: Duration, echo: bool) -> SuperviseConfig {
+pub fn supervise_config(
+    settings: &Settings,
+    poll_interval: Duration,
+    echo: bool,
+) -> SuperviseConfig {
     SuperviseConfig {
         poll_interval,
         ping_interval: settings.agent.task_ping_interval,
@@ -121,10 +127,15 @@ pub fn supervise_config(settings: &Settings, poll_interval: Duration, echo: bool
 }
 
 /// The daemon's configuration. The caller has checked for flags that are not supported yet.
-pub fn daemon_config(settings: &Settings, tree: &serde_json::Value, opts: &DaemonOptions) -> Result<DaemonConfig> {
+pub fn daemon_config(
+    settings: &Settings,
+    tree: &serde_json::Value,
+    opts: &DaemonOptions,
+) -> Result<DaemonConfig> {
     let base_env = base_env(settings, &opts.worker);
     let visible_gpus = base_env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned();
-    let self_exe = std::env::current_exe().map_err(|e| anyhow!("cannot find this program's path: {e}"))?;
+    let self_exe =
+        std::env::current_exe().map_err(|e| anyhow!("cannot find this program's path: {e}"))?;
     Ok(DaemonConfig {
         worker_id: settings.agent.worker_id.clone().filter(|s| !s.is_empty()),
         worker_name: settings.agent.worker_name.clone(),
@@ -189,7 +200,10 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
             pip_version: pm.pip_version.clone(),
             uv_binary: pm.uv_exec.clone(),
             skip_install: agent.skip_python_env_install
-                || agent.skip_pip_venv_install.as_deref().is_some_and(|v| !v.is_empty()),
+                || agent
+                    .skip_pip_venv_install
+                    .as_deref()
+                    .is_some_and(|v| !v.is_empty()),
             install_order: InstallOrder {
                 priority: pm.priority_packages.clone(),
                 priority_optional: pm.priority_optional_packages.clone(),

@@ -151,8 +151,13 @@ pub async fn run_task(
         Ending::Exited(code) => Some(*code),
         _ => None,
     };
-    final_status(client, &task_id, &worker_id, &ending, &pipeline).await;
+    // The closing line and every output line reach the server before the final status, so a
+    // client that sees the status sees the whole log.
+    let change = final_status(client, &task_id, &ending, &pipeline).await;
     let report = pipeline.finish(cfg.log_finish_timeout).await;
+    if let Some(change) = change {
+        set_final_status(client, &task_id, &worker_id, change).await;
+    }
     if report.undelivered_lines > 0 {
         println!(
             "Warning: {} log lines of task {task_id} could not be delivered to the server",
@@ -308,58 +313,49 @@ async fn check_abort(
     }
 }
 
-/// mirrors Worker.handle_task_termination.
+/// The final status change a task gets.
+enum FinalChange {
+    Completed,
+    Stopped(&'static str),
+    Failed(String),
+}
+
+/// Decides the final status and logs its line. mirrors Worker.handle_task_termination.
 async fn final_status(
     client: &Client,
     task_id: &str,
-    worker_id: &str,
     ending: &Ending,
     pipeline: &LogPipeline,
-) {
-    let message = format!("Changed by clearml-agent {worker_id}");
-    let change = |reason: &str| {
-        StatusChange::new(task_id)
-            .reason(reason)
-            .message(message.clone())
-            .force(false)
-    };
-    let result = match ending {
+) -> Option<FinalChange> {
+    match ending {
         Ending::Stopped(StopReason::Stopped) | Ending::Stopped(StopReason::AgentShutdown) => {
             let current = client.tasks().status(task_id).await.ok().flatten();
             if current.as_ref().is_some_and(|s| s.status == "failed") {
-                pipeline.push_line(
-                    LogLevel::Debug,
-                    "Process aborted by user - Task status was Failed",
-                );
-                return;
+                pipeline.push_line(LogLevel::Debug, "Process aborted by user - Task status was Failed");
+                return None;
             }
             pipeline.push_line(LogLevel::Debug, "Process aborted by user");
-            let reason = if matches!(ending, Ending::Stopped(StopReason::Stopped)) {
-                "task was stopped by tasks.stop"
-            } else {
-                "user abort"
-            };
-            client.tasks().stopped(&change(reason)).await
+            Some(FinalChange::Stopped(
+                if matches!(ending, Ending::Stopped(StopReason::Stopped)) {
+                    "task was stopped by tasks.stop"
+                } else {
+                    "user abort"
+                },
+            ))
         }
         Ending::Stopped(_) => {
             // The status was changed elsewhere: only a local note.
             println!("Task {task_id} was changed from outside the agent, not updating its status");
-            return;
+            None
         }
-        Ending::NotStarted(_) => return,
+        Ending::NotStarted(_) => None,
         Ending::Exited(0) => {
             pipeline.push_line(LogLevel::Debug, "Process completed successfully");
-            client
-                .tasks()
-                .completed(&change("worker execution done"))
-                .await
+            Some(FinalChange::Completed)
         }
         Ending::Exited(code @ (-2 | 254)) => {
-            pipeline.push_line(
-                LogLevel::Debug,
-                format!("Process terminated by user ({code})"),
-            );
-            client.tasks().stopped(&change("user abort")).await
+            pipeline.push_line(LogLevel::Debug, format!("Process terminated by user ({code})"));
+            Some(FinalChange::Stopped("user abort"))
         }
         Ending::Exited(code) => {
             pipeline.push_line(LogLevel::Debug, format!("Process failed, exit code {code}"));
@@ -367,13 +363,25 @@ async fn final_status(
             // stage; keep that reason rather than overwrite it with the bare exit code.
             let current = client.tasks().status(task_id).await.ok().flatten();
             if current.as_ref().is_some_and(|s| s.status == "failed") {
-                return;
+                return None;
             }
-            client
-                .tasks()
-                .failed(&change(&format!("worker execution exit code {code}")))
-                .await
+            Some(FinalChange::Failed(format!("worker execution exit code {code}")))
         }
+    }
+}
+
+async fn set_final_status(client: &Client, task_id: &str, worker_id: &str, change: FinalChange) {
+    let message = format!("Changed by clearml-agent {worker_id}");
+    let req = |reason: &str| {
+        StatusChange::new(task_id)
+            .reason(reason)
+            .message(message.clone())
+            .force(false)
+    };
+    let result = match change {
+        FinalChange::Completed => client.tasks().completed(&req("worker execution done")).await,
+        FinalChange::Stopped(reason) => client.tasks().stopped(&req(reason)).await,
+        FinalChange::Failed(reason) => client.tasks().failed(&req(&reason)).await,
     };
     if let Err(e) = result {
         println!("Warning: could not set the final status of task {task_id}: {e}");

@@ -2,6 +2,8 @@
 
 mod api;
 mod cli;
+mod context;
+mod daemon;
 mod hocon;
 mod logs;
 mod process;

@@ -1,0 +1,182 @@
+//! The daemon end to end: the real binary pulls tasks from the real test server, runs them as
+//! real processes and reports statuses and logs.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::context::{AgentContext, alive};
+
+#[test]
+fn completed_task_has_its_log_and_reasons() {
+    let ctx = AgentContext::new();
+    let task = ctx.script_task("hello", "print('hello from the task')\nprint('second line')\n");
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    assert_eq!(t["status"], "completed", "{}", d.output());
+    assert_eq!(t["status_reason"], "worker execution done");
+    assert!(t["status_message"].as_str().unwrap().starts_with("Changed by clearml-agent"));
+    assert!(t["runtime"]["_exec_agent_hostname"].is_string());
+    let log = ctx.server.log_text(&task).unwrap();
+    let a = log.find("hello from the task").expect("first line in log");
+    let b = log.find("second line").expect("second line in log");
+    assert!(a < b);
+    assert!(log.contains("Process completed successfully"));
+    assert!(log.contains("pulled from"));
+}
+
+#[test]
+fn exit_code_fails_the_task_and_the_daemon_goes_on() {
+    let ctx = AgentContext::new();
+    let bad = ctx.script_task("exit three", "import sys\nprint('about to fail')\nsys.exit(3)\n");
+    let good = ctx.script_task("after", "print('still serving')\n");
+    ctx.server.enqueue(&bad, "default").unwrap();
+    ctx.server.enqueue(&good, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t = ctx.wait_status(&bad, &["failed", "completed"], Some(&d));
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["status_reason"], "worker execution exit code 3");
+    assert!(ctx.server.log_text(&bad).unwrap().contains("about to fail"));
+    ctx.wait_status(&good, &["completed"], Some(&d));
+}
+
+#[test]
+fn stop_request_kills_the_whole_tree_and_marks_stopped() {
+    let ctx = AgentContext::new();
+    let pidfile = ctx.root().join("pids");
+    let script = format!(
+        "import os, subprocess, time\n\
+         child = subprocess.Popen(['sleep', '300'])\n\
+         escaped = subprocess.Popen(['setsid', 'sleep', '300'])\n\
+         open({pf:?}, 'w').write(f'{{os.getpid()}} {{child.pid}} {{escaped.pid}}')\n\
+         print('running', flush=True)\n\
+         time.sleep(300)\n",
+        pf = pidfile.display().to_string()
+    );
+    let task = ctx.script_task("long", &script);
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_log(&task, |l| l.contains("running"), &d);
+    let pids: Vec<i32> = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.iter().all(|p| alive(*p)));
+    ctx.server.call("tasks.stop", json!({"task": task})).unwrap();
+    let t = ctx.wait_status(&task, &["stopped"], Some(&d));
+    assert_eq!(t["status_reason"], "task was stopped by tasks.stop");
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} of the task survived");
+    }
+    assert!(ctx.server.log_text(&task).unwrap().contains("User aborted"));
+}
+
+#[test]
+fn priority_serves_the_first_queue_first() {
+    let ctx = AgentContext::new();
+    let order = ctx.root().join("order");
+    let mk = |name: &str| {
+        ctx.script_task(
+            name,
+            &format!("open({:?}, 'a').write({name:?} + '\\n')\n", order.display().to_string()),
+        )
+    };
+    let low1 = mk("low1");
+    let low2 = mk("low2");
+    let high = mk("high");
+    ctx.server.enqueue(&low1, "low").unwrap();
+    ctx.server.enqueue(&low2, "low").unwrap();
+    ctx.server.enqueue(&high, "high").unwrap();
+    let d = ctx.daemon(&["--queue", "high", "low", "--cpu-only"]);
+    for t in [&low1, &low2, &high] {
+        ctx.wait_status(t, &["completed"], Some(&d));
+    }
+    let seen = std::fs::read_to_string(&order).unwrap();
+    assert_eq!(seen, "high\nlow1\nlow2\n");
+}
+
+#[test]
+fn order_fairness_takes_one_task_per_queue_per_round() {
+    let ctx = AgentContext::new();
+    let order = ctx.root().join("order");
+    let mk = |name: &str| {
+        ctx.script_task(
+            name,
+            &format!("open({:?}, 'a').write({name:?} + '\\n')\n", order.display().to_string()),
+        )
+    };
+    let a1 = mk("task-a1");
+    let a2 = mk("task-a2");
+    let b1 = mk("task-b1");
+    let b2 = mk("task-b2");
+    for (t, q) in [(&a1, "group_a"), (&a2, "group_a"), (&b1, "group_b"), (&b2, "group_b")] {
+        ctx.server.enqueue(t, q).unwrap();
+    }
+    let d = ctx.daemon(&["--queue", "group_a", "group_b", "--order-fairness", "--cpu-only"]);
+    for t in [&a1, &a2, &b1, &b2] {
+        ctx.wait_status(t, &["completed"], Some(&d));
+    }
+    let seen = std::fs::read_to_string(&order).unwrap();
+    assert_eq!(seen, "task-a1\ntask-b1\ntask-a2\ntask-b2\n");
+}
+
+#[test]
+fn hundred_thousand_lines_all_arrive_in_order() {
+    let ctx = AgentContext::new();
+    let task = ctx.script_task(
+        "chatty",
+        "import sys\nw = sys.stdout.write\nfor i in range(100000):\n    w(f'line {i}\\n')\n",
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_status(&task, &["completed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(lines.len(), 100_000);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("line {i}"));
+    }
+}
+
+#[test]
+fn server_restart_mid_task_loses_no_line() {
+    let mut ctx = AgentContext::builder().persistent().build();
+    let go = ctx.root().join("go");
+    let script = format!(
+        "import os, time\n\
+         for i in range(20):\n    print(f'before {{i}}', flush=True)\n\
+         while not os.path.exists({go:?}):\n    time.sleep(0.05)\n\
+         for i in range(20):\n    print(f'after {{i}}', flush=True)\n",
+        go = go.display().to_string()
+    );
+    let task = ctx.script_task("restart", &script);
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_log(&task, |l| l.contains("before 19"), &d);
+    ctx.server.stop();
+    std::fs::write(&go, "").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    ctx.server.restart().unwrap();
+    ctx.wait_status(&task, &["completed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    for i in 0..20 {
+        assert!(log.contains(&format!("before {i}\n")), "missing before {i}");
+        assert!(log.contains(&format!("after {i}\n")), "missing after {i}");
+    }
+}
+
+#[test]
+fn sigterm_stops_the_running_task_and_unregisters() {
+    let ctx = AgentContext::new();
+    let task = ctx.script_task("sleeper", "import time\nprint('up', flush=True)\ntime.sleep(300)\n");
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_log(&task, |l| l.contains("up"), &d);
+    assert_eq!(ctx.server.workers().unwrap().len(), 1);
+    d.stop();
+    let t = ctx.wait_status(&task, &["stopped"], Some(&d));
+    assert_eq!(t["status_reason"], "user abort");
+    assert!(ctx.server.workers().unwrap().is_empty(), "worker still registered");
+}

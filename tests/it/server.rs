@@ -427,6 +427,14 @@ async fn ping_and_server_info_need_no_credentials() {
         .unwrap();
     assert_eq!(body["data"]["api_version"], "2.31");
     assert_eq!(body["data"]["version"], "2.0.0");
+    let expired = s.issue_token(-5).unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{}/debug.ping", s.url()))
+        .bearer_auth(expired)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "credentials are not looked at");
     let c = Client::login(&s).await;
     let me = c.ok("users.get_current_user", json!({})).await;
     assert_eq!(me["user"]["id"], claims(&c.token)["identity"]["user"]);
@@ -1760,6 +1768,13 @@ async fn calls_are_counted_per_endpoint() {
     assert_eq!(s.calls("queues.get_all"), 4);
     assert_eq!(s.calls("tasks.get_all"), 0);
     assert_eq!(s.call_counts().values().sum::<u64>(), 5);
+    c.send("workers.get_runtime_properties", json!({"worker": "w"}))
+        .await;
+    assert_eq!(
+        s.calls("workers.get_runtime_properties"),
+        1,
+        "404s count too"
+    );
     s.reset_calls();
     assert_eq!(s.calls("queues.get_all"), 0);
 }

@@ -124,6 +124,10 @@ FAIL_ID=$(create_task peer-fail peer_task_fail.py) || die "clearml-task could no
 SLEEP_ID=$(create_task peer-sleep peer_task_sleep.py) || die "clearml-task could not create peer-sleep"
 say "tasks: ok=$OK_ID fail=$FAIL_ID sleep=$SLEEP_ID"
 
+alive() { # pid -> success while the process exists and is not a zombie
+    kill -0 "$1" 2>/dev/null || return 1
+    [ "$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
 task_json() { $API "$URL" tasks.get_by_id "{\"task\": \"$1\"}"; }
 status_of() { task_json "$1" | field 'd["task"]["status"]'; }
 
@@ -192,12 +196,17 @@ done
 if [ -z "$PID" ]; then
     fail "(b) peer-sleep never logged its pid (status $(status_of "$SLEEP_ID"))"
 else
-    kill -0 "$PID" 2>/dev/null || fail "(b) peer-sleep process $PID is not running before the stop"
+    alive "$PID" || fail "(b) peer-sleep process $PID is not running before the stop"
     $API "$URL" tasks.stop "{\"task\": \"$SLEEP_ID\"}" >/dev/null || fail "(b) tasks.stop was refused"
     MSG=$(task_json "$SLEEP_ID" | field 'd["task"]["status_message"]')
     S=$(wait_status "$SLEEP_ID" 'stopped|failed|completed')
+    # The agent terminates, waits up to 10 s, then kills (clearml_agent/helper/process.py:
+    # terminate_process), so allow it time. A zombie counts as gone.
     GONE=no
-    for _ in $(seq 1 60); do kill -0 "$PID" 2>/dev/null || { GONE=yes; break; }; sleep 0.5; done
+    for _ in $(seq 1 180); do
+        alive "$PID" || { GONE=yes; break; }
+        sleep 0.5
+    done
     if [ "$S" = stopped ] && [ "$GONE" = yes ]; then
         pass "(b) tasks.stop ('$MSG' handshake) ended peer-sleep stopped and its process $PID is gone"
     else

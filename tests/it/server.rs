@@ -1778,3 +1778,28 @@ async fn calls_are_counted_per_endpoint() {
     s.reset_calls();
     assert_eq!(s.calls("queues.get_all"), 0);
 }
+
+#[tokio::test]
+async fn watchdog_stops_in_progress_tasks_that_stopped_updating() {
+    let s = TestServer::start(Options {
+        non_responsive_timeout: std::time::Duration::from_millis(300),
+        ..Options::default()
+    })
+    .unwrap();
+    let c = Client::login(&s).await;
+    let silent = c.new_task("silent task").await;
+    c.ok("tasks.started", json!({"task": silent})).await;
+    let idle = c.new_task("idle created task").await;
+    // Poll the server until the watchdog has acted.
+    let stopped = loop {
+        let t = s.task(&silent).unwrap();
+        if t["status"] != "in_progress" {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(stopped["status"], "stopped");
+    assert_eq!(stopped["status_reason"], "Forced stop (non-responsive)");
+    assert_eq!(stopped["status_message"], "Forced stop (non-responsive)");
+    assert_eq!(s.task(&idle).unwrap()["status"], "created");
+}

@@ -433,6 +433,35 @@ pub fn stop(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     )
 }
 
+/// The watchdog: stops `in_progress` tasks whose `last_update` is older than `timeout_ms`,
+/// with reason and message "Forced stop (non-responsive)". Returns how many were stopped.
+/// mirrors apiserver/bll/task/non_responsive_tasks_watchdog.py
+pub fn stop_non_responsive(ctx: &Ctx, timeout_ms: i64) -> Result<usize, ApiError> {
+    let now = now_ms();
+    let mut stopped = 0;
+    for task in ctx.db.all(Table::Tasks)? {
+        let stale = task
+            .get("last_update")
+            .and_then(Value::as_str)
+            .and_then(parse_iso)
+            .is_some_and(|t| now - t > timeout_ms);
+        if str_field(&task, "status") == "in_progress" && stale {
+            let reason = "Forced stop (non-responsive)";
+            set_status(
+                ctx,
+                task,
+                "stopped",
+                reason,
+                reason,
+                true,
+                set_completed_time,
+            )?;
+            stopped += 1;
+        }
+    }
+    Ok(stopped)
+}
+
 /// `tasks.reset {clear_all?, force?}` → Update + `{dequeued, events, deleted_models}`. Fails on
 /// `published` unless forced; clears run results, events and queue entries, then sets `created`.
 pub fn reset(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {

@@ -252,6 +252,20 @@ async fn malformed_json_is_400() {
     assert_eq!(r.status().as_u16(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["meta"]["result_subcode"], 0);
+    let r = c
+        .http
+        .post(format!("{}/tasks.get_all", s.url()))
+        .bearer_auth(&c.token)
+        .header("Content-Encoding", "gzip")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        415,
+        "compressed request bodies are refused"
+    );
 }
 
 // ---------------------------------------------------------------- auth

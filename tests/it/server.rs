@@ -252,6 +252,20 @@ async fn malformed_json_is_400() {
     assert_eq!(r.status().as_u16(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["meta"]["result_subcode"], 0);
+    let r = c
+        .http
+        .post(format!("{}/tasks.get_all", s.url()))
+        .bearer_auth(&c.token)
+        .header("Content-Encoding", "gzip")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        415,
+        "compressed request bodies are refused"
+    );
 }
 
 // ---------------------------------------------------------------- auth
@@ -427,6 +441,14 @@ async fn ping_and_server_info_need_no_credentials() {
         .unwrap();
     assert_eq!(body["data"]["api_version"], "2.31");
     assert_eq!(body["data"]["version"], "2.0.0");
+    let expired = s.issue_token(-5).unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{}/debug.ping", s.url()))
+        .bearer_auth(expired)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "credentials are not looked at");
     let c = Client::login(&s).await;
     let me = c.ok("users.get_current_user", json!({})).await;
     assert_eq!(me["user"]["id"], claims(&c.token)["identity"]["user"]);
@@ -1760,6 +1782,38 @@ async fn calls_are_counted_per_endpoint() {
     assert_eq!(s.calls("queues.get_all"), 4);
     assert_eq!(s.calls("tasks.get_all"), 0);
     assert_eq!(s.call_counts().values().sum::<u64>(), 5);
+    c.send("workers.get_runtime_properties", json!({"worker": "w"}))
+        .await;
+    assert_eq!(
+        s.calls("workers.get_runtime_properties"),
+        1,
+        "404s count too"
+    );
     s.reset_calls();
     assert_eq!(s.calls("queues.get_all"), 0);
+}
+
+#[tokio::test]
+async fn watchdog_stops_in_progress_tasks_that_stopped_updating() {
+    let s = TestServer::start(Options {
+        non_responsive_timeout: std::time::Duration::from_millis(300),
+        ..Options::default()
+    })
+    .unwrap();
+    let c = Client::login(&s).await;
+    let silent = c.new_task("silent task").await;
+    c.ok("tasks.started", json!({"task": silent})).await;
+    let idle = c.new_task("idle created task").await;
+    // Poll the server until the watchdog has acted.
+    let stopped = loop {
+        let t = s.task(&silent).unwrap();
+        if t["status"] != "in_progress" {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(stopped["status"], "stopped");
+    assert_eq!(stopped["status_reason"], "Forced stop (non-responsive)");
+    assert_eq!(stopped["status_message"], "Forced stop (non-responsive)");
+    assert_eq!(s.task(&idle).unwrap()["status"], "created");
 }

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::endpoints;
 use crate::error::ApiError;
-use crate::state::{Ctx, DEFAULT_TOKEN_LIFETIME_SEC, Shared};
+use crate::state::{Ctx, DEFAULT_NON_RESPONSIVE_MS, DEFAULT_TOKEN_LIFETIME_SEC, Shared};
 use crate::store::{Store, Table};
 use crate::wire::MAX_VERSION;
 
@@ -38,6 +38,8 @@ pub struct Options {
     pub secret_key: String,
     /// Lifetime of tokens issued by `auth.login` without `expiration_sec` (default 30 days).
     pub token_lifetime: Duration,
+    /// Watchdog: in-progress tasks without updates for this long are stopped (default 2 h).
+    pub non_responsive_timeout: Duration,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             access_key: DEFAULT_ACCESS_KEY.into(),
             secret_key: DEFAULT_SECRET_KEY.into(),
             token_lifetime: Duration::from_secs(DEFAULT_TOKEN_LIFETIME_SEC as u64),
+            non_responsive_timeout: Duration::from_millis(DEFAULT_NON_RESPONSIVE_MS as u64),
         }
     }
 }
@@ -149,6 +152,10 @@ impl TestServer {
             options.secret_key.clone(),
             options.token_lifetime.as_secs() as i64,
         )?);
+        shared.non_responsive_ms.store(
+            options.non_responsive_timeout.as_millis() as i64,
+            Ordering::Relaxed,
+        );
         let addr: SocketAddr = format!("{}:{}", options.host, options.port)
             .parse()
             .with_context(|| format!("invalid host {:?}", options.host))?;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use clap::Parser;
@@ -32,6 +33,10 @@ struct Cli {
     /// Lifetime in seconds of tokens issued without `expiration_sec`.
     #[arg(long, default_value_t = 2_592_000)]
     token_lifetime_sec: i64,
+    /// In-progress tasks without any update for this many seconds are stopped
+    /// ("Forced stop (non-responsive)").
+    #[arg(long, default_value_t = 7200)]
+    non_responsive_timeout_sec: i64,
 }
 
 async fn shutdown_signal() {
@@ -62,6 +67,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.secret_key,
         cli.token_lifetime_sec,
     )?);
+    shared.non_responsive_ms.store(
+        cli.non_responsive_timeout_sec.saturating_mul(1000),
+        Ordering::Relaxed,
+    );
     let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port))
         .await
         .with_context(|| {

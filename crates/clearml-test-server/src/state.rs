@@ -15,6 +15,8 @@ use crate::token::Identity;
 pub const DEFAULT_TOKEN_LIFETIME_SEC: i64 = 2_592_000;
 /// The largest `expiration_sec` `auth.login` accepts: 1 year.
 pub const MAX_TOKEN_LIFETIME_SEC: i64 = 31_536_000;
+/// In-progress tasks without any update for this long are stopped by the watchdog (2 h).
+pub const DEFAULT_NON_RESPONSIVE_MS: i64 = 7_200_000;
 /// The company id of the open-source server's single company.
 pub const COMPANY_ID: &str = "d1bd92a3b039400cbafc60a7a5b1e52b";
 
@@ -27,6 +29,8 @@ pub struct Shared {
     pub identity: Identity,
     pub token_secret: Vec<u8>,
     pub token_lifetime_sec: AtomicI64,
+    /// Watchdog: in-progress tasks whose `last_update` is older than this are stopped.
+    pub non_responsive_ms: AtomicI64,
     pub calls: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -71,12 +75,17 @@ impl Shared {
             },
             token_secret: token_secret.into_bytes(),
             token_lifetime_sec: AtomicI64::new(token_lifetime_sec),
+            non_responsive_ms: AtomicI64::new(DEFAULT_NON_RESPONSIVE_MS),
             calls: Mutex::new(BTreeMap::new()),
         })
     }
 
     pub fn token_lifetime(&self) -> i64 {
         self.token_lifetime_sec.load(Ordering::Relaxed)
+    }
+
+    pub fn non_responsive_ms(&self) -> i64 {
+        self.non_responsive_ms.load(Ordering::Relaxed)
     }
 
     pub fn count_call(&self, endpoint: &str) {

@@ -433,6 +433,35 @@ pub fn stop(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     )
 }
 
+/// The watchdog: stops `in_progress` tasks whose `last_update` is older than `timeout_ms`,
+/// with reason and message "Forced stop (non-responsive)". Returns how many were stopped.
+/// mirrors apiserver/bll/task/non_responsive_tasks_watchdog.py
+pub fn stop_non_responsive(ctx: &Ctx, timeout_ms: i64) -> Result<usize, ApiError> {
+    let now = now_ms();
+    let mut stopped = 0;
+    for task in ctx.db.all(Table::Tasks)? {
+        let stale = task
+            .get("last_update")
+            .and_then(Value::as_str)
+            .and_then(parse_iso)
+            .is_some_and(|t| now - t > timeout_ms);
+        if str_field(&task, "status") == "in_progress" && stale {
+            let reason = "Forced stop (non-responsive)";
+            set_status(
+                ctx,
+                task,
+                "stopped",
+                reason,
+                reason,
+                true,
+                set_completed_time,
+            )?;
+            stopped += 1;
+        }
+    }
+    Ok(stopped)
+}
+
 /// `tasks.reset {clear_all?, force?}` → Update + `{dequeued, events, deleted_models}`. Fails on
 /// `published` unless forced; clears run results, events and queue entries, then sets `created`.
 pub fn reset(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
@@ -487,4 +516,35 @@ pub fn reset(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     out["events"] = json!({"deleted": deleted_events});
     out["deleted_models"] = json!(0);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+    use crate::state::Shared;
+
+    #[test]
+    fn a_status_change_from_a_stale_read_loses_the_race_with_400_121() {
+        let shared = Shared::open(None, "k".into(), "s".into(), 60).unwrap();
+        let store = shared.store.lock().unwrap();
+        let ctx = Ctx {
+            db: &store,
+            shared: &shared,
+            identity: &shared.identity,
+            worker: None,
+            version: (2, 31),
+        };
+        let id = tasks::insert(&ctx, json!({"name": "race task", "type": "training"})).unwrap();
+        let stale = tasks::load(&ctx, &id).unwrap();
+        // Another request moves the task on between our read and our write.
+        started(&ctx, json!({"task": id})).unwrap();
+        let err = set_status(&ctx, stale, "queued", "", "", false, |_, _| {}).unwrap_err();
+        assert_eq!((err.code, err.subcode), (400, 121));
+        assert_eq!(
+            str_field(&tasks::load(&ctx, &id).unwrap(), "status"),
+            "in_progress"
+        );
+    }
 }

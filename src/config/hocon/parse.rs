@@ -283,9 +283,7 @@ impl Parser<'_> {
         if self.depth >= MAX_NESTING {
             return Err(Error::Syntax {
                 at,
-                what: format!(
-                    "includes nested more than {MAX_NESTING} deep (an include cycle?)"
-                ),
+                what: format!("includes nested more than {MAX_NESTING} deep (an include cycle?)"),
             });
         }
         let text = match std::fs::read_to_string(&path) {

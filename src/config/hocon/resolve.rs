@@ -140,13 +140,11 @@ fn replace(root: &mut Node, path: &[Step], value: Option<Node>) {
         // pyhocon's `if key in parent: del parent[key]` tests whether the index *value* is an
         // element of the list (Python `==`, so True == 1): only then is the element removed,
         // otherwise it is left as null.
-        (Node::Arr(items), Step::Index(i), None) => {
-            if *i < items.len() {
-                if items.iter().any(|item| equals_python_int(item, *i)) {
-                    items.remove(*i);
-                } else {
-                    items[*i] = Node::Null;
-                }
+        (Node::Arr(items), Step::Index(i), None) if *i < items.len() => {
+            if items.iter().any(|item| equals_python_int(item, *i)) {
+                items.remove(*i);
+            } else {
+                items[*i] = Node::Null;
             }
         }
         _ => {}

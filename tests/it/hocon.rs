@@ -255,8 +255,14 @@ fn substitutions_config_paths_then_environment() {
     assert_eq!(parse_ok("p: a\np: ${p}b"), json!({"p": "ab"}));
     // `${?X}` that finds nothing keeps the value it overrode.
     assert_eq!(parse_ok("p: a\np: ${?NOPE}"), json!({"p": "a"}));
-    // A missing optional list element is null.
-    assert_eq!(parse_ok("l: [1, ${?NOPE}]"), json!({"l": [1, null]}));
+    // A missing optional list element is null, unless pyhocon's `index in list` test finds the
+    // index among the elements (Python `==`, so `true == 1`): then it is removed.
+    assert_eq!(parse_ok("l: [5, ${?NOPE}]"), json!({"l": [5, null]}));
+    assert_eq!(parse_ok("l: [1, ${?NOPE}]"), json!({"l": [1]}));
+    assert_eq!(parse_ok("l: [true, ${?NOPE}, 3]"), json!({"l": [true, 3]}));
+    // A reference to an enclosing key can only be the environment; optional and absent is null.
+    assert_eq!(parse_ok("a.b: ${?a}"), json!({"a": {"b": null}}));
+    assert_eq!(parse_ok("a.b: x${?a}"), json!({"a": {"b": "x"}}));
 }
 
 #[test]

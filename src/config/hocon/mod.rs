@@ -1,15 +1,22 @@
 //! Parser for the pyhocon dialect of HOCON used by `clearml.conf` files: the public entry points,
-//! the error type and `merge`. Tokenising/grammar lives in `parse`, substitution resolution in
-//! `resolve`. Settings resolution (layering defaults, env overrides) is not here.
+//! the error type and `merge`. The grammar lives in `parse`, the intermediate tree and its
+//! assignment/merge/concatenation rules in `tree`, substitution resolution in `resolve`. Settings
+//! resolution (layering defaults, `CLEARML_*` overrides, typed structs) is not here.
 //!
 //! Ground truth is the pyhocon copy vendored by the Python agent
-//! (`clearml_agent/external/pyhocon/config_parser.py`, `config_tree.py`). Deliberate differences:
-//! * a period such as `10 seconds` stays the string as written; pyhocon turns it into a
-//!   `relativedelta` only when it ends the whole input (its regex anchors on `$`), which JSON cannot
-//!   carry anyway;
-//! * `include url(...)` / `include "http://..."` is refused (no network fetches); `file://` URLs are read;
-//! * `null` inside a string concatenation renders as `null` (pyhocon prints an object repr);
-//! * integers beyond 64 bits become floats; number-looking keys stay strings.
+//! (`clearml_agent/external/pyhocon/config_parser.py`, `config_tree.py`); the golden fixtures in
+//! `tests/fixtures/hocon` come from it (`scripts/hocon-goldens.py`). Known differences, all in
+//! corners a real `clearml.conf` does not reach:
+//! * a period such as `10 seconds` stays the text as written. pyhocon makes a `relativedelta` only
+//!   when the period ends the whole input (its regex anchors on `$`), which JSON cannot carry;
+//! * `include url(...)` / `include "http://..."` is refused (no network fetches); `file://` is read;
+//! * objects, lists and includes nest at most 100 deep (pyhocon: Python's recursion limit);
+//! * where pyhocon prints a Python object repr into a string (`null` or an `include` inside a
+//!   concatenation) we write `null` / the include's words; where pyhocon crashes (`a.b += x`, some
+//!   self-referencing `${?a}`) we give the natural result;
+//! * a reference to an enclosing key that an earlier line gave a scalar (`a: x` then
+//!   `a.b: ${a}`) does not see that old scalar; it falls through to the environment;
+//! * integers beyond 64 bits become floats.
 
 mod parse;
 mod resolve;

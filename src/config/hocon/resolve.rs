@@ -20,6 +20,8 @@ enum Found {
     /// The target still waits on other substitutions.
     NotReady,
     Missing,
+    /// Resolves to nothing, but a value left empty by it stays as null.
+    KeepNull,
 }
 
 /// Resolve all substitutions in `root`.
@@ -135,14 +137,26 @@ fn replace(root: &mut Node, path: &[Step], value: Option<Node>) {
                 *slot = v;
             }
         }
-        // pyhocon's `del parent[key]` guard tests list membership, not the index, so a vanished
-        // list element is left as null.
-        (Node::Arr(items), Step::Index(i), None) => {
-            if let Some(slot) = items.get_mut(*i) {
-                *slot = Node::Null;
+        // pyhocon's `if key in parent: del parent[key]` tests whether the index *value* is an
+        // element of the list (Python `==`, so True == 1): only then is the element removed,
+        // otherwise it is left as null.
+        (Node::Arr(items), Step::Index(i), None) if *i < items.len() => {
+            if items.iter().any(|item| equals_python_int(item, *i)) {
+                items.remove(*i);
+            } else {
+                items[*i] = Node::Null;
             }
         }
         _ => {}
+    }
+}
+
+/// Python `item == i` for an int `i`.
+fn equals_python_int(item: &Node, i: usize) -> bool {
+    match item {
+        Node::Num(n) => n.as_f64() == Some(i as f64),
+        Node::Bool(b) => usize::from(*b) == i,
+        _ => false,
     }
 }
 
@@ -157,6 +171,7 @@ fn try_resolve(
 ) -> Result<Option<Option<Node>>, Error> {
     let mut toks = concat.toks.clone();
     let mut optional_missing = false;
+    let mut keep_null = false;
     let last = toks.len().saturating_sub(1);
     for (i, tok) in toks.iter_mut().enumerate() {
         let Tok::Sub {
@@ -168,9 +183,22 @@ fn try_resolve(
         else {
             continue;
         };
-        let found = lookup(root, var, at, self_path, concat.prev.as_ref(), env, depth)?;
+        let found = lookup(
+            root,
+            var,
+            *optional,
+            at,
+            self_path,
+            concat.prev.as_ref(),
+            env,
+            depth,
+        )?;
         let value = match found {
             Found::NotReady => return Ok(None),
+            Found::KeepNull => {
+                keep_null = true;
+                None
+            }
             Found::Missing if *optional => {
                 optional_missing = true;
                 None
@@ -202,14 +230,17 @@ fn try_resolve(
             Node::Unres(_) => Ok(None),
             node => Ok(Some(Some(node.clone()))),
         },
+        (None, _) if keep_null => Ok(Some(Some(Node::Null))),
         (joined, _) => Ok(Some(joined)),
     }
 }
 
 /// Mirrors config_parser.py: ConfigParser._resolve_variable (config path, then environment).
+#[allow(clippy::too_many_arguments)]
 fn lookup(
     root: &Node,
     var: &str,
+    optional: bool,
     at: &super::Location,
     self_path: &[Step],
     prev: Option<&Node>,
@@ -219,9 +250,11 @@ fn lookup(
     let path: Vec<Step> = tree::parse_key(var).into_iter().map(Step::Key).collect();
     // A reference to a key that holds this value can only be the environment (pyhocon's
     // _fixup_self_references looks up the variable, then gives up).
+    // An optional one that finds nothing leaves null behind (what pyhocon's fixup ends with).
     if path.len() < self_path.len() && self_path[..path.len()] == *path {
         return Ok(match env(var) {
             Some(value) => Found::Value(Node::Str(value)),
+            None if optional => Found::KeepNull,
             None => Found::Missing,
         });
     }

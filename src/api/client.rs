@@ -518,10 +518,14 @@ fn is_retryable_status(policy: &RetryPolicy, reply: &Reply) -> bool {
 }
 
 fn classify(endpoint: &str, url: &str, err: &reqwest::Error) -> Error {
-    let cause = cause_chain(err);
+    // reqwest's own text only repeats the URL; the cause is in its sources.
+    let cause = std::error::Error::source(err)
+        .map(cause_chain)
+        .unwrap_or_else(|| err.to_string());
     if err.is_timeout() {
         Error::Timeout {
             endpoint: endpoint.to_owned(),
+            url: url.to_owned(),
             cause,
         }
     } else if err.is_connect() {

@@ -236,6 +236,13 @@ impl Client {
         self.current_token().map(|t| t.claims.clone())
     }
 
+    /// Whether the server's API level (the token's `api_version`) is at least `min`;
+    /// false before the first login.
+    pub fn supports_api(&self, min: &str) -> bool {
+        self.current_token()
+            .is_some_and(|t| t.claims.supports_api(min))
+    }
+
     /// The current raw token (None before the first login).
     pub fn token(&self) -> Option<String> {
         self.current_token().map(|t| t.raw.clone())

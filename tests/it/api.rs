@@ -671,6 +671,8 @@ async fn task_lifecycle_through_a_queue() {
     let claims = client.login().await.expect("login");
     assert!(claims.api_version.is_some(), "{claims:?}");
     assert_eq!(claims.effective_feature_set(), "basic");
+    assert!(client.supports_api("2.26"), "tasks.dequeue new_status needs 2.26");
+    assert!(!client.supports_api("99.0"));
 
     let queues = client.queues();
     let (default_id, default_name) = queues.get_default().await.expect("default queue");

@@ -161,6 +161,9 @@ pub async fn handle(
         },
     };
     reply.requested = Some(requested);
+    // Every request for a well-formed endpoint name counts, including 404s (benchmarks
+    // measure the API traffic a client generates).
+    shared.count_call(&name);
     let Some(endpoint) = endpoints::find(&name, requested) else {
         reply.result = Err(ApiError::new(
             404,
@@ -180,7 +183,6 @@ pub async fn handle(
             return reply.into_response();
         }
     };
-    shared.count_call(&name);
     let identity = match authenticate(&shared, &headers, endpoint.auth) {
         Ok(i) => i,
         Err(e) => {
@@ -237,12 +239,15 @@ fn parse_version(text: &str) -> Option<(u32, u32)> {
 }
 
 /// Checks the caller's credentials as the endpoint requires. `Ok(None)` for endpoints that
-/// need none and got none.
+/// need none (their credentials are not looked at, as in the real server).
 fn authenticate(
     shared: &Shared,
     headers: &HeaderMap,
     auth: Auth,
 ) -> Result<Option<Identity>, ApiError> {
+    if auth == Auth::None {
+        return Ok(None);
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -262,12 +267,7 @@ fn authenticate(
             None => (a.trim().to_ascii_lowercase(), String::new()),
         },
         (None, Some(t)) => ("bearer".to_string(), t),
-        (None, None) => {
-            if auth == Auth::None {
-                return Ok(None);
-            }
-            return Err(ApiError::new(401, 20, "Unauthorized (missing credentials)"));
-        }
+        (None, None) => return Err(ApiError::new(401, 20, "Unauthorized (missing credentials)")),
     };
     let identity = match scheme.as_str() {
         "bearer" => token::verify(&shared.token_secret, &value, crate::clock::now_ms() / 1000)?,

@@ -18,7 +18,7 @@ use crate::state::Ctx;
 /// The credentials an endpoint needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
-    /// None (a token is still checked when one is sent).
+    /// None: credentials are not looked at.
     None,
     /// A valid Basic key/secret or Bearer token.
     User,

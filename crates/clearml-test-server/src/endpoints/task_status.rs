@@ -268,7 +268,15 @@ pub fn enqueue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let task = tasks::load(ctx, &req.task)?;
     let queue_id = resolve_queue(ctx, &body)?;
-    let previous = str_field(&task, "status").to_string();
+    // Re-enqueueing a queued task keeps the status it had before it was first queued.
+    let previous = match str_field(&task, "status") {
+        "queued" => task
+            .get("enqueue_status")
+            .and_then(Value::as_str)
+            .unwrap_or("created")
+            .to_string(),
+        other => other.to_string(),
+    };
     let set_queue = opt_bool(&body, "update_execution_queue", true)?;
     let qid = queue_id.clone();
     let mut fields = set_status(
@@ -479,4 +487,35 @@ pub fn reset(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     out["events"] = json!({"deleted": deleted_events});
     out["deleted_models"] = json!(0);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+    use crate::state::Shared;
+
+    #[test]
+    fn a_status_change_from_a_stale_read_loses_the_race_with_400_121() {
+        let shared = Shared::open(None, "k".into(), "s".into(), 60).unwrap();
+        let store = shared.store.lock().unwrap();
+        let ctx = Ctx {
+            db: &store,
+            shared: &shared,
+            identity: &shared.identity,
+            worker: None,
+            version: (2, 31),
+        };
+        let id = tasks::insert(&ctx, json!({"name": "race task", "type": "training"})).unwrap();
+        let stale = tasks::load(&ctx, &id).unwrap();
+        // Another request moves the task on between our read and our write.
+        started(&ctx, json!({"task": id})).unwrap();
+        let err = set_status(&ctx, stale, "queued", "", "", false, |_, _| {}).unwrap_err();
+        assert_eq!((err.code, err.subcode), (400, 121));
+        assert_eq!(
+            str_field(&tasks::load(&ctx, &id).unwrap(), "status"),
+            "in_progress"
+        );
+    }
 }

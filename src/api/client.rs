@@ -566,12 +566,15 @@ fn parse_envelope(endpoint: &str, reply: &Reply) -> Result<Value, Error> {
         detail: detail.to_owned(),
         snippet: snippet(&reply.body),
     };
+    let hint = if reply.status == 200 {
+        "is api_server a ClearML API server?"
+    } else {
+        "an error page from the server or a proxy in front of it"
+    };
     let mut root: Value = serde_json::from_slice(&reply.body)
-        .map_err(|_| bad("not a JSON document; is api_server a ClearML API server?"))?;
+        .map_err(|_| bad(&format!("not a JSON document; {hint}")))?;
     let Some(meta) = root.get("meta").filter(|m| m.is_object()) else {
-        return Err(bad(
-            "not a ClearML reply (no meta); is api_server a ClearML API server?",
-        ));
+        return Err(bad(&format!("not a ClearML reply (no meta); {hint}")));
     };
     let meta: Meta = serde_json::from_value(meta.clone()).unwrap_or_default();
     let code = meta.result_code.unwrap_or(reply.status);

@@ -306,6 +306,7 @@ async fn gives_up_after_the_retry_budget() {
         matches!(err, Error::BadResponse { status: 502, .. }),
         "{err}"
     );
+    assert!(err.to_string().contains("proxy"), "{err}");
 }
 
 #[tokio::test]
@@ -671,7 +672,10 @@ async fn task_lifecycle_through_a_queue() {
     let claims = client.login().await.expect("login");
     assert!(claims.api_version.is_some(), "{claims:?}");
     assert_eq!(claims.effective_feature_set(), "basic");
-    assert!(client.supports_api("2.26"), "tasks.dequeue new_status needs 2.26");
+    assert!(
+        client.supports_api("2.26"),
+        "tasks.dequeue new_status needs 2.26"
+    );
     assert!(!client.supports_api("99.0"));
 
     let queues = client.queues();
@@ -1135,4 +1139,38 @@ async fn self_signed_certificates_are_rejected_unless_trusted_or_unverified() {
     let client = Client::new(config).expect("client");
     let err = client.login().await.expect_err("not a ClearML server");
     assert!(handshake_succeeded(&err), "{err}");
+}
+
+#[tokio::test]
+async fn default_method_is_configurable_and_batches_stay_post() {
+    let fake = Fake::start(|req, _| match req.endpoint() {
+        "auth.login" => login_ok(),
+        "events.add_batch" => ok(json!({"added": 1, "errors": 0})),
+        _ => ok(json!({})),
+    })
+    .await;
+    let mut config = fast_config(&fake.url);
+    config.default_method = clearml_agent::api::Method::Put;
+    let client = Client::new(config).expect("client");
+    client.tasks().ping("t1").await.expect("ping");
+    client
+        .events()
+        .add_batch(&[json!({"type": "log", "task": "t1", "msg": "x"})])
+        .await
+        .expect("batch");
+    let methods: Vec<(String, String)> = fake
+        .seen()
+        .iter()
+        .map(|s| (s.endpoint().to_owned(), s.method.clone()))
+        .collect();
+    let expected = [
+        ("auth.login", "PUT"),
+        ("tasks.ping", "PUT"),
+        ("events.add_batch", "POST"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(e, m)| ((*e).to_owned(), (*m).to_owned()))
+        .collect();
+    assert_eq!(methods, expected);
 }

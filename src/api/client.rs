@@ -166,7 +166,7 @@ struct Outgoing<'a> {
 }
 
 /// How a request authenticates.
-enum Auth<'a> {
+enum Credentials<'a> {
     Bearer(&'a str),
     Basic(&'a str, &'a str),
 }
@@ -322,11 +322,11 @@ impl Client {
         out: &Outgoing<'_>,
     ) -> Result<Resp, Error> {
         let token = self.session_token().await?;
-        let reply = self.send(out, &Auth::Bearer(&token.raw)).await?;
+        let reply = self.send(out, &Credentials::Bearer(&token.raw)).await?;
         // mirrors session.py: Session._send_request, one token refresh and retry on any 401
         let reply = if reply.status == 401 {
             let fresh = self.relogin(Some(&token.raw)).await?;
-            self.send(out, &Auth::Bearer(&fresh.raw)).await?
+            self.send(out, &Credentials::Bearer(&fresh.raw)).await?
         } else {
             reply
         };
@@ -387,8 +387,8 @@ impl Client {
             .map(str::to_owned)
             .or_else(|| config.auth_token.clone());
         let auth = match (&config.access_key, &config.secret_key, &bearer) {
-            (Some(key), Some(secret), _) if !key.is_empty() => Auth::Basic(key, secret),
-            (_, _, Some(token)) => Auth::Bearer(token),
+            (Some(key), Some(secret), _) if !key.is_empty() => Credentials::Basic(key, secret),
+            (_, _, Some(token)) => Credentials::Bearer(token),
             _ => {
                 return Err(Error::Auth {
                     url: self.inner.base.clone(),
@@ -441,7 +441,7 @@ impl Client {
     }
 
     /// Sends one request, retrying transport failures and retryable statuses per the policy.
-    async fn send(&self, out: &Outgoing<'_>, auth: &Auth<'_>) -> Result<Reply, Error> {
+    async fn send(&self, out: &Outgoing<'_>, auth: &Credentials<'_>) -> Result<Reply, Error> {
         let policy = &self.inner.config.retries;
         let url = self.url(out);
         let mut retry = 0u32;
@@ -473,7 +473,7 @@ impl Client {
         &self,
         url: &str,
         out: &Outgoing<'_>,
-        auth: &Auth<'_>,
+        auth: &Credentials<'_>,
     ) -> Result<Reply, Error> {
         let config = &self.inner.config;
         let mut request = self
@@ -483,10 +483,10 @@ impl Client {
             .header(reqwest::header::CONTENT_TYPE, out.content_type)
             .body(out.body.clone());
         request = match auth {
-            Auth::Bearer(token) => {
+            Credentials::Bearer(token) => {
                 request.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
             }
-            Auth::Basic(key, secret) => {
+            Credentials::Basic(key, secret) => {
                 let pair =
                     base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"));
                 request.header(reqwest::header::AUTHORIZATION, format!("Basic {pair}"))

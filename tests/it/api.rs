@@ -877,6 +877,13 @@ async fn workers_register_report_list_and_unregister() {
         .expect("raw");
     assert!(raw["workers"].is_array(), "{raw}");
 
+    // The open-source server has no runtime properties: 404, which callers branch on.
+    let err = workers
+        .get_runtime_properties("host-1:cpu:0")
+        .await
+        .expect_err("enterprise-only endpoint");
+    assert!(err.is_endpoint_missing(), "{err}");
+
     workers
         .unregister("host-1:cpu:0", &[])
         .await

@@ -166,7 +166,7 @@ struct Outgoing<'a> {
 }
 
 /// How a request authenticates.
-enum Auth<'a> {
+enum Credentials<'a> {
     Bearer(&'a str),
     Basic(&'a str, &'a str),
 }
@@ -253,6 +253,13 @@ impl Client {
         self.current_token().map(|t| t.claims.clone())
     }
 
+    /// Whether the server's API level (the token's `api_version`) is at least `min`;
+    /// false before the first login.
+    pub fn supports_api(&self, min: &str) -> bool {
+        self.current_token()
+            .is_some_and(|t| t.claims.supports_api(min))
+    }
+
     /// The current raw token (None before the first login).
     pub fn token(&self) -> Option<String> {
         self.current_token().map(|t| t.raw.clone())
@@ -332,11 +339,11 @@ impl Client {
         out: &Outgoing<'_>,
     ) -> Result<Resp, Error> {
         let token = self.session_token().await?;
-        let reply = self.send(out, &Auth::Bearer(&token.raw)).await?;
+        let reply = self.send(out, &Credentials::Bearer(&token.raw)).await?;
         // mirrors session.py: Session._send_request, one token refresh and retry on any 401
         let reply = if reply.status == 401 {
             let fresh = self.relogin(Some(&token.raw)).await?;
-            self.send(out, &Auth::Bearer(&fresh.raw)).await?
+            self.send(out, &Credentials::Bearer(&fresh.raw)).await?
         } else {
             reply
         };
@@ -397,8 +404,8 @@ impl Client {
             .map(str::to_owned)
             .or_else(|| config.auth_token.clone());
         let auth = match (&config.access_key, &config.secret_key, &bearer) {
-            (Some(key), Some(secret), _) if !key.is_empty() => Auth::Basic(key, secret),
-            (_, _, Some(token)) => Auth::Bearer(token),
+            (Some(key), Some(secret), _) if !key.is_empty() => Credentials::Basic(key, secret),
+            (_, _, Some(token)) => Credentials::Bearer(token),
             _ => {
                 return Err(Error::Auth {
                     url: self.inner.base.clone(),
@@ -451,7 +458,7 @@ impl Client {
     }
 
     /// Sends one request, retrying transport failures and retryable statuses per the policy.
-    async fn send(&self, out: &Outgoing<'_>, auth: &Auth<'_>) -> Result<Reply, Error> {
+    async fn send(&self, out: &Outgoing<'_>, auth: &Credentials<'_>) -> Result<Reply, Error> {
         let policy = &self.inner.config.retries;
         let url = self.url(out);
         let mut retry = 0u32;
@@ -483,7 +490,7 @@ impl Client {
         &self,
         url: &str,
         out: &Outgoing<'_>,
-        auth: &Auth<'_>,
+        auth: &Credentials<'_>,
     ) -> Result<Reply, Error> {
         let config = &self.inner.config;
         let mut request = self
@@ -493,10 +500,10 @@ impl Client {
             .header(reqwest::header::CONTENT_TYPE, out.content_type)
             .body(out.body.clone());
         request = match auth {
-            Auth::Bearer(token) => {
+            Credentials::Bearer(token) => {
                 request.header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
             }
-            Auth::Basic(key, secret) => {
+            Credentials::Basic(key, secret) => {
                 let pair =
                     base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"));
                 request.header(reqwest::header::AUTHORIZATION, format!("Basic {pair}"))
@@ -535,10 +542,14 @@ fn is_retryable_status(policy: &RetryPolicy, reply: &Reply) -> bool {
 }
 
 fn classify(endpoint: &str, url: &str, err: &reqwest::Error) -> Error {
-    let cause = cause_chain(err);
+    // reqwest's own text only repeats the URL; the cause is in its sources.
+    let cause = std::error::Error::source(err)
+        .map(cause_chain)
+        .unwrap_or_else(|| err.to_string());
     if err.is_timeout() {
         Error::Timeout {
             endpoint: endpoint.to_owned(),
+            url: url.to_owned(),
             cause,
         }
     } else if err.is_connect() {
@@ -572,12 +583,15 @@ fn parse_envelope(endpoint: &str, reply: &Reply) -> Result<Value, Error> {
         detail: detail.to_owned(),
         snippet: snippet(&reply.body),
     };
+    let hint = if reply.status == 200 {
+        "is api_server a ClearML API server?"
+    } else {
+        "an error page from the server or a proxy in front of it"
+    };
     let mut root: Value = serde_json::from_slice(&reply.body)
-        .map_err(|_| bad("not a JSON document; is api_server a ClearML API server?"))?;
+        .map_err(|_| bad(&format!("not a JSON document; {hint}")))?;
     let Some(meta) = root.get("meta").filter(|m| m.is_object()) else {
-        return Err(bad(
-            "not a ClearML reply (no meta); is api_server a ClearML API server?",
-        ));
+        return Err(bad(&format!("not a ClearML reply (no meta); {hint}")));
     };
     let meta: Meta = serde_json::from_value(meta.clone()).unwrap_or_default();
     let code = meta.result_code.unwrap_or(reply.status);

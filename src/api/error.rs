@@ -19,8 +19,12 @@ pub enum Error {
         cause: String,
     },
     /// The server did not answer in time, after all retries.
-    #[error("{endpoint}: request timed out: {cause}")]
-    Timeout { endpoint: String, cause: String },
+    #[error("{endpoint}: no reply from {url} in time: {cause}")]
+    Timeout {
+        endpoint: String,
+        url: String,
+        cause: String,
+    },
     /// Another transport failure (connection reset mid-body, protocol error), after all retries.
     #[error("{endpoint}: HTTP transport error: {cause}")]
     Transport { endpoint: String, cause: String },

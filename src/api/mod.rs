@@ -18,7 +18,7 @@ mod workers;
 pub use auth::{Auth, CurrentUser};
 pub use client::{Client, ClientConfig, Method, RetryPolicy, Timeouts};
 pub use error::Error;
-pub use events::{BatchResult, Events};
+pub use events::{BatchResult, Events, MAX_EVENT_MSG_CHARS};
 pub use projects::{ProjectQuery, Projects};
 pub use queues::{NextTask, QueueQuery, Queues, TaskOwner, escape_regex};
 pub use tasks::{

@@ -42,10 +42,24 @@ impl TokenClaims {
         }
     }
 
+    /// Whether the server's API level is at least `min` ("2.26"), comparing numerically
+    /// (mirrors clearml_agent/backend_api/session/session.py: Session.check_min_api_version).
+    pub fn supports_api(&self, min: &str) -> bool {
+        version_tuple(&self.effective_api_version()) >= version_tuple(min)
+    }
+
     /// The feature set, "basic" when the claim is absent (open-source server).
     pub fn effective_feature_set(&self) -> &str {
         self.feature_set.as_deref().unwrap_or("basic")
     }
+}
+
+/// "2.26" → [2, 26]; non-numeric parts count as 0.
+fn version_tuple(version: &str) -> Vec<u64> {
+    version
+        .split('.')
+        .map(|part| part.trim().parse().unwrap_or(0))
+        .collect()
 }
 
 /// A token and its decoded claims.
@@ -121,6 +135,8 @@ mod tests {
         assert_eq!(token.claims.exp, Some(100));
         assert_eq!(token.claims.effective_api_version(), "2.31");
         assert_eq!(token.claims.identity.user.as_deref(), Some("u1"));
+        assert!(token.claims.supports_api("2.26") && token.claims.supports_api("2.31"));
+        assert!(!token.claims.supports_api("2.32") && !token.claims.supports_api("3.0"));
         let bare = Token::decode("not-a-jwt");
         assert_eq!(bare.claims, TokenClaims::default());
         assert_eq!(bare.claims.effective_api_version(), "2.1");

@@ -93,6 +93,24 @@ impl Workers<'_> {
         Ok(reply.workers)
     }
 
+    /// `workers.get_runtime_properties {worker}` (unversioned) → `[{key, value, expiry}]`.
+    /// Enterprise only: the open-source server answers 404 (`Error::is_endpoint_missing`), after
+    /// which the Python agent stops asking (commands/worker.py: Worker.get_runtime_properties).
+    pub async fn get_runtime_properties(&self, worker: &str) -> Result<Vec<Value>, Error> {
+        let reply: Value = self
+            .client
+            .call(
+                "workers.get_runtime_properties",
+                None,
+                &json!({ "worker": worker }),
+            )
+            .await?;
+        Ok(match reply.get("runtime_properties") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => Vec::new(),
+        })
+    }
+
     /// `workers.get_all`, the reply's whole `data` object (`{"workers": [...]}`) as sent.
     pub async fn get_all_raw(&self, query: &WorkerQuery) -> Result<Value, Error> {
         self.client.call("workers.get_all", None, query).await

@@ -306,6 +306,7 @@ async fn gives_up_after_the_retry_budget() {
         matches!(err, Error::BadResponse { status: 502, .. }),
         "{err}"
     );
+    assert!(err.to_string().contains("proxy"), "{err}");
 }
 
 #[tokio::test]
@@ -510,12 +511,12 @@ async fn bearer_token_login_when_no_key_is_configured() {
     config.access_key = None;
     config.secret_key = None;
     config.auth_token = Some("bare-token".into());
+    config.request_token_expiration_sec = Some(3600);
     let client = Client::new(config).expect("client");
     client.tasks().ping("t1").await.expect("ping");
-    assert_eq!(
-        fake.seen()[0].header("authorization"),
-        Some("Bearer bare-token")
-    );
+    let login = &fake.seen()[0];
+    assert_eq!(login.path, "/auth.login?expiration_sec=3600");
+    assert_eq!(login.header("authorization"), Some("Bearer bare-token"));
 }
 
 #[tokio::test]
@@ -671,6 +672,11 @@ async fn task_lifecycle_through_a_queue() {
     let claims = client.login().await.expect("login");
     assert!(claims.api_version.is_some(), "{claims:?}");
     assert_eq!(claims.effective_feature_set(), "basic");
+    assert!(
+        client.supports_api("2.26"),
+        "tasks.dequeue new_status needs 2.26"
+    );
+    assert!(!client.supports_api("99.0"));
 
     let queues = client.queues();
     let (default_id, default_name) = queues.get_default().await.expect("default queue");
@@ -871,6 +877,13 @@ async fn workers_register_report_list_and_unregister() {
         .expect("raw");
     assert!(raw["workers"].is_array(), "{raw}");
 
+    // The open-source server has no runtime properties: 404, which callers branch on.
+    let err = workers
+        .get_runtime_properties("host-1:cpu:0")
+        .await
+        .expect_err("enterprise-only endpoint");
+    assert!(err.is_endpoint_missing(), "{err}");
+
     workers
         .unregister("host-1:cpu:0", &[])
         .await
@@ -991,4 +1004,180 @@ async fn short_lived_server_tokens_are_renewed_without_a_401() {
     assert_ne!(client.token(), first);
     assert_eq!(server.calls("auth.login"), 2);
     assert_eq!(server.calls("tasks.ping"), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS: a real TLS server (`openssl s_server -www`, which answers any request with an HTML page)
+// with a self-signed certificate made by the test.
+
+struct TlsServer {
+    url: String,
+    /// The CA that signed the server's certificate.
+    cert: std::path::PathBuf,
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_tls_server() -> TlsServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name);
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl is needed for the TLS tests");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A private CA, and a server certificate for localhost signed by it.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        path("ext.cnf"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    let (cert, key, ca) = (path("cert.pem"), path("key.pem"), path("ca.pem"));
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let child = tokio::process::Command::new("openssl")
+        .args(["s_server", "-www", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl s_server");
+    // Wait until it accepts connections.
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    TlsServer {
+        url: format!("https://localhost:{port}"),
+        cert: ca,
+        _child: child,
+        _dir: dir,
+    }
+}
+
+fn tls_config(url: &str) -> ClientConfig {
+    let mut config = fast_config(url);
+    config.retries.total = 0;
+    config
+}
+
+/// The TLS handshake succeeded when the reply is s_server's HTML page (not a ClearML envelope).
+fn handshake_succeeded(err: &Error) -> bool {
+    matches!(err, Error::BadResponse { status: 200, snippet, .. } if snippet.contains("<HTML>"))
+}
+
+#[tokio::test]
+async fn self_signed_certificates_are_rejected_unless_trusted_or_unverified() {
+    let tls = start_tls_server().await;
+
+    let client = Client::new(tls_config(&tls.url)).expect("client");
+    let err = client.login().await.expect_err("untrusted certificate");
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    let mut config = tls_config(&tls.url);
+    config.verify_certificate = false;
+    let client = Client::new(config).expect("client");
+    let err = client.login().await.expect_err("not a ClearML server");
+    assert!(handshake_succeeded(&err), "{err}");
+
+    let mut config = tls_config(&tls.url);
+    config.ca_bundle = Some(tls.cert.clone());
+    let client = Client::new(config).expect("client");
+    let err = client.login().await.expect_err("not a ClearML server");
+    assert!(handshake_succeeded(&err), "{err}");
+}
+
+#[tokio::test]
+async fn default_method_is_configurable_and_batches_stay_post() {
+    let fake = Fake::start(|req, _| match req.endpoint() {
+        "auth.login" => login_ok(),
+        "events.add_batch" => ok(json!({"added": 1, "errors": 0})),
+        _ => ok(json!({})),
+    })
+    .await;
+    let mut config = fast_config(&fake.url);
+    config.default_method = clearml_agent::api::Method::Put;
+    let client = Client::new(config).expect("client");
+    client.tasks().ping("t1").await.expect("ping");
+    client
+        .events()
+        .add_batch(&[json!({"type": "log", "task": "t1", "msg": "x"})])
+        .await
+        .expect("batch");
+    let methods: Vec<(String, String)> = fake
+        .seen()
+        .iter()
+        .map(|s| (s.endpoint().to_owned(), s.method.clone()))
+        .collect();
+    let expected = [
+        ("auth.login", "PUT"),
+        ("tasks.ping", "PUT"),
+        ("events.add_batch", "POST"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(e, m)| ((*e).to_owned(), (*m).to_owned()))
+        .collect();
+    assert_eq!(methods, expected);
 }

@@ -263,6 +263,9 @@ pub struct EnvOptions {
     /// The skip-venv modes (`CLEARML_AGENT_SKIP_PIP_VENV_INSTALL`, `..._SKIP_PYTHON_ENV_INSTALL`):
     /// no venv, nothing installed, the interpreter is used as is.
     pub skip_install: bool,
+    /// Directory installs run in (the task's repository copy or script dir), so relative paths
+    /// in the requirements (`-e .`, `./pkg`) resolve as in the Python agent (`package_api.cwd`).
+    pub install_cwd: Option<PathBuf>,
     /// Priority/post packages of `agent.package_manager.*`.
     pub install_order: InstallOrder,
     /// Docker image of the task (cache key only).
@@ -290,6 +293,7 @@ impl Default for EnvOptions {
             uv_binary: None,
             uv_version: None,
             skip_install: false,
+            install_cwd: None,
             install_order: InstallOrder::default(),
             docker_image: None,
             cuda_version: None,
@@ -702,6 +706,7 @@ fn resolve_uv(
 
 /// Runs `pip install` / `uv pip install` into the venv.
 struct Installer<'a> {
+    cwd: Option<PathBuf>,
     program: PathBuf,
     prefix: Vec<OsString>,
     flags: Vec<OsString>,
@@ -728,6 +733,7 @@ impl<'a> Installer<'a> {
         }
         Ok(match uv {
             None => Self {
+                cwd: opts.install_cwd.clone(),
                 program: venv_python.to_path_buf(),
                 prefix: vec![
                     "-m".into(),
@@ -740,6 +746,7 @@ impl<'a> Installer<'a> {
                 log,
             },
             Some(uv) => Self {
+                cwd: opts.install_cwd.clone(),
                 program: uv.to_path_buf(),
                 prefix: vec![
                     "pip".into(),
@@ -772,6 +779,9 @@ impl<'a> Installer<'a> {
         (self.log)(&display_command(&self.program, &all));
         let mut cmd = Command::new(&self.program);
         cmd.args(&all).env_clear().envs(self.env);
+        if let Some(dir) = self.cwd.as_deref().filter(|d| d.is_dir()) {
+            cmd.current_dir(dir);
+        }
         let out = run_streamed(cmd, None, self.log).map_err(|e| EnvError::InstallRequirements {
             what: what.to_string(),
             cause: format!("cannot run {}: {e}", self.program.display()),

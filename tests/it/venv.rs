@@ -290,9 +290,11 @@ fn cache_hit_reinstalls_local_packages_only() {
             max_entries: 10,
             free_space_threshold_gb: 0.0,
         }),
+        install_cwd: Some(tmp.path().to_path_buf()),
         ..EnvOptions::default()
     };
-    let reqs = pip_reqs(&format!("{}\n", pkg.display()));
+    // a path relative to the install directory (the repository copy in real runs)
+    let reqs = pip_reqs("./localpkg\n");
     let (first, log) = build(&reqs, &[], &opts);
     let first = first.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
     assert_eq!(

@@ -3,7 +3,7 @@
 //! Owns everything from `script.repository`/`script.diff` to a directory with the task's code in it
 //! (the [`SourceLayout`]). It does not build the task command line nor its environment; the
 //! integrator does that from the layout. Every git command line and its output goes to the caller's
-//! log callback, with passwords scrubbed. Also home of [`run_streamed`], the small runner shared
+//! log callback, with passwords scrubbed. Also home of `run_streamed`, the small runner shared
 //! with `venv.rs` for setup commands whose output belongs in the task log.
 
 use std::collections::HashMap;

@@ -58,6 +58,11 @@ impl PythonInfo {
     }
 }
 
+/// The venv folder for an interpreter: `<venvs_dir>/<X.Y>` (what [`build_env`] uses).
+pub fn venv_dir(venvs_dir: &Path, python: &PythonInfo) -> PathBuf {
+    venvs_dir.join(python.major_minor())
+}
+
 /// The requested version from `script.binary`: `pythonX.Y` → `X.Y`, `python3` → `3`, else none.
 /// Mirrors clearml_agent/commands/worker.py: Worker.execute (`python_ver` from the binary basename).
 pub fn requested_python_version(binary: &str) -> Option<String> {
@@ -347,6 +352,11 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> EnvError {
 /// none, the repository's `requirements.txt` files), freezes it and stores it in the cache.
 /// Mirrors clearml_agent/commands/worker.py: Worker.install_virtualenv and
 /// Worker.install_requirements_for_package_api.
+///
+/// Call order for a task: [`find_python`], then `git::prepare_source` into
+/// `venv_dir(..)/task_repository` and `venv_dir(..)/code`, then
+/// `requirements::find_repo_requirements`, then this (with `install_cwd` = the repository copy).
+/// A cache hit keeps `task_repository` and `code`, so the code survives in either order.
 pub fn build_env(
     python: &PythonInfo,
     requirements: &Requirements,
@@ -355,7 +365,7 @@ pub fn build_env(
     env: &HashMap<String, String>,
     log: &dyn Fn(&str),
 ) -> Result<BuiltEnv, EnvError> {
-    let venv = opts.venvs_dir.join(python.major_minor());
+    let venv = venv_dir(&opts.venvs_dir, python);
     if opts.skip_install {
         fs::create_dir_all(&venv).map_err(io_err(format!("creating {}", venv.display())))?;
         return Ok(BuiltEnv {

@@ -3,7 +3,7 @@
 //! Owns everything from `script.repository`/`script.diff` to a directory with the task's code in it
 //! (the [`SourceLayout`]). It does not build the task command line nor its environment; the
 //! integrator does that from the layout. Every git command line and its output goes to the caller's
-//! log callback, with passwords scrubbed. Also home of [`run_streamed`], the small runner shared
+//! log callback, with passwords scrubbed. Also home of `run_streamed`, the small runner shared
 //! with `venv.rs` for setup commands whose output belongs in the task log.
 
 use std::collections::HashMap;
@@ -267,6 +267,9 @@ pub fn prepare_source(
         {
             file = dir.join(first);
         }
+        if file.is_file() {
+            fix_future_import_patch(&file);
+        }
         script_file = Some(file);
         script_dir = Some(dir);
         repo = Some(info);
@@ -282,6 +285,7 @@ pub fn prepare_source(
             code_dir,
             log,
         )?;
+        fix_future_import_patch(&written.file);
         return Ok(SourceLayout {
             repo_root: repo.as_ref().map(|r| r.root.clone()),
             script_dir: written.dir,
@@ -307,6 +311,93 @@ pub fn prepare_source(
         commit: repo.as_ref().map(|r| r.commit.clone()),
         repo,
     })
+}
+
+/// Moves the `from clearml import Task` / `Task.init(...)` two-liner that the SDK prepends to a
+/// script below the script's `__future__` imports (which must stay first). Best effort: any read
+/// or write problem leaves the file as it is.
+/// Mirrors clearml_agent/helper/repo.py: fix_package_import_diff_patch.
+pub fn fix_future_import_patch(script: &Path) {
+    let Ok(text) = fs::read_to_string(script) else {
+        return;
+    };
+    if let Some(fixed) = move_task_init_below_future(&text) {
+        let _ = fs::write(script, fixed);
+    }
+}
+
+fn move_task_init_below_future(text: &str) -> Option<String> {
+    let original: Vec<&str> = text.split_inclusive('\n').collect();
+    if original.len() < 2
+        || !original[0].trim().starts_with("from clearml ")
+        || !original[1].contains("Task.init")
+    {
+        return None;
+    }
+    let code: Vec<(usize, String)> = original
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| {
+            *i >= 2
+                && !l.trim_matches(['\r', '\n', '\t', ' ']).is_empty()
+                && !l.trim().starts_with('#')
+        })
+        .map(|(i, l)| (i, l.split('#').next().unwrap_or("").trim_end().to_string()))
+        .collect();
+    // drop lines inside triple-quoted strings
+    let mut open: Option<usize> = None;
+    let mut skip = std::collections::HashSet::new();
+    for (k, (_, line)) in code.iter().enumerate() {
+        for _ in 1..line.split("\"\"\"").count() {
+            match open.take() {
+                Some(start) => skip.extend(start..=k),
+                None => open = Some(k),
+            }
+        }
+    }
+    let lines: Vec<&(usize, String)> = code
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !skip.contains(k))
+        .map(|(_, p)| p)
+        .collect();
+    let is_future = |l: &str| {
+        ["from", "import"].iter().any(|kw| {
+            l.strip_prefix(kw)
+                .is_some_and(|r| r.trim_start().starts_with("__future__"))
+        })
+    };
+    let mut found: Option<usize> = None;
+    for a in 0..lines.len() {
+        if found.is_some_and(|f| f >= a) {
+            continue;
+        }
+        if !is_future(&lines[a].1) {
+            break;
+        }
+        let mut f = a;
+        let mut line = lines[f].1.as_str();
+        let parenthesized = line.contains('(') && !line.contains(')');
+        while line.ends_with('\\') || parenthesized {
+            f += 1;
+            let next = lines.get(f)?;
+            line = next.1.as_str();
+            if line.contains(')') {
+                break;
+            }
+        }
+        found = Some(f);
+    }
+    let entry = lines[found?].0;
+    let mut out = String::new();
+    for l in original[2..=entry]
+        .iter()
+        .chain(&original[..2])
+        .chain(&original[entry + 1..])
+    {
+        out.push_str(l);
+    }
+    Some(out)
 }
 
 struct WrittenScript {
@@ -1284,6 +1375,32 @@ mod tests {
     use super::*;
 
     fn quiet(_: &str) {}
+
+    #[test]
+    fn task_init_moves_below_future_imports() {
+        let src = "from clearml import Task\nTask.init()\n# c\nfrom __future__ import (a,\n  b)\nimport os\n";
+        assert_eq!(
+            move_task_init_below_future(src).as_deref(),
+            Some(
+                "# c\nfrom __future__ import (a,\n  b)\nfrom clearml import Task\nTask.init()\nimport os\n"
+            )
+        );
+        let doc = "from clearml import Task\nTask.init()\n\"\"\"doc\nstring\"\"\"\nfrom __future__ import x\nprint(1)\n";
+        assert_eq!(
+            move_task_init_below_future(doc).as_deref(),
+            Some(
+                "\"\"\"doc\nstring\"\"\"\nfrom __future__ import x\nfrom clearml import Task\nTask.init()\nprint(1)\n"
+            )
+        );
+        assert_eq!(
+            move_task_init_below_future("from clearml import Task\nTask.init()\nimport os\n"),
+            None
+        );
+        assert_eq!(
+            move_task_init_below_future("from __future__ import x\n"),
+            None
+        );
+    }
 
     #[test]
     fn literal_script_detection() {

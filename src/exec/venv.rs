@@ -58,6 +58,11 @@ impl PythonInfo {
     }
 }
 
+/// The venv folder for an interpreter: `<venvs_dir>/<X.Y>` (what [`build_env`] uses).
+pub fn venv_dir(venvs_dir: &Path, python: &PythonInfo) -> PathBuf {
+    venvs_dir.join(python.major_minor())
+}
+
 /// The requested version from `script.binary`: `pythonX.Y` → `X.Y`, `python3` → `3`, else none.
 /// Mirrors clearml_agent/commands/worker.py: Worker.execute (`python_ver` from the binary basename).
 pub fn requested_python_version(binary: &str) -> Option<String> {
@@ -256,11 +261,16 @@ pub struct EnvOptions {
     pub extra_pip_install_flags: Vec<String>,
     /// `agent.package_manager.pip_version`: each entry becomes `pip<spec>` (markers allowed).
     pub pip_version: Vec<String>,
-    /// The uv executable; `None` looks `uv` up in `PATH`.
+    /// The uv executable; `None` looks `uv` up in `PATH`, else pip-installs it into `<venv>_uv`.
     pub uv_binary: Option<PathBuf>,
+    /// `agent.package_manager.uv_version`: forces the side-venv install of that uv version.
+    pub uv_version: Option<String>,
     /// The skip-venv modes (`CLEARML_AGENT_SKIP_PIP_VENV_INSTALL`, `..._SKIP_PYTHON_ENV_INSTALL`):
     /// no venv, nothing installed, the interpreter is used as is.
     pub skip_install: bool,
+    /// Directory installs run in (the task's repository copy or script dir), so relative paths
+    /// in the requirements (`-e .`, `./pkg`) resolve as in the Python agent (`package_api.cwd`).
+    pub install_cwd: Option<PathBuf>,
     /// Priority/post packages of `agent.package_manager.*`.
     pub install_order: InstallOrder,
     /// Docker image of the task (cache key only).
@@ -286,7 +296,9 @@ impl Default for EnvOptions {
                 ">=23,<26 ; python_version >= '3.12'".into(),
             ],
             uv_binary: None,
+            uv_version: None,
             skip_install: false,
+            install_cwd: None,
             install_order: InstallOrder::default(),
             docker_image: None,
             cuda_version: None,
@@ -340,6 +352,11 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> EnvError {
 /// none, the repository's `requirements.txt` files), freezes it and stores it in the cache.
 /// Mirrors clearml_agent/commands/worker.py: Worker.install_virtualenv and
 /// Worker.install_requirements_for_package_api.
+///
+/// Call order for a task: [`find_python`], then `git::prepare_source` into
+/// `venv_dir(..)/task_repository` and `venv_dir(..)/code`, then
+/// `requirements::find_repo_requirements`, then this (with `install_cwd` = the repository copy).
+/// A cache hit keeps `task_repository` and `code`, so the code survives in either order.
 pub fn build_env(
     python: &PythonInfo,
     requirements: &Requirements,
@@ -348,7 +365,7 @@ pub fn build_env(
     env: &HashMap<String, String>,
     log: &dyn Fn(&str),
 ) -> Result<BuiltEnv, EnvError> {
-    let venv = opts.venvs_dir.join(python.major_minor());
+    let venv = venv_dir(&opts.venvs_dir, python);
     if opts.skip_install {
         fs::create_dir_all(&venv).map_err(io_err(format!("creating {}", venv.display())))?;
         return Ok(BuiltEnv {
@@ -396,10 +413,10 @@ pub fn build_env(
         let external = external_lines(&requirements.pip_lines());
         if !external.is_empty() {
             log("reinstalling git / local packages");
-            let installer = Installer::new(opts, &venv_python, &pip_env, log)?;
+            let installer = Installer::new(opts, None, &venv_python, &pip_env, log)?;
             install_lines_file(&installer, &external, opts, "the git / local packages")?;
         }
-        let frozen = freeze(opts, &venv_python, &pip_env, log)?;
+        let frozen = freeze(None, &venv_python, &pip_env, log)?;
         return Ok(BuiltEnv {
             venv,
             python: venv_python,
@@ -409,9 +426,20 @@ pub fn build_env(
         });
     }
 
-    create_venv(python, &venv, opts, env, log)?;
+    let uv = match opts.manager {
+        PackageManagerKind::Uv => Some(resolve_uv(python, &venv, opts, env, log)?),
+        PackageManagerKind::Pip => None,
+    };
+    create_venv(
+        python,
+        &venv,
+        uv.as_deref(),
+        opts.system_site_packages,
+        env,
+        log,
+    )?;
 
-    let installer = Installer::new(opts, &venv_python, &pip_env, log)?;
+    let installer = Installer::new(opts, uv.as_deref(), &venv_python, &pip_env, log)?;
     if opts.manager == PackageManagerKind::Pip {
         let pins = match requested_pip_version(requirements) {
             Some(v) => pip_pin_args(&[v]),
@@ -451,7 +479,7 @@ pub fn build_env(
         log("Warning: installing NO task requirements or repository requirements");
     }
 
-    let frozen = freeze(opts, &venv_python, &pip_env, log)?;
+    let frozen = freeze(uv.as_deref(), &venv_python, &pip_env, log)?;
     let mut cache_entry = None;
     if let Some(c) = cache {
         let mut keys: Vec<String> = requested_key.into_iter().collect();
@@ -544,7 +572,8 @@ fn install_lines_file(
 fn create_venv(
     python: &PythonInfo,
     venv: &Path,
-    opts: &EnvOptions,
+    uv: Option<&Path>,
+    system_site_packages: bool,
     env: &HashMap<String, String>,
     log: &dyn Fn(&str),
 ) -> Result<(), EnvError> {
@@ -558,9 +587,7 @@ fn create_venv(
     if let Some(parent) = venv.parent() {
         fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
     }
-    let site = opts
-        .system_site_packages
-        .then(|| OsString::from("--system-site-packages"));
+    let site = system_site_packages.then(|| OsString::from("--system-site-packages"));
     let run = |program: &Path, args: Vec<OsString>| -> Result<StreamOutcome, EnvError> {
         log(&display_command(program, &args));
         let mut cmd = Command::new(program);
@@ -575,38 +602,39 @@ fn create_venv(
         a.extend(site.clone());
         a
     };
-    match opts.manager {
-        PackageManagerKind::Uv => {
-            let uv = find_uv(opts, env)?;
-            let mut a: Vec<OsString> = vec![
-                "venv".into(),
-                "--python".into(),
-                python.exe.clone().into(),
-                venv.into(),
-            ];
-            a.extend(site.clone());
-            let out = run(&uv, a)?;
+    let mut created = false;
+    if let Some(uv) = uv {
+        let mut a: Vec<OsString> = vec![
+            "venv".into(),
+            "--python".into(),
+            python.exe.clone().into(),
+            venv.into(),
+        ];
+        a.extend(site.clone());
+        let out = run(uv, a)?;
+        if out.success {
+            created = true;
+        } else {
+            // mirrors uv_api.py: UvAPI.create (falls back to virtualenv/venv)
+            log(&format!(
+                "ERROR: UV venv creation failed: {}\n\nINFO: UV environment creation failed - reverting to VirtualEnv !!!",
+                out.failure_summary()
+            ));
+        }
+    }
+    if !created {
+        let out = run(&python.exe, args_for("virtualenv"))?;
+        if !out.success || !venv.is_dir() {
+            log(&format!(
+                "WARNING: virtualenv call failed: {}\n INFO: Creating virtual environment with venv",
+                out.failure_summary()
+            ));
+            let out = run(&python.exe, args_for("venv"))?;
             if !out.success {
                 return Err(EnvError::CreateVenv {
                     path: venv.to_path_buf(),
                     cause: out.failure_summary(),
                 });
-            }
-        }
-        PackageManagerKind::Pip => {
-            let out = run(&python.exe, args_for("virtualenv"))?;
-            if !out.success || !venv.is_dir() {
-                log(&format!(
-                    "WARNING: virtualenv call failed: {}\n INFO: Creating virtual environment with venv",
-                    out.failure_summary()
-                ));
-                let out = run(&python.exe, args_for("venv"))?;
-                if !out.success {
-                    return Err(EnvError::CreateVenv {
-                        path: venv.to_path_buf(),
-                        cause: out.failure_summary(),
-                    });
-                }
             }
         }
     }
@@ -619,20 +647,76 @@ fn create_venv(
     Ok(())
 }
 
-fn find_uv(opts: &EnvOptions, env: &HashMap<String, String>) -> Result<PathBuf, EnvError> {
-    match &opts.uv_binary {
-        Some(p) if p.is_file() => Ok(p.clone()),
-        Some(p) => Err(EnvError::UvMissing {
-            cause: format!("{} does not exist", p.display()),
-        }),
-        None => which("uv", env).ok_or_else(|| EnvError::UvMissing {
-            cause: "`uv` is not in PATH".into(),
-        }),
+/// The uv executable: `uv_binary`, else `uv` from `PATH` (when no `uv_version` is pinned), else
+/// uv installed with pip into the side venv `<venv>_uv`.
+/// Mirrors clearml_agent/helper/package/uv_api.py: UvAPI.install_uv_package.
+fn resolve_uv(
+    python: &PythonInfo,
+    venv: &Path,
+    opts: &EnvOptions,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<PathBuf, EnvError> {
+    if let Some(p) = &opts.uv_binary {
+        return if p.is_file() {
+            Ok(p.clone())
+        } else {
+            Err(EnvError::UvMissing {
+                cause: format!("{} does not exist", p.display()),
+            })
+        };
     }
+    let pin = opts
+        .uv_version
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let side = PathBuf::from(format!("{}_uv", venv.display()));
+    let side_uv = side.join("bin").join("uv");
+    if pin.is_none() {
+        if let Some(found) = which("uv", env) {
+            log("Notice: `uv` was found, no specific version required, skipping uv installation");
+            return Ok(found);
+        }
+        if side_uv.is_file() {
+            return Ok(side_uv);
+        }
+    }
+    let spec = match pin {
+        Some(v) if v.contains(['=', '~', '<', '>']) => format!("uv{v}"),
+        Some(v) => format!("uv=={v}"),
+        None => "uv".to_string(),
+    };
+    log(&format!("Installing `uv` ({spec}) into {}", side.display()));
+    create_venv(python, &side, None, false, env, log)?;
+    let mut pip_env = env.clone();
+    pip_env.remove("PYTHONPATH");
+    let side_python = side.join("bin").join("python");
+    let args: Vec<OsString> = vec![
+        "-m".into(),
+        "pip".into(),
+        "--disable-pip-version-check".into(),
+        "install".into(),
+        spec.clone().into(),
+        "--upgrade".into(),
+    ];
+    log(&display_command(&side_python, &args));
+    let mut cmd = Command::new(&side_python);
+    cmd.args(&args).env_clear().envs(&pip_env);
+    let out = run_streamed(cmd, None, log).map_err(|e| EnvError::UvMissing {
+        cause: format!("cannot run {}: {e}", side_python.display()),
+    })?;
+    if !out.success || !side_uv.is_file() {
+        return Err(EnvError::UvMissing {
+            cause: format!("installing {spec} failed: {}", out.failure_summary()),
+        });
+    }
+    Ok(side_uv)
 }
 
 /// Runs `pip install` / `uv pip install` into the venv.
 struct Installer<'a> {
+    cwd: Option<PathBuf>,
     program: PathBuf,
     prefix: Vec<OsString>,
     flags: Vec<OsString>,
@@ -643,6 +727,7 @@ struct Installer<'a> {
 impl<'a> Installer<'a> {
     fn new(
         opts: &EnvOptions,
+        uv: Option<&Path>,
         venv_python: &Path,
         env: &'a HashMap<String, String>,
         log: &'a dyn Fn(&str),
@@ -656,8 +741,9 @@ impl<'a> Installer<'a> {
         if opts.force_upgrade {
             flags.push("--upgrade".into());
         }
-        Ok(match opts.manager {
-            PackageManagerKind::Pip => Self {
+        Ok(match uv {
+            None => Self {
+                cwd: opts.install_cwd.clone(),
                 program: venv_python.to_path_buf(),
                 prefix: vec![
                     "-m".into(),
@@ -669,8 +755,9 @@ impl<'a> Installer<'a> {
                 env,
                 log,
             },
-            PackageManagerKind::Uv => Self {
-                program: find_uv(opts, env)?,
+            Some(uv) => Self {
+                cwd: opts.install_cwd.clone(),
+                program: uv.to_path_buf(),
                 prefix: vec![
                     "pip".into(),
                     "install".into(),
@@ -702,6 +789,9 @@ impl<'a> Installer<'a> {
         (self.log)(&display_command(&self.program, &all));
         let mut cmd = Command::new(&self.program);
         cmd.args(&all).env_clear().envs(self.env);
+        if let Some(dir) = self.cwd.as_deref().filter(|d| d.is_dir()) {
+            cmd.current_dir(dir);
+        }
         let out = run_streamed(cmd, None, self.log).map_err(|e| EnvError::InstallRequirements {
             what: what.to_string(),
             cause: format!("cannot run {}: {e}", self.program.display()),
@@ -736,13 +826,13 @@ impl<'a> Installer<'a> {
 
 /// `pip freeze` (or `uv pip freeze`) of the venv; `None` when it lists nothing.
 fn freeze(
-    opts: &EnvOptions,
+    uv: Option<&Path>,
     venv_python: &Path,
     env: &HashMap<String, String>,
     log: &dyn Fn(&str),
 ) -> Result<Option<String>, EnvError> {
-    let (program, args): (PathBuf, Vec<OsString>) = match opts.manager {
-        PackageManagerKind::Pip => (
+    let (program, args): (PathBuf, Vec<OsString>) = match uv {
+        None => (
             venv_python.to_path_buf(),
             vec![
                 "-m".into(),
@@ -751,8 +841,8 @@ fn freeze(
                 "freeze".into(),
             ],
         ),
-        PackageManagerKind::Uv => (
-            find_uv(opts, env)?,
+        Some(uv) => (
+            uv.to_path_buf(),
             vec![
                 "pip".into(),
                 "freeze".into(),

@@ -224,26 +224,15 @@ fn unknown_requirement_fails_with_pips_reason() {
     );
 }
 
-/// uv from PATH or `CLEARML_TEST_UV`; CI installs it (`pip install uv`).
+/// uv from `CLEARML_TEST_UV` when set; otherwise the agent's own lookup (PATH, then a pip
+/// install into the side venv) is exercised.
 fn uv_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("CLEARML_TEST_UV") {
-        return Some(PathBuf::from(p));
-    }
-    std::env::var("PATH")
-        .ok()?
-        .split(':')
-        .map(|d| Path::new(d).join("uv"))
-        .find(|p| p.is_file())
+    std::env::var("CLEARML_TEST_UV").ok().map(PathBuf::from)
 }
 
 #[test]
 fn uv_env_installs_repo_requirements() {
-    let Some(uv) = uv_binary() else {
-        eprintln!(
-            "SKIPPED uv_env_installs_repo_requirements: no `uv` in PATH and CLEARML_TEST_UV unset (pip install uv)"
-        );
-        return;
-    };
+    let uv = uv_binary();
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = tmp.path().join("repo");
     fs::create_dir_all(&repo).expect("mkdir");
@@ -251,7 +240,7 @@ fn uv_env_installs_repo_requirements() {
     let files = find_repo_requirements(&repo, "", "main.py");
     let opts = EnvOptions {
         manager: PackageManagerKind::Uv,
-        uv_binary: Some(uv),
+        uv_binary: uv,
         venvs_dir: tmp.path().join("venvs-builds"),
         venvs_cache: Some(VenvCacheOptions {
             path: tmp.path().join("venvs-cache"),
@@ -301,9 +290,11 @@ fn cache_hit_reinstalls_local_packages_only() {
             max_entries: 10,
             free_space_threshold_gb: 0.0,
         }),
+        install_cwd: Some(tmp.path().to_path_buf()),
         ..EnvOptions::default()
     };
-    let reqs = pip_reqs(&format!("{}\n", pkg.display()));
+    // a path relative to the install directory (the repository copy in real runs)
+    let reqs = pip_reqs("./localpkg\n");
     let (first, log) = build(&reqs, &[], &opts);
     let first = first.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
     assert_eq!(
@@ -326,5 +317,45 @@ fn cache_hit_reinstalls_local_packages_only() {
     assert_eq!(
         run_python(&second.python, "import localmod; print(localmod.VALUE)"),
         "2"
+    );
+}
+
+#[test]
+fn uv_is_installed_into_a_side_venv_when_missing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // a PATH without any `uv`, so the agent has to bootstrap it from PyPI
+    let mut env = env();
+    let path = env.get("PATH").cloned().unwrap_or_default();
+    let stripped: Vec<&str> = path
+        .split(':')
+        .filter(|d| !Path::new(d).join("uv").exists())
+        .collect();
+    env.insert("PATH".into(), stripped.join(":"));
+    let opts = EnvOptions {
+        manager: PackageManagerKind::Uv,
+        venvs_dir: tmp.path().join("venvs-builds"),
+        ..EnvOptions::default()
+    };
+    let lines = RefCell::new(Vec::new());
+    let log = |l: &str| lines.borrow_mut().push(l.to_string());
+    let res = build_env(
+        &python(),
+        &pip_reqs("six==1.16.0\n"),
+        &[],
+        &opts,
+        &env,
+        &log,
+    );
+    let log = lines.into_inner();
+    let built = res.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    let side_uv = PathBuf::from(format!("{}_uv", built.venv.display()))
+        .join("bin")
+        .join("uv");
+    assert!(side_uv.is_file(), "{log:?}");
+    let uv_venv = format!("{} venv --python ", side_uv.display());
+    assert!(log.iter().any(|l| l.starts_with(&uv_venv)), "{log:?}");
+    assert_eq!(
+        run_python(&built.python, "import six; print(six.__version__)"),
+        "1.16.0"
     );
 }

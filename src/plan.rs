@@ -199,6 +199,8 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
             extra_pip_install_flags: pm.extra_pip_install_flags.clone(),
             pip_version: pm.pip_version.clone(),
             uv_binary: pm.uv_exec.clone(),
+            uv_version: pm.uv_version.clone(),
+            install_cwd: None,
             skip_install: agent.skip_python_env_install
                 || agent
                     .skip_pip_venv_install

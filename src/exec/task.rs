@@ -313,6 +313,7 @@ fn prepare_blocking(
         _ => Vec::new(),
     };
     let mut env_opts = cfg.env.clone();
+    env_opts.install_cwd = layout.repo_root.clone();
     // mirrors Worker.execute: no repository, no requirements and a non-python binary → no env.
     let is_python = is_python_binary(&binary);
     if !is_python && layout.repo_root.is_none() && !requirements.has_task_requirements() {

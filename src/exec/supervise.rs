@@ -331,7 +331,10 @@ async fn final_status(
         Ending::Stopped(StopReason::Stopped) | Ending::Stopped(StopReason::AgentShutdown) => {
             let current = client.tasks().status(task_id).await.ok().flatten();
             if current.as_ref().is_some_and(|s| s.status == "failed") {
-                pipeline.push_line(LogLevel::Debug, "Process aborted by user - Task status was Failed");
+                pipeline.push_line(
+                    LogLevel::Debug,
+                    "Process aborted by user - Task status was Failed",
+                );
                 return None;
             }
             pipeline.push_line(LogLevel::Debug, "Process aborted by user");
@@ -354,7 +357,10 @@ async fn final_status(
             Some(FinalChange::Completed)
         }
         Ending::Exited(code @ (-2 | 254)) => {
-            pipeline.push_line(LogLevel::Debug, format!("Process terminated by user ({code})"));
+            pipeline.push_line(
+                LogLevel::Debug,
+                format!("Process terminated by user ({code})"),
+            );
             Some(FinalChange::Stopped("user abort"))
         }
         Ending::Exited(code) => {
@@ -365,7 +371,9 @@ async fn final_status(
             if current.as_ref().is_some_and(|s| s.status == "failed") {
                 return None;
             }
-            Some(FinalChange::Failed(format!("worker execution exit code {code}")))
+            Some(FinalChange::Failed(format!(
+                "worker execution exit code {code}"
+            )))
         }
     }
 }
@@ -379,7 +387,12 @@ async fn set_final_status(client: &Client, task_id: &str, worker_id: &str, chang
             .force(false)
     };
     let result = match change {
-        FinalChange::Completed => client.tasks().completed(&req("worker execution done")).await,
+        FinalChange::Completed => {
+            client
+                .tasks()
+                .completed(&req("worker execution done"))
+                .await
+        }
         FinalChange::Stopped(reason) => client.tasks().stopped(&req(reason)).await,
         FinalChange::Failed(reason) => client.tasks().failed(&req(&reason)).await,
     };

@@ -151,13 +151,6 @@ impl AgentContext {
             .expect("create task")
     }
 
-    pub fn status(&self, task: &str) -> String {
-        self.server.task(task).expect("task")["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
     /// Waits until the task reaches one of `statuses`; panics with the agent log otherwise.
     pub fn wait_status(&self, task: &str, statuses: &[&str], daemon: Option<&Daemon>) -> Value {
         let deadline = Instant::now() + TASK_TIMEOUT;
@@ -186,7 +179,10 @@ impl AgentContext {
                 return text;
             }
             if Instant::now() > deadline {
-                panic!("log of {task} never matched:\n{text}\nagent log:\n{}", daemon.output());
+                panic!(
+                    "log of {task} never matched:\n{text}\nagent log:\n{}",
+                    daemon.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -196,7 +192,11 @@ impl AgentContext {
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A running daemon; stopped with SIGTERM (then SIGKILL) when dropped.

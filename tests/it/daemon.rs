@@ -10,13 +10,21 @@ use crate::context::{AgentContext, alive};
 #[test]
 fn completed_task_has_its_log_and_reasons() {
     let ctx = AgentContext::new();
-    let task = ctx.script_task("hello", "print('hello from the task')\nprint('second line')\n");
+    let task = ctx.script_task(
+        "hello",
+        "print('hello from the task')\nprint('second line')\n",
+    );
     ctx.server.enqueue(&task, "default").unwrap();
     let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
     let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
     assert_eq!(t["status"], "completed", "{}", d.output());
     assert_eq!(t["status_reason"], "worker execution done");
-    assert!(t["status_message"].as_str().unwrap().starts_with("Changed by clearml-agent"));
+    assert!(
+        t["status_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Changed by clearml-agent")
+    );
     assert!(t["runtime"]["_exec_agent_hostname"].is_string());
     let log = ctx.server.log_text(&task).unwrap();
     let a = log.find("hello from the task").expect("first line in log");
@@ -29,7 +37,10 @@ fn completed_task_has_its_log_and_reasons() {
 #[test]
 fn exit_code_fails_the_task_and_the_daemon_goes_on() {
     let ctx = AgentContext::new();
-    let bad = ctx.script_task("exit three", "import sys\nprint('about to fail')\nsys.exit(3)\n");
+    let bad = ctx.script_task(
+        "exit three",
+        "import sys\nprint('about to fail')\nsys.exit(3)\n",
+    );
     let good = ctx.script_task("after", "print('still serving')\n");
     ctx.server.enqueue(&bad, "default").unwrap();
     ctx.server.enqueue(&good, "default").unwrap();
@@ -64,7 +75,9 @@ fn stop_request_kills_the_whole_tree_and_marks_stopped() {
         .map(|p| p.parse().unwrap())
         .collect();
     assert!(pids.iter().all(|p| alive(*p)));
-    ctx.server.call("tasks.stop", json!({"task": task})).unwrap();
+    ctx.server
+        .call("tasks.stop", json!({"task": task}))
+        .unwrap();
     let t = ctx.wait_status(&task, &["stopped"], Some(&d));
     assert_eq!(t["status_reason"], "task was stopped by tasks.stop");
     for pid in pids {
@@ -80,7 +93,10 @@ fn priority_serves_the_first_queue_first() {
     let mk = |name: &str| {
         ctx.script_task(
             name,
-            &format!("open({:?}, 'a').write({name:?} + '\\n')\n", order.display().to_string()),
+            &format!(
+                "open({:?}, 'a').write({name:?} + '\\n')\n",
+                order.display().to_string()
+            ),
         )
     };
     let low1 = mk("low1");
@@ -104,17 +120,31 @@ fn order_fairness_takes_one_task_per_queue_per_round() {
     let mk = |name: &str| {
         ctx.script_task(
             name,
-            &format!("open({:?}, 'a').write({name:?} + '\\n')\n", order.display().to_string()),
+            &format!(
+                "open({:?}, 'a').write({name:?} + '\\n')\n",
+                order.display().to_string()
+            ),
         )
     };
     let a1 = mk("task-a1");
     let a2 = mk("task-a2");
     let b1 = mk("task-b1");
     let b2 = mk("task-b2");
-    for (t, q) in [(&a1, "group_a"), (&a2, "group_a"), (&b1, "group_b"), (&b2, "group_b")] {
+    for (t, q) in [
+        (&a1, "group_a"),
+        (&a2, "group_a"),
+        (&b1, "group_b"),
+        (&b2, "group_b"),
+    ] {
         ctx.server.enqueue(t, q).unwrap();
     }
-    let d = ctx.daemon(&["--queue", "group_a", "group_b", "--order-fairness", "--cpu-only"]);
+    let d = ctx.daemon(&[
+        "--queue",
+        "group_a",
+        "group_b",
+        "--order-fairness",
+        "--cpu-only",
+    ]);
     for t in [&a1, &a2, &b1, &b2] {
         ctx.wait_status(t, &["completed"], Some(&d));
     }
@@ -170,7 +200,10 @@ fn server_restart_mid_task_loses_no_line() {
 #[test]
 fn sigterm_stops_the_running_task_and_unregisters() {
     let ctx = AgentContext::new();
-    let task = ctx.script_task("sleeper", "import time\nprint('up', flush=True)\ntime.sleep(300)\n");
+    let task = ctx.script_task(
+        "sleeper",
+        "import time\nprint('up', flush=True)\ntime.sleep(300)\n",
+    );
     ctx.server.enqueue(&task, "default").unwrap();
     let mut d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
     ctx.wait_log(&task, |l| l.contains("up"), &d);
@@ -178,5 +211,83 @@ fn sigterm_stops_the_running_task_and_unregisters() {
     d.stop();
     let t = ctx.wait_status(&task, &["stopped"], Some(&d));
     assert_eq!(t["status_reason"], "user abort");
-    assert!(ctx.server.workers().unwrap().is_empty(), "worker still registered");
+    assert!(
+        ctx.server.workers().unwrap().is_empty(),
+        "worker still registered"
+    );
+}
+
+#[test]
+fn requirements_install_in_a_venv_and_the_second_run_hits_the_cache() {
+    let ctx = AgentContext::builder().with_venvs().build();
+    let script = "import six\nprint('six', six.__version__)\n";
+    let body = |name: &str| {
+        json!({
+            "name": name,
+            "script": {
+                "binary": "python3",
+                "entry_point": "task.py",
+                "working_dir": ".",
+                "diff": script,
+                "requirements": {"pip": "six==1.16.0"},
+            }
+        })
+    };
+    let first = ctx.server.create_task(body("first run")).unwrap();
+    let second = ctx.server.create_task(body("second run")).unwrap();
+    ctx.server.enqueue(&first, "default").unwrap();
+    ctx.server.enqueue(&second, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t1 = ctx.wait_status(&first, &["completed", "failed"], Some(&d));
+    assert_eq!(
+        t1["status"],
+        "completed",
+        "{}",
+        ctx.server.log_text(&first).unwrap()
+    );
+    assert!(ctx.server.log_text(&first).unwrap().contains("six 1.16.0"));
+    let reqs = &t1["script"]["requirements"];
+    assert!(
+        reqs["pip"].as_str().unwrap().contains("six==1.16.0"),
+        "{reqs}"
+    );
+    assert_eq!(reqs["org_pip"], "six==1.16.0");
+    let t2 = ctx.wait_status(&second, &["completed", "failed"], Some(&d));
+    assert_eq!(t2["status"], "completed");
+    let log2 = ctx.server.log_text(&second).unwrap();
+    assert!(log2.contains("Using Cached environment"), "{log2}");
+    assert!(
+        !log2.contains("-r "),
+        "the cache hit installed requirements again:\n{log2}"
+    );
+}
+
+#[test]
+fn the_agent_environment_reaches_the_task() {
+    // The seed's example: OPENBLAS_CORETYPE set before starting the agent must reach the task.
+    let ctx = AgentContext::builder()
+        .env("OPENBLAS_CORETYPE", "ARMV8")
+        .conf("agent.worker_id: \"fixed-worker\"")
+        .build();
+    let task = ctx.script_task(
+        "environment",
+        "import os\nfor k in ['OPENBLAS_CORETYPE', 'CLEARML_TASK_ID', 'CLEARML_LOG_TASK_TO_BACKEND', \
+         'CLEARML_WORKER_ID', 'NVIDIA_VISIBLE_DEVICES', 'CUDA_VISIBLE_DEVICES']:\n    print(k, '=', os.environ.get(k))\n\
+         print('CONFIG', os.path.exists(os.environ['CLEARML_CONFIG_FILE']))\n",
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_status(&task, &["completed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    for line in [
+        "OPENBLAS_CORETYPE = ARMV8",
+        &format!("CLEARML_TASK_ID = {task}"),
+        "CLEARML_LOG_TASK_TO_BACKEND = 0",
+        "CLEARML_WORKER_ID = fixed-worker",
+        "NVIDIA_VISIBLE_DEVICES = none",
+        "CUDA_VISIBLE_DEVICES = none",
+        "CONFIG True",
+    ] {
+        assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
 }

@@ -1,5 +1,8 @@
 //! The one integration-test binary: one module per area.
 
+// A failing unwrap in a test is a test failure with a backtrace, which is what we want there.
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod cli;
 mod context;

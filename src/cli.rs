@@ -399,12 +399,6 @@ impl Cli {
                 if d.services_mode.is_some() {
                     out.push("--services-mode");
                 }
-                if d.uptime.is_some() {
-                    out.push("--uptime");
-                }
-                if d.downtime.is_some() {
-                    out.push("--downtime");
-                }
                 if d.podman.is_some() {
                     out.push("--podman");
                 }

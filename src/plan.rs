@@ -147,6 +147,10 @@ pub fn daemon_config(
         report_interval: settings.agent.status_report_interval,
         foreground: opts.foreground,
         child_report_tags: opts.child_report_tags.clone().unwrap_or_default(),
+        schedule: crate::worker::schedule::Schedule::from_lists(
+            opts.uptime.as_deref(),
+            opts.downtime.as_deref(),
+        )?,
         registry_dir: std::env::temp_dir(),
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
         child_config: tree.clone(),

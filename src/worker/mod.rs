@@ -4,10 +4,13 @@
 //!
 //! mirrors clearml_agent/commands/worker.py: Worker.daemon / run_tasks_loop
 
+pub mod detach;
 pub mod queues;
 pub mod registry;
 pub mod report;
+pub mod schedule;
 pub mod stats;
+pub mod stop;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,6 +43,8 @@ pub struct DaemonConfig {
     pub report_interval: Duration,
     pub foreground: bool,
     pub child_report_tags: Vec<String>,
+    /// `--uptime`/`--downtime`: outside its active hours the daemon pulls no task.
+    pub schedule: Option<schedule::Schedule>,
     /// Folder of the per-agent pid files (the system temp dir).
     pub registry_dir: PathBuf,
     /// Disk whose free space is reported.
@@ -55,8 +60,14 @@ pub struct DaemonConfig {
     pub supervise: SuperviseConfig,
 }
 
-/// Runs until `shutdown` turns true. Returns after unregistering.
-pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bool>) -> Result<()> {
+/// Runs until `shutdown` turns true (the running task is stopped) or `drain` does (the running
+/// task finishes, no other is pulled). Returns after unregistering.
+pub async fn run(
+    cfg: DaemonConfig,
+    client: Client,
+    shutdown: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
+) -> Result<()> {
     client.login().await.with_context(|| {
         format!(
             "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
@@ -105,6 +116,7 @@ pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bo
         &reporter,
         &child_config,
         shutdown,
+        drain,
     )
     .await;
 
@@ -117,6 +129,7 @@ pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bo
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn poll_loop(
     cfg: &DaemonConfig,
     client: &Client,
@@ -125,14 +138,38 @@ async fn poll_loop(
     reporter: &Reporter,
     child_config: &ChildConfig,
     mut shutdown: watch::Receiver<bool>,
+    mut drain: watch::Receiver<bool>,
 ) -> Result<()> {
+    if let Some(schedule) = &cfg.schedule {
+        for w in &schedule.warnings {
+            println!("{w}");
+        }
+    }
+    let mut was_active = true;
     loop {
-        if *shutdown.borrow() {
+        if *shutdown.borrow() || *drain.borrow() {
             return Ok(());
         }
+        // mirrors run_tasks_loop: outside the uptime (inside the downtime) no queue is polled;
+        // the check runs once per poll interval, when the loop wakes anyway.
+        let active = cfg
+            .schedule
+            .as_ref()
+            .is_none_or(|s| s.active_at(schedule::LocalTime::now()));
+        if active != was_active {
+            println!(
+                "{}",
+                if active {
+                    "Working hours started: pulling tasks"
+                } else {
+                    "Outside working hours (uptime/downtime): not pulling tasks"
+                }
+            );
+            was_active = active;
+        }
         let mut ran_any = false;
-        for queue in queues {
-            if *shutdown.borrow() {
+        for queue in queues.iter().filter(|_| active) {
+            if *shutdown.borrow() || *drain.borrow() {
                 return Ok(());
             }
             let next = match client.queues().get_next_task(&queue.id, false).await {
@@ -181,6 +218,7 @@ async fn poll_loop(
         tokio::select! {
             _ = tokio::time::sleep(cfg.poll_interval) => {}
             _ = shutdown.changed() => {}
+            _ = drain.changed() => {}
         }
     }
 }

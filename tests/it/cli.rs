@@ -281,8 +281,6 @@ fn unsupported_flags_are_listed() {
             "--dynamic-gpus",
         ),
         ("daemon --queue q --services-mode", "--services-mode"),
-        ("daemon --queue q --uptime '1-2 MON'", "--uptime"),
-        ("daemon --queue q --downtime", "--downtime"),
         ("daemon --queue q --check-bootstrap", "--check-bootstrap"),
         ("build --id t --docker", "build --docker"),
         ("install-bootstrap --force", "install-bootstrap"),

@@ -146,6 +146,9 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     if opts.status {
         return daemon_status(client_cfg, &cfg);
     }
+    if let (Some(requested), Some(devices)) = (cfg.visible_gpus.as_deref(), crate::gpu::devices()) {
+        crate::gpu::check_requested(requested, &devices).map_err(anyhow::Error::msg)?;
+    }
     // mirrors Worker.daemon: `--detached` only applies without `--foreground`. The fork happens
     // here, while the process has one thread; the runtime and the registration come after it.
     if opts.detached && !opts.foreground {

@@ -104,6 +104,7 @@ pub async fn run(
             tags: cfg.child_report_tags.clone(),
             period: cfg.report_interval,
             disk_path: cfg.disk_path.clone(),
+            gpus: cfg.visible_gpus.clone(),
             is_daemon: true,
         },
     );

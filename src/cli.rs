@@ -396,9 +396,6 @@ impl Cli {
                 if d.dynamic_gpus {
                     out.push("--dynamic-gpus");
                 }
-                if d.services_mode.is_some() {
-                    out.push("--services-mode");
-                }
                 if d.podman.is_some() {
                     out.push("--podman");
                 }

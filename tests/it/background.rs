@@ -345,3 +345,51 @@ fn status_reports_carry_child_tags_and_no_gpu_fields_without_nvml() {
     );
     assert!(alive(d.pid()));
 }
+
+#[test]
+fn services_mode_runs_tasks_at_once_up_to_its_limit() {
+    let ctx = ctx();
+    let dir = ctx.root().join("marks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let release = ctx.root().join("release");
+    // Each task announces itself, then waits for the other one and for the release: run one at
+    // a time, they would never finish.
+    let mk = |me: &str, other: &str| {
+        ctx.script_task(
+            &format!("service {me}"),
+            &format!(
+                "import os, time\nd = {d:?}\nopen(os.path.join(d, {me:?}), 'w').write(os.environ['CLEARML_WORKER_ID'])\n\
+                 print('running', flush=True)\n\
+                 while not (os.path.exists(os.path.join(d, {other:?})) and os.path.exists({r:?})):\n    time.sleep(0.05)\n\
+                 print('both ran')\n",
+                d = dir.display().to_string(),
+                r = release.display().to_string(),
+            ),
+        )
+    };
+    let a = mk("a", "b");
+    let b = mk("b", "a");
+    let c = ctx.script_task("third", "print('third')\n");
+    for t in [&a, &b, &c] {
+        ctx.server.enqueue(t, "default").unwrap();
+    }
+    let d = ctx.daemon(&["--queue", "default", "--services-mode", "2"]);
+    wait_running(&ctx, &a);
+    wait_running(&ctx, &b);
+    // At the limit: the third task is not pulled while both run.
+    assert_eq!(
+        ctx.server.task(&c).unwrap()["status"],
+        "queued",
+        "{}",
+        d.output()
+    );
+    // Each service builds in a venvs folder of its own (`<venvs_dir>.<slot>`): sharing one,
+    // the second task's script would replace the first's.
+    let id = std::fs::read_to_string(dir.join("a")).unwrap();
+    assert_eq!(id, format!("{NAME}:cpu:0:service:{a}"));
+    std::fs::write(&release, "").unwrap();
+    for t in [&a, &b, &c] {
+        ctx.wait_status(t, &["completed"], Some(&d));
+    }
+    assert!(ctx.server.log_text(&a).unwrap().contains("both ran"));
+}

@@ -280,7 +280,6 @@ fn unsupported_flags_are_listed() {
             "daemon --queue q --dynamic-gpus --gpus 0-1",
             "--dynamic-gpus",
         ),
-        ("daemon --queue q --services-mode", "--services-mode"),
         ("daemon --queue q --check-bootstrap", "--check-bootstrap"),
         ("build --id t --docker", "build --docker"),
         ("install-bootstrap --force", "install-bootstrap"),

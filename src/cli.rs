@@ -393,9 +393,6 @@ impl Cli {
                 if d.use_owner_token {
                     out.push("--use-owner-token");
                 }
-                if d.dynamic_gpus {
-                    out.push("--dynamic-gpus");
-                }
                 if d.podman.is_some() {
                     out.push("--podman");
                 }

@@ -153,6 +153,7 @@ pub fn daemon_config(
         report_interval: settings.agent.status_report_interval,
         foreground: opts.foreground,
         child_report_tags: opts.child_report_tags.clone().unwrap_or_default(),
+        dynamic_gpus: opts.dynamic_gpus,
         services_mode: opts.services_mode,
         schedule: crate::worker::schedule::Schedule::from_lists(
             opts.uptime.as_deref(),

@@ -5,6 +5,7 @@
 //! mirrors clearml_agent/commands/worker.py: Worker.daemon / run_tasks_loop
 
 pub mod detach;
+pub mod dynamic_gpus;
 pub mod queues;
 pub mod registry;
 pub mod report;
@@ -44,6 +45,8 @@ pub struct DaemonConfig {
     pub report_interval: Duration,
     pub foreground: bool,
     pub child_report_tags: Vec<String>,
+    /// `--dynamic-gpus`: `queues` are `<name>=<gpus>` and tasks get GPUs from `visible_gpus`.
+    pub dynamic_gpus: bool,
     /// `--services-mode [N]` (-1: no limit): tasks run at once as monitored `execute` processes.
     pub services_mode: Option<i64>,
     /// `--uptime`/`--downtime`: outside its active hours the daemon pulls no task.
@@ -79,13 +82,21 @@ pub async fn run(
             client.config().api_server
         )
     })?;
-    let queues = queues::resolve(&client, &cfg.queues, cfg.create_queue).await?;
+    let names = if cfg.dynamic_gpus {
+        dynamic_gpus::parse_queues(&cfg.queues)?
+            .into_iter()
+            .map(|q| q.name)
+            .collect()
+    } else {
+        cfg.queues.clone()
+    };
+    let queues = queues::resolve(&client, &names, cfg.create_queue).await?;
 
     let (fixed_id, name) = registry::worker_identity(
         cfg.worker_id.as_deref(),
         &cfg.worker_name,
         cfg.visible_gpus.as_deref(),
-        false,
+        cfg.dynamic_gpus,
     );
     let registration =
         Registry::new(&cfg.registry_dir).register(fixed_id.as_deref(), &name, false)?;
@@ -155,7 +166,19 @@ async fn poll_loop(
         }
     }
     let mut was_active = true;
-    let mut services = cfg.services_mode.map(services::Services::new);
+    // Dynamic GPUs run every task as a service on its share of the pool.
+    let gpu_queues = if cfg.dynamic_gpus {
+        dynamic_gpus::parse_queues(&cfg.queues)?
+    } else {
+        Vec::new()
+    };
+    let mut services = if cfg.dynamic_gpus {
+        Some(services::Services::with_pool(dynamic_gpus::GpuPool::new(
+            cfg.visible_gpus.as_deref().unwrap_or_default(),
+        )))
+    } else {
+        cfg.services_mode.map(services::Services::new)
+    };
     'poll: loop {
         if *shutdown.borrow() || *drain.borrow() {
             break;
@@ -178,12 +201,17 @@ async fn poll_loop(
             was_active = active;
         }
         let mut ran_any = false;
-        for queue in queues.iter().filter(|_| active) {
+        for (index, queue) in queues.iter().enumerate().filter(|_| active) {
             if *shutdown.borrow() || *drain.borrow() {
                 break 'poll;
             }
             if services.as_ref().is_some_and(services::Services::is_full) {
                 break;
+            }
+            let gpus = gpu_queues.get(index);
+            if services.as_ref().is_some_and(|s| !s.can_take(gpus)) {
+                // Not enough free GPUs for this queue's tasks: leave them queued.
+                continue;
             }
             let next = match client.queues().get_next_task(&queue.id, false).await {
                 Ok(next) => next,
@@ -204,7 +232,10 @@ async fn poll_loop(
             };
             ran_any = true;
             if let Some(services) = services.as_mut() {
-                start_service(cfg, client, worker_id, &next.task, services, &shutdown).await;
+                start_service(
+                    cfg, client, worker_id, &next.task, gpus, services, &shutdown,
+                )
+                .await;
             } else {
                 run_pulled(
                     cfg,
@@ -227,7 +258,10 @@ async fn poll_loop(
             continue;
         }
         // At the services limit nothing is polled until a service ends.
-        let full = services.as_ref().is_some_and(services::Services::is_full);
+        let full = services.as_ref().is_some_and(|s| {
+            s.is_full()
+                || (!gpu_queues.is_empty() && gpu_queues.iter().all(|q| !s.can_take(Some(q))))
+        });
         if cfg.foreground && !full {
             println!(
                 "No tasks in Queues, sleeping for {:.1} seconds",
@@ -261,6 +295,7 @@ async fn start_service(
     client: &Client,
     worker_id: &str,
     task_id: &str,
+    gpus: Option<&dynamic_gpus::GpuQueue>,
     services: &mut services::Services,
     shutdown: &watch::Receiver<bool>,
 ) {
@@ -276,9 +311,22 @@ async fn start_service(
         println!("Warning: could not mark task {task_id} as started, skipping it: {e}");
         return;
     }
+    // Dynamic GPUs: the task runs on its share of the pool, under the worker id
+    // `<name>:gpu<ids>` (mirrors run_tasks_loop: the last part of `<name>:dgpu<pool>` replaced).
+    let taken = services.take_gpus(gpus);
+    let mut env = cfg.base_env.clone();
+    let service_id = match &taken {
+        Some(ids) => {
+            let ids = ids.join(",");
+            env.insert(EnvVars::NVIDIA_VISIBLE_DEVICES.into(), ids.clone());
+            env.insert(EnvVars::CUDA_VISIBLE_DEVICES.into(), ids.clone());
+            let base = worker_id.rsplit_once(':').map_or(worker_id, |(b, _)| b);
+            format!("{base}:gpu{ids}")
+        }
+        None => services::service_worker_id(worker_id, task_id),
+    };
     // Like the Python service process, each service takes a slot of its own in the registry,
     // and with it its own venvs folder; both are released when it ends.
-    let service_id = services::service_worker_id(worker_id, task_id);
     let started = Registry::new(&cfg.registry_dir)
         .register(Some(&service_id), &cfg.worker_name, true)
         .map_err(anyhow::Error::from)
@@ -291,12 +339,21 @@ async fn start_service(
             let launch = services::ServiceLaunch {
                 program: &cfg.self_exe,
                 config_file: &config_file,
-                base_env: &cfg.base_env,
+                base_env: &env,
                 worker_id: &service_id,
             };
-            services.start(&launch, task_id, shutdown.clone(), (reg, config))
+            services.start(
+                &launch,
+                task_id,
+                shutdown.clone(),
+                (reg, config),
+                taken.clone().unwrap_or_default(),
+            )
         });
     if let Err(e) = started {
+        if let Some(ids) = taken {
+            services.give_back(ids);
+        }
         println!("Warning: cannot run task {task_id} as a service: {e:#}");
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::env::EnvVars;
+use crate::worker::dynamic_gpus::{GpuPool, GpuQueue};
 
 /// How long a service process gets to stop its task after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -25,7 +26,9 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// The running service processes.
 pub struct Services {
     limit: usize,
-    running: JoinSet<()>,
+    /// `--dynamic-gpus`: the GPUs services run on; each returns its share when it ends.
+    pool: Option<GpuPool>,
+    running: JoinSet<Vec<String>>,
 }
 
 /// The worker id a service process reports under (mirrors Worker.run_one_task).
@@ -49,6 +52,16 @@ impl Services {
                 .ok()
                 .filter(|n| *n > 0)
                 .unwrap_or(usize::MAX),
+            pool: None,
+            running: JoinSet::new(),
+        }
+    }
+
+    /// `--dynamic-gpus`: no count limit, the pool limits instead.
+    pub fn with_pool(pool: GpuPool) -> Services {
+        Services {
+            limit: usize::MAX,
+            pool: Some(pool),
             running: JoinSet::new(),
         }
     }
@@ -57,30 +70,60 @@ impl Services {
         self.running.len() >= self.limit
     }
 
+    /// Whether a task from a queue needing `gpus` could start now.
+    pub fn can_take(&self, gpus: Option<&GpuQueue>) -> bool {
+        !self.is_full()
+            && match (gpus, &self.pool) {
+                (Some(q), Some(pool)) => pool.fits(q),
+                _ => true,
+            }
+    }
+
+    /// Takes GPUs for a task of this queue from the pool (`None` without a pool or need).
+    pub fn take_gpus(&mut self, gpus: Option<&GpuQueue>) -> Option<Vec<String>> {
+        match (gpus, self.pool.as_mut()) {
+            (Some(q), Some(pool)) => pool.take(q),
+            _ => None,
+        }
+    }
+
+    /// Returns GPUs to the pool (a service ended, or could not start).
+    pub fn give_back(&mut self, gpus: Vec<String>) {
+        if let Some(pool) = self.pool.as_mut() {
+            pool.give_back(gpus);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.running.is_empty()
     }
 
     /// Waits until one service process ends (never returns while none runs).
     pub async fn one_ended(&mut self) {
-        if self.running.join_next().await.is_none() {
-            std::future::pending::<()>().await;
+        match self.running.join_next().await {
+            Some(Ok(gpus)) => self.give_back(gpus),
+            Some(Err(_)) => {}
+            None => std::future::pending::<()>().await,
         }
     }
 
     /// Waits for every service process: on shutdown each has been sent SIGTERM already.
     pub async fn wait_all(&mut self) {
-        while self.running.join_next().await.is_some() {}
+        while !self.running.is_empty() {
+            self.one_ended().await;
+        }
     }
 
     /// Starts `execute --full-monitoring --id <task>` under `launch.worker_id`; its output joins
-    /// the daemon's. `keep` (its registration, its config file) is dropped when it ends.
+    /// the daemon's. `keep` (its registration, its config file) is dropped when it ends, and
+    /// `gpus` (already in `launch.base_env`) return to the pool.
     pub fn start(
         &mut self,
         launch: &ServiceLaunch<'_>,
         task_id: &str,
         mut shutdown: watch::Receiver<bool>,
         keep: impl Send + 'static,
+        gpus: Vec<String>,
     ) -> Result<()> {
         let worker_id = launch.worker_id.to_string();
         let mut cmd = tokio::process::Command::new(launch.program);
@@ -103,7 +146,7 @@ impl Services {
             tokio::select! {
                 status = child.wait() => {
                     tracing::debug!("service task {task_id} ended: {status:?}");
-                    return;
+                    return gpus;
                 }
                 _ = shutdown.wait_for(|s| *s) => {}
             }
@@ -117,6 +160,7 @@ impl Services {
             {
                 let _ = child.kill().await;
             }
+            gpus
         });
         Ok(())
     }

@@ -393,3 +393,65 @@ fn services_mode_runs_tasks_at_once_up_to_its_limit() {
     }
     assert!(ctx.server.log_text(&a).unwrap().contains("both ran"));
 }
+
+#[test]
+fn dynamic_gpus_allocate_by_queue_and_release() {
+    let ctx = ctx();
+    let dir = ctx.root().join("gpus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let release = ctx.root().join("release");
+    let mk = |name: &str, wait: bool| {
+        let wait = if wait {
+            format!(
+                "while not os.path.exists({r:?}):\n    time.sleep(0.05)\n",
+                r = release.display().to_string()
+            )
+        } else {
+            String::new()
+        };
+        ctx.script_task(
+            name,
+            &format!(
+                "import os, time\n\
+                 open(os.path.join({d:?}, {name:?}), 'w').write(os.environ['NVIDIA_VISIBLE_DEVICES'] + ' ' + os.environ['CUDA_VISIBLE_DEVICES'] + ' ' + os.environ['CLEARML_WORKER_ID'])\n\
+                 print('running', flush=True)\n{wait}",
+                d = dir.display().to_string(),
+            ),
+        )
+    };
+    let dual1 = mk("dual1", true);
+    let dual2 = mk("dual2", true);
+    let quad = mk("quad", false);
+    ctx.server.enqueue(&dual1, "dual_gpu").unwrap();
+    ctx.server.enqueue(&dual2, "dual_gpu").unwrap();
+    ctx.server.enqueue(&quad, "quad_gpu").unwrap();
+    let d = ctx.daemon(&[
+        "--gpus",
+        "0-3",
+        "--dynamic-gpus",
+        "--queue",
+        "dual_gpu=2",
+        "quad_gpu=4",
+    ]);
+    wait_running(&ctx, &dual1);
+    wait_running(&ctx, &dual2);
+    wait_for("the agent's worker", || {
+        worker(&ctx, &format!("{NAME}:dgpu0,1,2,3"))
+    });
+    let seen = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+    assert_eq!(seen("dual1"), format!("0,1 0,1 {NAME}:gpu0,1"));
+    assert_eq!(seen("dual2"), format!("2,3 2,3 {NAME}:gpu2,3"));
+    // All four GPUs are taken: the quad task waits.
+    assert_eq!(
+        ctx.server.task(&quad).unwrap()["status"],
+        "queued",
+        "{}",
+        d.output()
+    );
+    std::fs::write(&release, "").unwrap();
+    ctx.wait_status(&quad, &["completed"], Some(&d));
+    assert_eq!(seen("quad"), format!("0,1,2,3 0,1,2,3 {NAME}:gpu0,1,2,3"));
+    for t in [&dual1, &dual2] {
+        assert_eq!(ctx.server.task(t).unwrap()["status"], "completed");
+    }
+}

@@ -276,10 +276,6 @@ fn argument_files() {
 fn unsupported_flags_are_listed() {
     for (line, flag) in [
         ("daemon --queue q --use-owner-token", "--use-owner-token"),
-        (
-            "daemon --queue q --dynamic-gpus --gpus 0-1",
-            "--dynamic-gpus",
-        ),
         ("daemon --queue q --check-bootstrap", "--check-bootstrap"),
         ("build --id t --docker", "build --docker"),
         ("install-bootstrap --force", "install-bootstrap"),

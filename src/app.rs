@@ -152,6 +152,25 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     // mirrors Worker.daemon: `--detached` only applies without `--foreground`. The fork happens
     // here, while the process has one thread; the runtime and the registration come after it.
     if opts.detached && !opts.foreground {
+        // The Python agent registers before it forks, so a duplicate shows on the terminal;
+        // this agent registers after the fork (for the final pid), so it checks here first.
+        let (fixed, _) = worker::registry::worker_identity(
+            cfg.worker_id.as_deref(),
+            &cfg.worker_name,
+            cfg.visible_gpus.as_deref(),
+            cfg.dynamic_gpus,
+        );
+        if let Some(id) = fixed {
+            let registry = worker::registry::Registry::new(&cfg.registry_dir);
+            let taken = registry
+                .entries()
+                .unwrap_or_default()
+                .iter()
+                .any(|e| e.pid.is_some() && e.worker_id.as_deref() == Some(id.as_str()));
+            if taken {
+                return Err(worker::registry::RegistryError::AlreadyRunning(id).into());
+            }
+        }
         worker::detach::detach(&cfg.temp_dir)?;
     }
     let rt = runtime()?;

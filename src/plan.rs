@@ -140,6 +140,22 @@ pub fn daemon_config(
     }
     let base_env = base_env(settings, &worker);
     let visible_gpus = base_env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned();
+    // mirrors Worker._parse_dynamic_gpus: the pool must be named.
+    if opts.dynamic_gpus {
+        if opts.services_mode.is_some() {
+            return Err(anyhow!(
+                "Combining --dynamic-gpus and --services-mode is not supported"
+            ));
+        }
+        if !matches!(
+            opts.worker.gpus,
+            crate::config::GpuSpec::List(_) | crate::config::GpuSpec::Range { .. }
+        ) {
+            return Err(anyhow!(
+                "--dynamic-gpus needs the GPUs to allocate from: add --gpus 0-3 or --gpus 0,1,2,3"
+            ));
+        }
+    }
     let self_exe =
         std::env::current_exe().map_err(|e| anyhow!("cannot find this program's path: {e}"))?;
     Ok(DaemonConfig {

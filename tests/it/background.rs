@@ -493,3 +493,36 @@ fn dynamic_gpus_allocate_by_queue_and_release() {
         assert_eq!(ctx.server.task(t).unwrap()["status"], "completed");
     }
 }
+
+#[test]
+fn bad_background_arguments_are_one_line_errors() {
+    let ctx = ctx();
+    for (args, wanted) in [
+        (
+            &["--queue", "q=2", "--dynamic-gpus"][..],
+            "--dynamic-gpus needs the GPUs to allocate from",
+        ),
+        (
+            &[
+                "--queue",
+                "q=2",
+                "--dynamic-gpus",
+                "--gpus",
+                "0-1",
+                "--services-mode",
+            ][..],
+            "Combining --dynamic-gpus and --services-mode is not supported",
+        ),
+        (
+            &["--queue", "q", "--uptime", "17-20"][..],
+            "is not \"<hours> <days>\"",
+        ),
+    ] {
+        let out = run(&ctx, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("clearml_agent: ERROR: "), "{err}");
+        assert!(err.contains(wanted), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}

@@ -526,3 +526,30 @@ fn bad_background_arguments_are_one_line_errors() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn stopping_a_services_agent_stops_every_service_task() {
+    let ctx = ctx();
+    let tasks: Vec<String> = (1..=2)
+        .map(|i| {
+            ctx.script_task(
+                &format!("svc{i}"),
+                "import time\nprint('running', flush=True)\ntime.sleep(300)\n",
+            )
+        })
+        .collect();
+    for t in &tasks {
+        ctx.server.enqueue(t, "default").unwrap();
+    }
+    let mut d = ctx.daemon(&["--queue", "default", "--services-mode"]);
+    for t in &tasks {
+        wait_running(&ctx, t);
+    }
+    assert_eq!(d.stop(), Some(0), "{}", d.output());
+    for t in &tasks {
+        let task = ctx.server.task(t).unwrap();
+        assert_eq!(task["status"], "stopped", "{}", d.output());
+    }
+    assert!(ctx.server.workers().unwrap().is_empty());
+    assert!(registry_files(&ctx).is_empty());
+}

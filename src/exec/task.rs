@@ -157,12 +157,20 @@ async fn claim(client: &Client, cfg: &ExecuteConfig, task: Task) -> Result<Task>
             .await
             .with_context(|| format!("Could not find task id={new_id}"));
     }
-    match client.tasks().dequeue(&task.id, Some("in_progress")).await {
+    take_from_queue(client, &task.id, cfg.require_queue).await?;
+    Ok(task)
+}
+
+/// Takes the task out of any queue it waits in and marks it started; with `require_queue`, a task
+/// that was not queued is an error and is left untouched. mirrors the dequeue step of
+/// clearml_agent/commands/worker.py: Worker.execute.
+pub async fn take_from_queue(client: &Client, task_id: &str, require_queue: bool) -> Result<()> {
+    match client.tasks().dequeue(task_id, Some("in_progress")).await {
         Ok(updated) if updated.updated > 0 => {
             client
                 .tasks()
                 .started(
-                    &StatusChange::new(&task.id)
+                    &StatusChange::new(task_id)
                         .reason("starting execution soon")
                         .message("")
                         .force(true),
@@ -170,17 +178,14 @@ async fn claim(client: &Client, cfg: &ExecuteConfig, task: Task) -> Result<Task>
                 .await
                 .context("cannot mark the task started")?;
         }
-        Ok(_) if cfg.require_queue => {
-            anyhow::bail!(
-                "Execution required enqueued task, but task id={} is not queued.",
-                task.id
-            )
+        Ok(_) if require_queue => {
+            anyhow::bail!("Execution required enqueued task, but task id={task_id} is not queued.")
         }
         Ok(_) => {}
-        Err(e) if cfg.require_queue => return Err(e).context("cannot dequeue the task"),
-        Err(e) => tracing::debug!("dequeue of {} failed: {e}", task.id),
+        Err(e) if require_queue => return Err(e).context("cannot dequeue the task"),
+        Err(e) => tracing::debug!("dequeue of {task_id} failed: {e}"),
     }
-    Ok(task)
+    Ok(())
 }
 
 fn print_execution_info(task: &Task) {

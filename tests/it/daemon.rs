@@ -247,8 +247,12 @@ fn requirements_install_in_a_venv_and_the_second_run_hits_the_cache() {
     );
     assert!(ctx.server.log_text(&first).unwrap().contains("six 1.16.0"));
     let reqs = &t1["script"]["requirements"];
+    // mirrors SystemPip.freeze: the frozen `pip` is a list of lines.
     assert!(
-        reqs["pip"].as_str().unwrap().contains("six==1.16.0"),
+        reqs["pip"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("six==1.16.0")),
         "{reqs}"
     );
     assert_eq!(reqs["org_pip"], "six==1.16.0");
@@ -463,7 +467,8 @@ fn uv_installs_the_requirements() {
                 "entry_point": "task.py",
                 "working_dir": ".",
                 "diff": "import six, sys\nprint('six', six.__version__, 'in', sys.prefix)\n",
-                "requirements": {"pip": "six==1.16.0"},
+                // A task that already ran once: its `org_pip` is kept as it is.
+                "requirements": {"pip": "six==1.16.0", "org_pip": "six"},
             }
         }))
         .unwrap();
@@ -474,12 +479,17 @@ fn uv_installs_the_requirements() {
     assert_eq!(t["status"], "completed", "{log}");
     assert!(log.contains("six 1.16.0 in "), "{log}");
     assert!(
-        log.contains("uv"),
-        "the install did not go through uv:\n{log}"
+        log.contains("pip install --python "),
+        "the install did not go through `uv pip install`:\n{log}"
     );
     let reqs = &t["script"]["requirements"];
+    // mirrors SystemPip.freeze: the frozen `pip` is a list of lines.
     assert!(
-        reqs["pip"].as_str().unwrap().contains("six==1.16.0"),
+        reqs["pip"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("six==1.16.0")),
         "{reqs}"
     );
+    assert_eq!(reqs["org_pip"], "six", "{reqs}");
 }

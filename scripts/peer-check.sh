@@ -221,10 +221,8 @@ fi
 # One literal-script task with one requirement, created twice through the API: the Python agent
 # (still running from (b)) runs the first, then it is stopped and our agent runs the second.
 RS_AGENT="${CARGO_TARGET_DIR:-$ROOT/target}/debug/clearml-agent"
-if [ ! -x "$RS_AGENT" ]; then
-    say "building our agent (cargo build --bin clearml-agent)"
-    (cd "$ROOT" && cargo build -q --bin clearml-agent) || fail "(d) cargo build of our agent failed"
-fi
+say "building our agent (cargo build --bin clearml-agent; a no-op when it is up to date)"
+(cd "$ROOT" && cargo build -q --bin clearml-agent) || fail "(d) cargo build of our agent failed"
 compare_task() { # name -> task id, enqueued on default
     local body id
     body=$("$PY" - "$ROOT/scripts/peer_task_compare.py" "$1" <<'PYEOF'

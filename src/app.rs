@@ -192,6 +192,7 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     );
     let sup = plan::supervise_config(&resolved.settings, poll, true);
     let log_file = opts.log_file.clone();
+    let report_cfg = plan::execute_report_config(&resolved.settings, &exec_cfg.worker_id);
     // mirrors Worker.execute: --full-monitoring runs the task as the daemon does and returns 0
     // unless CLEARML_AGENT_PROPAGATE_EXITCODE is set; plain monitoring returns the task's code.
     let propagate = !opts.full_monitoring || resolved.settings.agent.propagate_exitcode;
@@ -243,7 +244,18 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         let mut sup = sup;
         sup.log_file = log_file;
         let shutdown = shutdown_signal()?;
+        // mirrors Worker.execute: report_monitor(task=...) while it runs, _unregister at the end.
+        let reporter = worker::report::Reporter::spawn(client.clone(), report_cfg);
+        reporter.set_current(worker::report::Current {
+            task: Some(launch.task_id.clone()),
+            queue: None,
+        });
+        let worker_id = launch.worker_id.clone();
         let ending = exec::supervise::run_task(&client, &sup, launch, shutdown).await;
+        reporter.stop().await;
+        if let Err(e) = client.workers().unregister(&worker_id, &[]).await {
+            tracing::warn!("cannot unregister worker {worker_id}: {e}");
+        }
         // mirrors Worker.execute: the task's exit code is the process's exit status.
         Ok(match ending {
             _ if !propagate => 0,

@@ -208,3 +208,45 @@ fn list_shows_a_running_worker() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("listed-worker"), "{stdout}");
 }
+
+#[test]
+fn monitored_execute_reports_its_worker_and_unregisters() {
+    let ctx = AgentContext::builder()
+        .conf("agent.worker_id: \"execute-worker\"")
+        .build();
+    let go = ctx.root().join("go");
+    let task = ctx.script_task(
+        "waits for go",
+        &format!(
+            "import os, time\nprint('waiting', flush=True)\n\
+             while not os.path.exists({:?}):\n    time.sleep(0.05)\n",
+            go.display().to_string()
+        ),
+    );
+    let mut child = ctx
+        .command(&["execute", "--id", &task])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + crate::context::TASK_TIMEOUT;
+    let worker = loop {
+        let workers = ctx.server.workers().unwrap();
+        if let Some(w) = workers.into_iter().find(|w| w["id"] == "execute-worker")
+            && w["task"] == task.as_str()
+        {
+            break w;
+        }
+        assert!(std::time::Instant::now() < deadline, "no worker reported");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(worker["task"], task.as_str(), "{worker}");
+    std::fs::write(&go, "").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(ctx.server.task(&task).unwrap()["status"], "completed");
+    assert!(
+        ctx.server.workers().unwrap().is_empty(),
+        "the execute worker is still registered"
+    );
+}

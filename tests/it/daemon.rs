@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::context::{AgentContext, GitRepo, alive};
+use crate::context::{AgentContext, GitRepo, alive, git};
 
 #[test]
 fn completed_task_has_its_log_and_reasons() {
@@ -492,4 +492,59 @@ fn uv_installs_the_requirements() {
         "{reqs}"
     );
     assert_eq!(reqs["org_pip"], "six", "{reqs}");
+}
+
+#[test]
+fn module_working_dir_and_shell_entry_points_run() {
+    let ctx = AgentContext::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("entries");
+    for (path, text) in [
+        ("pkg/__init__.py", ""),
+        ("pkg/main.py", "print('module entry point ran')\n"),
+        (
+            "sub/inner.py",
+            "import os\nprint('working dir is', os.path.basename(os.getcwd()))\n",
+        ),
+        ("run.sh", "echo \"shell entry point ran with $0\"\n"),
+    ] {
+        let file = repo.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "entries"]);
+    let url = format!("file://{}", repo.display());
+    let mk = |name: &str, binary: &str, working_dir: &str, entry: &str| {
+        ctx.server
+            .create_task(json!({
+                "name": name,
+                "script": {
+                    "binary": binary,
+                    "repository": url,
+                    "branch": "main",
+                    "entry_point": entry,
+                    "working_dir": working_dir,
+                }
+            }))
+            .unwrap()
+    };
+    let module = mk("module entry", "python3", ".", "-m pkg.main");
+    let inner = mk("working dir entry", "python3", "sub", "inner.py");
+    let shell = mk("shell entry", "bash", ".", "run.sh");
+    for t in [&module, &inner, &shell] {
+        ctx.server.enqueue(t, "default").unwrap();
+    }
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    for (task, line) in [
+        (&module, "module entry point ran"),
+        (&inner, "working dir is sub"),
+        (&shell, "shell entry point ran with run.sh"),
+    ] {
+        let t = ctx.wait_status(task, &["completed", "failed"], Some(&d));
+        let log = ctx.server.log_text(task).unwrap();
+        assert_eq!(t["status"], "completed", "{log}");
+        assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
 }

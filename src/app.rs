@@ -137,24 +137,112 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     if opts.docker.is_some() {
         bail!("`--docker` is not supported yet by this agent");
     }
-    if opts.detached {
-        bail!("`--detached` is not supported yet by this agent");
-    }
-    if opts.stop.is_some() {
-        bail!("`--stop` is not supported yet by this agent");
-    }
-    if opts.status {
-        bail!("`--status` is not supported yet by this agent");
-    }
     let client_cfg = plan::client_config(&resolved.settings)?;
     let cfg = plan::daemon_config(&resolved.settings, &resolved.tree, opts)?;
+    // mirrors Worker.daemon: `--stop` and `--status` act and return before any registration.
+    if let Some(ids) = &opts.stop {
+        return stop_daemon(&cfg, ids, opts.dynamic_gpus);
+    }
+    if opts.status {
+        return daemon_status(client_cfg, &cfg);
+    }
+    if let (Some(requested), Some(devices)) = (cfg.visible_gpus.as_deref(), crate::gpu::devices()) {
+        crate::gpu::check_requested(requested, &devices).map_err(anyhow::Error::msg)?;
+    }
+    // mirrors Worker.daemon: `--detached` only applies without `--foreground`. The fork happens
+    // here, while the process has one thread; the runtime and the registration come after it.
+    if opts.detached && !opts.foreground {
+        worker::detach::detach(&cfg.temp_dir)?;
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let client = Client::new(client_cfg)?;
         let shutdown = shutdown_signal()?;
-        worker::run(cfg, client, shutdown).await
+        let drain = drain_signal()?;
+        worker::run(cfg, client, shutdown, drain).await
     })?;
     Ok(0)
+}
+
+/// `daemon --stop [WORKER_ID ...]`: exit 1 when any of them was not found (mirrors Worker.daemon).
+fn stop_daemon(
+    cfg: &worker::DaemonConfig,
+    ids: &[String],
+    dynamic_gpus: bool,
+) -> anyhow::Result<u8> {
+    use worker::stop;
+    let registry = worker::registry::Registry::new(&cfg.registry_dir);
+    let mut code = 0;
+    if ids.is_empty() {
+        // The agent started with the same arguments: its configured or GPU-derived id, else the
+        // first `<worker_name>:<slot>` (mirrors Worker._kill_daemon).
+        let (id, name) = worker::registry::worker_identity(
+            cfg.worker_id.as_deref(),
+            &cfg.worker_name,
+            cfg.visible_gpus.as_deref(),
+            dynamic_gpus,
+        );
+        let timeout = match &id {
+            Some(id) if id.starts_with(&format!("{name}:dgpu")) => stop::STOP_TIMEOUT_DYNAMIC_GPUS,
+            _ => stop::STOP_TIMEOUT,
+        };
+        if !stop::stop_one(&registry, id.as_deref(), &name, timeout)? {
+            code = 1;
+        }
+    } else {
+        for id in ids {
+            if !stop::stop_one(&registry, Some(id), id, stop::STOP_TIMEOUT)? {
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `daemon --status`: the schedule, the listened queues and the agents running on this machine.
+/// Exits 1, as the Python agent does.
+fn daemon_status(
+    client_cfg: crate::api::ClientConfig,
+    cfg: &worker::DaemonConfig,
+) -> anyhow::Result<u8> {
+    let registry = worker::registry::Registry::new(&cfg.registry_dir);
+    let rt = runtime()?;
+    let queues = rt.block_on(async {
+        let client = Client::new(client_cfg)?;
+        client
+            .login()
+            .await
+            .context("cannot log in to the ClearML server")?;
+        worker::queues::resolve(&client, &cfg.queues, false).await
+    })?;
+    let mut out = String::new();
+    match &cfg.schedule {
+        Some(schedule) => out.push_str(&schedule.describe()),
+        None => out.push_str("No uptime/downtime configurations found\n"),
+    }
+    for q in &queues {
+        out.push_str(&format!("  - Listening to queue '{}'\n", q.name));
+    }
+    let agents: Vec<_> = registry
+        .entries()?
+        .into_iter()
+        .filter(|e| e.pid.is_some())
+        .collect();
+    if agents.is_empty() {
+        out.push_str("No clearml-agent is running on this machine\n");
+    } else {
+        out.push_str("Agents running on this machine:\n");
+        for a in agents {
+            out.push_str(&format!(
+                "  - worker_id={} pid={} slot={}\n",
+                a.worker_id.as_deref().unwrap_or("?"),
+                a.pid.unwrap_or_default(),
+                a.slot.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+            ));
+        }
+    }
+    print!("{out}");
+    Ok(1)
 }
 
 /// `clearml-agent execute`.
@@ -278,6 +366,21 @@ fn shutdown_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
             _ = int.recv() => {}
         }
         let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+/// SIGUSR1 turns the returned flag true: finish the running task, take no more, unregister and
+/// exit 0 (a drain; the Python agent has none). See docs/deployment.md.
+fn drain_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot listen for SIGUSR1")?;
+    tokio::spawn(async move {
+        if usr1.recv().await.is_some() {
+            println!("Drain requested (SIGUSR1): finishing the running task, then exiting");
+            let _ = tx.send(true);
+        }
     });
     Ok(rx)
 }

@@ -396,15 +396,6 @@ impl Cli {
                 if d.dynamic_gpus {
                     out.push("--dynamic-gpus");
                 }
-                if d.services_mode.is_some() {
-                    out.push("--services-mode");
-                }
-                if d.uptime.is_some() {
-                    out.push("--uptime");
-                }
-                if d.downtime.is_some() {
-                    out.push("--downtime");
-                }
                 if d.podman.is_some() {
                     out.push("--podman");
                 }

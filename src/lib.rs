@@ -10,5 +10,6 @@ pub mod commands;
 pub mod config;
 pub mod env;
 pub mod exec;
+pub mod gpu;
 pub mod plan;
 pub mod worker;

@@ -133,7 +133,13 @@ pub fn daemon_config(
     tree: &serde_json::Value,
     opts: &DaemonOptions,
 ) -> Result<DaemonConfig> {
-    let base_env = base_env(settings, &opts.worker);
+    // mirrors Worker._verify_command_states: services mode runs CPU-only.
+    let mut worker = opts.worker.clone();
+    if opts.services_mode.is_some() {
+        worker.gpus = crate::config::GpuSpec::CpuOnly;
+        worker.cpu_only = true;
+    }
+    let base_env = base_env(settings, &worker);
     let visible_gpus = base_env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned();
     let self_exe =
         std::env::current_exe().map_err(|e| anyhow!("cannot find this program's path: {e}"))?;
@@ -148,9 +154,15 @@ pub fn daemon_config(
         report_interval: settings.agent.status_report_interval,
         foreground: opts.foreground,
         child_report_tags: opts.child_report_tags.clone().unwrap_or_default(),
+        services_mode: opts.services_mode,
+        schedule: crate::worker::schedule::Schedule::from_lists(
+            opts.uptime.as_deref(),
+            opts.downtime.as_deref(),
+        )?,
         registry_dir: std::env::temp_dir(),
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
         child_config: tree.clone(),
+        venvs_dir: settings.agent.venvs_dir.clone(),
         temp_dir: temp_dir(settings),
         self_exe,
         base_env,

@@ -4,10 +4,14 @@
 //!
 //! mirrors clearml_agent/commands/worker.py: Worker.daemon / run_tasks_loop
 
+pub mod detach;
 pub mod queues;
 pub mod registry;
 pub mod report;
+pub mod schedule;
+pub mod services;
 pub mod stats;
+pub mod stop;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,12 +44,18 @@ pub struct DaemonConfig {
     pub report_interval: Duration,
     pub foreground: bool,
     pub child_report_tags: Vec<String>,
+    /// `--services-mode [N]` (-1: no limit): tasks run at once as monitored `execute` processes.
+    pub services_mode: Option<i64>,
+    /// `--uptime`/`--downtime`: outside its active hours the daemon pulls no task.
+    pub schedule: Option<schedule::Schedule>,
     /// Folder of the per-agent pid files (the system temp dir).
     pub registry_dir: PathBuf,
     /// Disk whose free space is reported.
     pub disk_path: PathBuf,
     /// The full configuration handed to each task's `execute` child (written as JSON).
     pub child_config: serde_json::Value,
+    /// `agent.venvs_dir`; an agent in slot N > 0 builds in `<venvs_dir>.N`.
+    pub venvs_dir: PathBuf,
     /// Where the child config file and per-task spill files go.
     pub temp_dir: PathBuf,
     /// This binary, run as `execute --disable-monitoring` for each task.
@@ -55,8 +65,14 @@ pub struct DaemonConfig {
     pub supervise: SuperviseConfig,
 }
 
-/// Runs until `shutdown` turns true. Returns after unregistering.
-pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bool>) -> Result<()> {
+/// Runs until `shutdown` turns true (the running task is stopped) or `drain` does (the running
+/// task finishes, no other is pulled). Returns after unregistering.
+pub async fn run(
+    cfg: DaemonConfig,
+    client: Client,
+    shutdown: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
+) -> Result<()> {
     client.login().await.with_context(|| {
         format!(
             "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
@@ -84,7 +100,10 @@ pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bo
         .await
         .context("cannot register the worker")?;
 
-    let child_config = ChildConfig::write(&cfg.temp_dir, &cfg.child_config)?;
+    let child_config = ChildConfig::write(
+        &cfg.temp_dir,
+        &slot_config(&cfg.child_config, &cfg.venvs_dir, registration.slot),
+    )?;
     let reporter = Reporter::spawn(
         client.clone(),
         ReportConfig {
@@ -93,6 +112,7 @@ pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bo
             tags: cfg.child_report_tags.clone(),
             period: cfg.report_interval,
             disk_path: cfg.disk_path.clone(),
+            gpus: cfg.visible_gpus.clone(),
             is_daemon: true,
         },
     );
@@ -105,6 +125,7 @@ pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bo
         &reporter,
         &child_config,
         shutdown,
+        drain,
     )
     .await;
 
@@ -117,6 +138,7 @@ pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bo
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn poll_loop(
     cfg: &DaemonConfig,
     client: &Client,
@@ -125,15 +147,43 @@ async fn poll_loop(
     reporter: &Reporter,
     child_config: &ChildConfig,
     mut shutdown: watch::Receiver<bool>,
+    mut drain: watch::Receiver<bool>,
 ) -> Result<()> {
-    loop {
-        if *shutdown.borrow() {
-            return Ok(());
+    if let Some(schedule) = &cfg.schedule {
+        for w in &schedule.warnings {
+            println!("{w}");
+        }
+    }
+    let mut was_active = true;
+    let mut services = cfg.services_mode.map(services::Services::new);
+    'poll: loop {
+        if *shutdown.borrow() || *drain.borrow() {
+            break;
+        }
+        // mirrors run_tasks_loop: outside the uptime (inside the downtime) no queue is polled;
+        // the check runs once per poll interval, when the loop wakes anyway.
+        let active = cfg
+            .schedule
+            .as_ref()
+            .is_none_or(|s| s.active_at(schedule::LocalTime::now()));
+        if active != was_active {
+            println!(
+                "{}",
+                if active {
+                    "Working hours started: pulling tasks"
+                } else {
+                    "Outside working hours (uptime/downtime): not pulling tasks"
+                }
+            );
+            was_active = active;
         }
         let mut ran_any = false;
-        for queue in queues {
-            if *shutdown.borrow() {
-                return Ok(());
+        for queue in queues.iter().filter(|_| active) {
+            if *shutdown.borrow() || *drain.borrow() {
+                break 'poll;
+            }
+            if services.as_ref().is_some_and(services::Services::is_full) {
+                break;
             }
             let next = match client.queues().get_next_task(&queue.id, false).await {
                 Ok(next) => next,
@@ -153,17 +203,21 @@ async fn poll_loop(
                 continue;
             };
             ran_any = true;
-            run_pulled(
-                cfg,
-                client,
-                worker_id,
-                queue,
-                &next.task,
-                reporter,
-                child_config,
-                &shutdown,
-            )
-            .await;
+            if let Some(services) = services.as_mut() {
+                start_service(cfg, client, worker_id, &next.task, services, &shutdown).await;
+            } else {
+                run_pulled(
+                    cfg,
+                    client,
+                    worker_id,
+                    queue,
+                    &next.task,
+                    reporter,
+                    child_config,
+                    &shutdown,
+                )
+                .await;
+            }
             if !cfg.order_fairness {
                 // Priority: after a task, start again from the first queue at once.
                 break;
@@ -172,16 +226,78 @@ async fn poll_loop(
         if ran_any && !cfg.order_fairness {
             continue;
         }
-        if cfg.foreground {
+        // At the services limit nothing is polled until a service ends.
+        let full = services.as_ref().is_some_and(services::Services::is_full);
+        if cfg.foreground && !full {
             println!(
                 "No tasks in Queues, sleeping for {:.1} seconds",
                 cfg.poll_interval.as_secs_f64()
             );
         }
+        let ended = async {
+            match services.as_mut() {
+                Some(s) => s.one_ended().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(cfg.poll_interval) => {}
+            _ = tokio::time::sleep(cfg.poll_interval), if !full => {}
             _ = shutdown.changed() => {}
+            _ = drain.changed() => {}
+            _ = ended => {}
         }
+    }
+    if let Some(services) = services.as_mut() {
+        // Drain: the services finish their tasks; shutdown: each was sent SIGTERM.
+        services.wait_all().await;
+    }
+    Ok(())
+}
+
+/// Services mode: mark the task started as the daemon does for every pulled task, then hand it
+/// to its own monitored `execute` process.
+async fn start_service(
+    cfg: &DaemonConfig,
+    client: &Client,
+    worker_id: &str,
+    task_id: &str,
+    services: &mut services::Services,
+    shutdown: &watch::Receiver<bool>,
+) {
+    if let Err(e) = client
+        .tasks()
+        .started(
+            &StatusChange::new(task_id)
+                .message("pulled by agent")
+                .force(true),
+        )
+        .await
+    {
+        println!("Warning: could not mark task {task_id} as started, skipping it: {e}");
+        return;
+    }
+    // Like the Python service process, each service takes a slot of its own in the registry,
+    // and with it its own venvs folder; both are released when it ends.
+    let service_id = services::service_worker_id(worker_id, task_id);
+    let started = Registry::new(&cfg.registry_dir)
+        .register(Some(&service_id), &cfg.worker_name, true)
+        .map_err(anyhow::Error::from)
+        .and_then(|reg| {
+            let config = ChildConfig::write(
+                &cfg.temp_dir,
+                &slot_config(&cfg.child_config, &cfg.venvs_dir, reg.slot),
+            )?;
+            let config_file = config.path.clone();
+            let launch = services::ServiceLaunch {
+                program: &cfg.self_exe,
+                config_file: &config_file,
+                base_env: &cfg.base_env,
+                worker_id: &service_id,
+            };
+            services.start(&launch, task_id, shutdown.clone(), (reg, config))
+        });
+    if let Err(e) = started {
+        println!("Warning: cannot run task {task_id} as a service: {e:#}");
     }
 }
 
@@ -256,6 +372,33 @@ fn print_queue_table(queues: &[QueueRef]) {
         println!("{:<w_id$} | {:<w_name$}", q.id, q.name);
     }
     println!();
+}
+
+/// The child configuration of an agent in `slot`: slots above 0 get their own venvs folder
+/// `<venvs_dir>.<slot>`, so agents (and services) on one machine never build in the same one.
+///
+/// mirrors clearml_agent/session.py: Session.create_cache_folders (singleton_folders)
+pub fn slot_config(
+    tree: &serde_json::Value,
+    venvs_dir: &std::path::Path,
+    slot: u32,
+) -> serde_json::Value {
+    let mut tree = tree.clone();
+    if slot == 0 {
+        return tree;
+    }
+    let base = venvs_dir.display().to_string();
+    let dir = format!("{}.{slot}", base.trim_end_matches('/'));
+    if !tree.is_object() {
+        tree = serde_json::json!({});
+    }
+    if let Some(root) = tree.as_object_mut() {
+        let agent = root.entry("agent").or_insert_with(|| serde_json::json!({}));
+        if let Some(agent) = agent.as_object_mut() {
+            agent.insert("venvs_dir".into(), serde_json::Value::String(dir));
+        }
+    }
+    tree
 }
 
 /// The configuration file handed to task processes (`--config-file` of the `execute` child and

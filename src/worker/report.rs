@@ -33,6 +33,8 @@ pub struct ReportConfig {
     pub tags: Vec<String>,
     pub period: Duration,
     pub disk_path: PathBuf,
+    /// `NVIDIA_VISIBLE_DEVICES` of the worker: the GPUs reported (`None`: all NVML sees).
+    pub gpus: Option<String>,
     /// `is_daemon` in the report: true for the daemon, false for `execute`.
     pub is_daemon: bool,
 }
@@ -42,7 +44,8 @@ impl Reporter {
         let (current_tx, mut current_rx) = watch::channel(Current::default());
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let handle = tokio::spawn(async move {
-            let mut sampler = Sampler::new(cfg.disk_path.clone());
+            let mut sampler = Sampler::new(cfg.disk_path.clone())
+                .with_gpus(crate::gpu::probe(cfg.gpus.as_deref()));
             // mirrors ResourceMonitor: the first report with stats comes shortly after start.
             let mut next = tokio::time::Instant::now() + Duration::from_secs(3).min(cfg.period);
             loop {

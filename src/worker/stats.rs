@@ -5,11 +5,14 @@
 //! clearml_agent/helper/resource_monitor.py: ResourceMonitor._machine_stats). The kernel counters
 //! that sysinfo reads are cumulative, so one refresh per report gives the exact average over the
 //! whole period at a fraction of the cost: the idle daemon wakes once per report, not twice a second.
+//! GPU figures are instantaneous NVML readings taken at the report (see `crate::gpu`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use sysinfo::{Disks, Networks, System};
+
+use crate::gpu::{GpuProbe, NoGpu};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -33,13 +36,7 @@ pub struct MachineStats {
     pub gpus: Vec<GpuStats>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GpuStats {
-    pub usage: f64,
-    pub temperature: Option<f64>,
-    pub memory_used: f64,
-    pub memory_free: f64,
-}
+pub use crate::gpu::GpuStats;
 
 /// Keeps the sysinfo handles alive between reports so deltas cover the whole period.
 pub struct Sampler {
@@ -47,6 +44,7 @@ pub struct Sampler {
     disks: Option<Disks>,
     networks: Option<Networks>,
     disk_path: PathBuf,
+    gpus: Box<dyn GpuProbe>,
     last: Instant,
 }
 
@@ -62,8 +60,15 @@ impl Sampler {
             disks: Disks::new_with_refreshed_list().ok(),
             networks: Networks::new_with_refreshed_list().ok(),
             disk_path,
+            gpus: Box::new(NoGpu),
             last: Instant::now(),
         }
+    }
+
+    /// Also report the GPUs this probe reads (sampled once per report).
+    pub fn with_gpus(mut self, gpus: Box<dyn GpuProbe>) -> Sampler {
+        self.gpus = gpus;
+        self
     }
 
     /// The figures since the previous call (or since `new`).
@@ -117,6 +122,7 @@ impl Sampler {
             out.network_rx = Some(round3(rx as f64 / MIB / secs));
             out.network_tx = Some(round3(tx as f64 / MIB / secs));
         }
+        out.gpus = self.gpus.sample();
         out
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod background;
 mod cli;
 mod context;
 mod daemon;

@@ -1,0 +1,395 @@
+//! Background agents: `--detached` started and `--stop`ped by the same command line, the local
+//! registry (stale files, several agents with different `--gpus`), the SIGUSR1 drain,
+//! `--uptime`/`--downtime` gating the pulls, and what the status reports carry.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::context::{AgentContext, Daemon, TASK_TIMEOUT, alive};
+
+const NAME: &str = "bgtest";
+
+fn ctx() -> AgentContext {
+    AgentContext::builder()
+        .env("CLEARML_WORKER_NAME", NAME)
+        .build()
+}
+
+fn run(ctx: &AgentContext, args: &[&str]) -> Output {
+    let mut full = vec!["daemon"];
+    full.extend_from_slice(args);
+    ctx.command(&full).output().expect("agent runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Polls `f` until it returns Some (bounded by the task timeout); `what` names it on failure.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TASK_TIMEOUT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn worker(ctx: &AgentContext, id: &str) -> Option<Value> {
+    ctx.server
+        .workers()
+        .unwrap()
+        .into_iter()
+        .find(|w| w["id"] == id)
+}
+
+/// The registry files in the agents' temp dir: (path, pid in the name, contents).
+fn registry_files(ctx: &AgentContext) -> Vec<(PathBuf, i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(ctx.root().join("tmp")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(rest) = name.strip_prefix(".clearmlagent_")
+            && name.ends_with(".tmp")
+        {
+            let pid = rest.split('_').next().unwrap().parse().unwrap();
+            out.push((e.path(), pid, std::fs::read_to_string(e.path()).unwrap()));
+        }
+    }
+    out
+}
+
+fn long_task(ctx: &AgentContext) -> String {
+    ctx.script_task(
+        "long",
+        "import time\nprint('running', flush=True)\ntime.sleep(300)\n",
+    )
+}
+
+fn wait_running(ctx: &AgentContext, task: &str) {
+    wait_for("the task to print 'running'", || {
+        ctx.server
+            .log_text(task)
+            .ok()
+            .filter(|l| l.contains("running"))
+    });
+}
+
+#[test]
+fn detached_agent_is_stopped_by_the_same_command_line() {
+    let ctx = ctx();
+    let task = long_task(&ctx);
+    ctx.server.enqueue(&task, "default").unwrap();
+    let args = ["--queue", "default", "--cpu-only"];
+
+    let mut detached = args.to_vec();
+    detached.push("--detached");
+    let out = run(&ctx, &detached);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let log: PathBuf = shown
+        .split("writing stdout/stderr to ")
+        .nth(1)
+        .expect("the launcher says where the output goes")
+        .trim()
+        .into();
+    assert!(log.starts_with(ctx.root().join("tmp")), "{}", log.display());
+    assert!(
+        log.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".clearml_agent_daemon_out")
+    );
+
+    wait_running(&ctx, &task);
+    let files = registry_files(&ctx);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (file, pid, content) = files[0].clone();
+    // The pid file names the daemon itself, not the launcher that exited.
+    assert!(alive(pid), "registered pid {pid} is not running");
+    let worker_id = format!("{NAME}:cpu:0");
+    assert_eq!(content, format!("{worker_id}\n0"));
+    assert!(worker(&ctx, &worker_id).is_some());
+    let daemon_log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        daemon_log.contains(&format!("Worker \"{worker_id}\"")),
+        "{daemon_log}"
+    );
+
+    let mut stop = args.to_vec();
+    stop.push("--stop");
+    let out = run(&ctx, &stop);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "Terminating clearml-agent worker_id={worker_id} pid={pid}"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(!alive(pid), "the daemon survived --stop");
+    let t = ctx.server.task(&task).unwrap();
+    assert_eq!(
+        t["status"],
+        "stopped",
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        worker(&ctx, &worker_id).is_none(),
+        "the worker is still registered"
+    );
+    assert!(!file.exists(), "the registry file outlived its agent");
+
+    let out = run(&ctx, &stop);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(&format!(
+        "Could not find a running clearml-agent instance with worker_name={NAME}:cpu worker_id=None"
+    )));
+}
+
+#[test]
+fn stale_registry_files_are_ignored_and_cleaned() {
+    let ctx = ctx();
+    // A pid that surely ended: a process we started and reaped.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let stale = ctx
+        .root()
+        .join("tmp")
+        .join(format!(".clearmlagent_{dead}_stale123.tmp"));
+    std::fs::write(&stale, format!("{NAME}:cpu:0\n0")).unwrap();
+
+    let out = run(&ctx, &["--queue", "default", "--cpu-only", "--stop"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Could not find a running clearml-agent instance"));
+    assert!(!stale.exists(), "--stop left the stale file");
+
+    // A new agent takes the dead agent's slot and worker id.
+    std::fs::write(&stale, format!("{NAME}:cpu:0\n0")).unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let id = format!("{NAME}:cpu:0");
+    wait_for("the worker to register", || worker(&ctx, &id));
+    assert!(!stale.exists());
+    let out = run(&ctx, &["--queue", "default", "--stop", &id]);
+    assert!(out.status.success(), "{}\n{}", text(&out), d.output());
+    assert!(!alive(d.pid()), "{}", d.output());
+    assert!(worker(&ctx, &id).is_none());
+}
+
+#[test]
+fn drain_finishes_the_running_task_then_exits() {
+    let ctx = ctx();
+    let release = ctx.root().join("release");
+    let first = ctx.script_task(
+        "first",
+        &format!(
+            "import os, time\nprint('running', flush=True)\n\
+             while not os.path.exists({r:?}):\n    time.sleep(0.05)\nprint('finished')\n",
+            r = release.display().to_string()
+        ),
+    );
+    let second = ctx.script_task("second", "print('second ran')\n");
+    ctx.server.enqueue(&first, "default").unwrap();
+    let mut d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    wait_running(&ctx, &first);
+    ctx.server.enqueue(&second, "default").unwrap();
+    kill(Pid::from_raw(d.pid()), Signal::SIGUSR1).unwrap();
+    wait_for("the drain to be acknowledged", || {
+        d.output().contains("Drain requested").then_some(())
+    });
+    std::fs::write(&release, "").unwrap();
+    let status = wait_for("the daemon to exit", || d.child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(0), "{}", d.output());
+    let t = ctx.server.task(&first).unwrap();
+    assert_eq!(t["status"], "completed", "{}", d.output());
+    assert!(ctx.server.log_text(&first).unwrap().contains("finished"));
+    assert_eq!(ctx.server.task(&second).unwrap()["status"], "queued");
+    assert!(worker(&ctx, &format!("{NAME}:cpu:0")).is_none());
+    assert!(registry_files(&ctx).is_empty());
+}
+
+fn daemon_gpus(ctx: &AgentContext, gpus: &str) -> Daemon {
+    ctx.daemon(&["--queue", "default", "--gpus", gpus])
+}
+
+#[test]
+fn two_agents_with_different_gpus_have_distinct_worker_ids() {
+    let ctx = ctx();
+    let a = daemon_gpus(&ctx, "0");
+    let b = daemon_gpus(&ctx, "1");
+    for id in ["gpu0", "gpu1"] {
+        let id = format!("{NAME}:{id}");
+        wait_for(&id, || worker(&ctx, &id));
+    }
+    let mut files: Vec<String> = registry_files(&ctx).into_iter().map(|f| f.2).collect();
+    files.sort();
+    // Slots are distinct too (they pick the cache folders).
+    let slots: Vec<&str> = files
+        .iter()
+        .map(|f| f.rsplit('\n').next().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}\n{}\n{}", a.output(), b.output());
+    assert_ne!(slots[0], slots[1]);
+
+    let out = run(&ctx, &["--queue", "default", "--status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let shown = text(&out);
+    assert!(
+        shown.contains("  - Listening to queue 'default'"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("worker_id={NAME}:gpu0 pid={}", a.pid())),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("worker_id={NAME}:gpu1 pid={}", b.pid())),
+        "{shown}"
+    );
+
+    // `--stop` with the same --gpus finds exactly that agent.
+    let out = run(&ctx, &["--queue", "default", "--gpus", "1", "--stop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("worker_id={NAME}:gpu1 pid={}", b.pid())));
+    assert!(!alive(b.pid()));
+    assert!(alive(a.pid()));
+    assert!(worker(&ctx, &format!("{NAME}:gpu0")).is_some());
+}
+
+/// Today's weekday in UTC, 0 = Sunday (1970-01-01 was a Thursday).
+fn utc_weekday() -> u64 {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400;
+    (days + 4) % 7
+}
+
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+#[test]
+fn outside_uptime_nothing_is_pulled_and_downtime_elsewhere_allows_it() {
+    // Three days ahead: never today, whatever the hour.
+    let other_day = DAYS[((utc_weekday() + 3) % 7) as usize];
+    let ctx = AgentContext::builder()
+        .env("CLEARML_WORKER_NAME", NAME)
+        .env("TZ", "UTC")
+        .build();
+    let task = ctx.script_task("scheduled", "print('ran')\n");
+    ctx.server.enqueue(&task, "default").unwrap();
+    let window = format!("1-24 {other_day}");
+    let mut d = ctx.daemon(&["--queue", "default", "--cpu-only", "--uptime", &window]);
+    wait_for("the schedule message", || {
+        d.output().contains("Outside working hours").then_some(())
+    });
+    assert_eq!(
+        ctx.server.calls("queues.get_next_task"),
+        0,
+        "{}",
+        d.output()
+    );
+    assert_eq!(ctx.server.task(&task).unwrap()["status"], "queued");
+    d.stop();
+
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--downtime", &window]);
+    ctx.wait_status(&task, &["completed"], Some(&d));
+}
+
+#[test]
+fn status_reports_carry_child_tags_and_no_gpu_fields_without_nvml() {
+    let ctx = ctx();
+    let task = ctx.script_task(
+        "tags",
+        "import os\nprint('tags=' + os.environ.get('CLEARML_WORKER_TAGS', ''))\n",
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&[
+        "--queue",
+        "default",
+        "--cpu-only",
+        "--child-report-tags",
+        "alpha",
+        "beta",
+    ]);
+    ctx.wait_status(&task, &["completed"], Some(&d));
+    assert!(
+        ctx.server
+            .log_text(&task)
+            .unwrap()
+            .contains("tags=alpha beta")
+    );
+    let id = format!("{NAME}:cpu:0");
+    let w = wait_for("a report with machine stats", || {
+        worker(&ctx, &id).filter(|w| w["machine_stats"].is_object())
+    });
+    assert_eq!(w["tags"], serde_json::json!(["alpha", "beta"]), "{w}");
+    let stats = w["machine_stats"].as_object().unwrap();
+    assert!(stats.contains_key("memory_used"), "{w}");
+    // This machine has no NVML library: no GPU field at all, and the daemon kept running.
+    assert!(
+        stats.keys().all(|k| !k.starts_with("gpu_")),
+        "GPU fields without a GPU: {w}"
+    );
+    assert!(alive(d.pid()));
+}
+
+#[test]
+fn services_mode_runs_tasks_at_once_up_to_its_limit() {
+    let ctx = ctx();
+    let dir = ctx.root().join("marks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let release = ctx.root().join("release");
+    // Each task announces itself, then waits for the other one and for the release: run one at
+    // a time, they would never finish.
+    let mk = |me: &str, other: &str| {
+        ctx.script_task(
+            &format!("service {me}"),
+            &format!(
+                "import os, time\nd = {d:?}\nopen(os.path.join(d, {me:?}), 'w').write(os.environ['CLEARML_WORKER_ID'])\n\
+                 print('running', flush=True)\n\
+                 while not (os.path.exists(os.path.join(d, {other:?})) and os.path.exists({r:?})):\n    time.sleep(0.05)\n\
+                 print('both ran')\n",
+                d = dir.display().to_string(),
+                r = release.display().to_string(),
+            ),
+        )
+    };
+    let a = mk("a", "b");
+    let b = mk("b", "a");
+    let c = ctx.script_task("third", "print('third')\n");
+    for t in [&a, &b, &c] {
+        ctx.server.enqueue(t, "default").unwrap();
+    }
+    let d = ctx.daemon(&["--queue", "default", "--services-mode", "2"]);
+    wait_running(&ctx, &a);
+    wait_running(&ctx, &b);
+    // At the limit: the third task is not pulled while both run.
+    assert_eq!(
+        ctx.server.task(&c).unwrap()["status"],
+        "queued",
+        "{}",
+        d.output()
+    );
+    // Each service builds in a venvs folder of its own (`<venvs_dir>.<slot>`): sharing one,
+    // the second task's script would replace the first's.
+    let id = std::fs::read_to_string(dir.join("a")).unwrap();
+    assert_eq!(id, format!("{NAME}:cpu:0:service:{a}"));
+    std::fs::write(&release, "").unwrap();
+    for t in [&a, &b, &c] {
+        ctx.wait_status(t, &["completed"], Some(&d));
+    }
+    assert!(ctx.server.log_text(&a).unwrap().contains("both ran"));
+}

@@ -280,7 +280,7 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     );
     let sup = plan::supervise_config(&resolved.settings, poll, true);
     let log_file = opts.log_file.clone();
-    let report_cfg = plan::execute_report_config(&resolved.settings, &exec_cfg.worker_id);
+    let report_cfg = plan::execute_report_config(&resolved.settings, opts, &exec_cfg.worker_id);
     // mirrors Worker.execute: --full-monitoring runs the task as the daemon does and returns 0
     // unless CLEARML_AGENT_PROPAGATE_EXITCODE is set; plain monitoring returns the task's code.
     let propagate = !opts.full_monitoring || resolved.settings.agent.propagate_exitcode;

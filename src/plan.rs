@@ -172,13 +172,19 @@ pub fn daemon_config(
 
 /// The status reports of a monitored `execute` (mirrors Worker.execute: report_monitor with the
 /// task, no queues, `is_daemon` false).
-pub fn execute_report_config(settings: &Settings, worker_id: &str) -> ReportConfig {
+pub fn execute_report_config(
+    settings: &Settings,
+    opts: &ExecuteOptions,
+    worker_id: &str,
+) -> ReportConfig {
+    let env = base_env(settings, &opts.worker);
     ReportConfig {
         worker_id: worker_id.to_string(),
         queues: Vec::new(),
         tags: Vec::new(),
         period: settings.agent.status_report_interval,
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
+        gpus: env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned(),
         is_daemon: false,
     }
 }

@@ -8,7 +8,10 @@
 # Proves: (a) clearml-task creates and enqueues a task; (b) `clearml-agent daemon --queue
 # default --foreground --cpu-only` runs it in venv mode: completed with its printed lines as
 # log events; an exit-3 task ends failed; a task stopped with tasks.stop ends stopped and its
-# process is gone; (c) Task.init() inside the task reports a scalar that the server stores.
+# process is gone; (c) Task.init() inside the task reports a scalar that the server stores;
+# (d) the same literal-script task with one requirement, run once by the Python agent and once by
+# ours (target/debug/clearml-agent), leaves the same status, reasons, runtime keys, requirement
+# keys and printed lines on the server.
 # Prints "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 
@@ -212,6 +215,58 @@ else
     else
         fail "(b) after tasks.stop: status '$S', message '$MSG', process $PID gone: $GONE"
     fi
+fi
+
+# --- (d) the same task run by the Python agent and by ours leaves the same server state ----------
+# One literal-script task with one requirement, created twice through the API: the Python agent
+# (still running from (b)) runs the first, then it is stopped and our agent runs the second.
+RS_AGENT="${CARGO_TARGET_DIR:-$ROOT/target}/debug/clearml-agent"
+say "building our agent (cargo build --bin clearml-agent; a no-op when it is up to date)"
+(cd "$ROOT" && cargo build -q --bin clearml-agent) || fail "(d) cargo build of our agent failed"
+compare_task() { # name -> task id, enqueued on default
+    local body id
+    body=$("$PY" - "$ROOT/scripts/peer_task_compare.py" "$1" <<'PYEOF'
+import json, sys
+print(json.dumps({"name": sys.argv[2], "type": "training", "script": {
+    "binary": "python3", "entry_point": "peer_task_compare.py", "working_dir": ".",
+    "diff": open(sys.argv[1]).read(), "requirements": {"pip": "six==1.16.0"}}}))
+PYEOF
+)
+    id=$($API "$URL" tasks.create "$body" | field 'd["id"]') || return 1
+    $API "$URL" tasks.enqueue "{\"task\": \"$id\", \"queue_name\": \"default\"}" >/dev/null || return 1
+    echo "$id"
+}
+stop_agent() {
+    [ -n "$AGENT_PID" ] || return 0
+    kill -INT "$AGENT_PID" 2>/dev/null
+    for _ in $(seq 1 60); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$AGENT_PID" 2>/dev/null
+    wait "$AGENT_PID" 2>/dev/null
+    AGENT_PID=""
+}
+if kill -0 "$AGENT_PID" 2>/dev/null; then
+    PY_CMP=$(compare_task peer-compare-python) || die "cannot create the comparison task"
+    S=$(wait_status "$PY_CMP" 'completed|failed|stopped')
+    say "(d) the Python agent ran $PY_CMP: $S"
+    stop_agent
+    if [ -x "$RS_AGENT" ]; then
+        RS_CMP=$(compare_task peer-compare-ours) || die "cannot create the comparison task"
+        CLEARML_AGENT_QUEUE_POLL_FREQ_SEC=1 "$RS_AGENT" daemon --queue default --foreground \
+            --cpu-only >"$WORK/our-agent.log" 2>&1 &
+        AGENT_PID=$!
+        S=$(wait_status "$RS_CMP" 'completed|failed|stopped')
+        say "(d) our agent ran $RS_CMP: $S"
+        stop_agent
+        while read -r verdict rest; do
+            case "$verdict" in
+                ok) pass "(d) same $rest" ;;
+                diff) fail "(d) differs: $rest" ;;
+                *) fail "(d) comparison output: $verdict $rest" ;;
+            esac
+        done < <(cd "$ROOT/scripts" && "$PY" peer_compare.py "$URL" "$PY_CMP" "$RS_CMP" "peer-compare:" 2>&1)
+    fi
+else
+    fail "(d) the Python agent is gone before the comparison stage"
 fi
 
 if [ "$FAILED" -gt 0 ]; then

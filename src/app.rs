@@ -299,6 +299,10 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     );
     let sup = plan::supervise_config(&resolved.settings, poll, true);
     let log_file = opts.log_file.clone();
+    let report_cfg = plan::execute_report_config(&resolved.settings, opts, &exec_cfg.worker_id);
+    // mirrors Worker.execute: --full-monitoring runs the task as the daemon does and returns 0
+    // unless CLEARML_AGENT_PROPAGATE_EXITCODE is set; plain monitoring returns the task's code.
+    let propagate = !opts.full_monitoring || resolved.settings.agent.propagate_exitcode;
     rt.block_on(async move {
         let client = Client::new(client_cfg)?;
         client
@@ -318,10 +322,14 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
                 .await
                 .context("Cloning failed")?;
             println!("Task cloned, new task id={task_id}");
+        } else {
+            // The claim happens here, before any child runs, so that a refused task is left as it
+            // was (mirrors Worker.execute: the dequeue comes first).
+            exec::task::take_from_queue(&client, &task_id, exec_cfg.require_queue).await?;
         }
         let dir = sup.spill_dir.clone();
         let child_config = worker::ChildConfig::write(&dir, &tree)?;
-        let mut args = vec![
+        let args = vec![
             "--config-file".to_string(),
             child_config.path.display().to_string(),
             "execute".into(),
@@ -329,9 +337,6 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
             "--id".into(),
             task_id.clone(),
         ];
-        if exec_cfg.require_queue {
-            args.push("--require-queue".into());
-        }
         let mut env = exec_cfg.base_env.clone();
         env.insert("CLEARML_WORKER_ID".into(), exec_cfg.worker_id.clone());
         let launch = exec::supervise::Launch {
@@ -346,9 +351,21 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         let mut sup = sup;
         sup.log_file = log_file;
         let shutdown = shutdown_signal()?;
+        // mirrors Worker.execute: report_monitor(task=...) while it runs, _unregister at the end.
+        let reporter = worker::report::Reporter::spawn(client.clone(), report_cfg);
+        reporter.set_current(worker::report::Current {
+            task: Some(launch.task_id.clone()),
+            queue: None,
+        });
+        let worker_id = launch.worker_id.clone();
         let ending = exec::supervise::run_task(&client, &sup, launch, shutdown).await;
+        reporter.stop().await;
+        if let Err(e) = client.workers().unregister(&worker_id, &[]).await {
+            tracing::warn!("cannot unregister worker {worker_id}: {e}");
+        }
         // mirrors Worker.execute: the task's exit code is the process's exit status.
         Ok(match ending {
+            _ if !propagate => 0,
             exec::supervise::Ending::Exited(code) => u8::try_from(code).unwrap_or(1),
             _ => 1,
         })

@@ -19,6 +19,7 @@ use crate::exec::supervise::SuperviseConfig;
 use crate::exec::task::ExecuteConfig;
 use crate::exec::venv::{EnvOptions, PackageManagerKind, PythonOptions, VenvCacheOptions};
 use crate::worker::DaemonConfig;
+use crate::worker::report::ReportConfig;
 
 /// The SIGTERM→SIGKILL grace of an aborted task. The Python agent kills at once; a short grace
 /// lets the SDK flush its last reports.
@@ -184,6 +185,25 @@ pub fn daemon_config(
         base_env,
         supervise: supervise_config(settings, opts.polling_interval, opts.foreground),
     })
+}
+
+/// The status reports of a monitored `execute` (mirrors Worker.execute: report_monitor with the
+/// task, no queues, `is_daemon` false).
+pub fn execute_report_config(
+    settings: &Settings,
+    opts: &ExecuteOptions,
+    worker_id: &str,
+) -> ReportConfig {
+    let env = base_env(settings, &opts.worker);
+    ReportConfig {
+        worker_id: worker_id.to_string(),
+        queues: Vec::new(),
+        tags: Vec::new(),
+        period: settings.agent.status_report_interval,
+        disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
+        gpus: env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned(),
+        is_daemon: false,
+    }
 }
 
 /// The `execute` pipeline's configuration. `worker_id` is the agent's worker id or, for a

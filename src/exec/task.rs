@@ -112,7 +112,13 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
         shlex::try_join(command.iter().map(String::as_str)).unwrap_or_else(|_| command.join(" "))
     );
     match &prepared.env.frozen {
-        Some(frozen) => println!("Summary - installed python packages:\n{frozen}"),
+        Some(frozen) => {
+            // mirrors Worker.execute: print(dump_flat_dict(freeze)) of {"pip": [lines]}.
+            println!("Summary - installed python packages:\npip:");
+            for line in frozen_lines(frozen) {
+                println!("- {line}");
+            }
+        }
         None => println!("No freeze information available"),
     }
     println!("Environment setup completed successfully\n");
@@ -157,12 +163,20 @@ async fn claim(client: &Client, cfg: &ExecuteConfig, task: Task) -> Result<Task>
             .await
             .with_context(|| format!("Could not find task id={new_id}"));
     }
-    match client.tasks().dequeue(&task.id, Some("in_progress")).await {
+    take_from_queue(client, &task.id, cfg.require_queue).await?;
+    Ok(task)
+}
+
+/// Takes the task out of any queue it waits in and marks it started; with `require_queue`, a task
+/// that was not queued is an error and is left untouched. mirrors the dequeue step of
+/// clearml_agent/commands/worker.py: Worker.execute.
+pub async fn take_from_queue(client: &Client, task_id: &str, require_queue: bool) -> Result<()> {
+    match client.tasks().dequeue(task_id, Some("in_progress")).await {
         Ok(updated) if updated.updated > 0 => {
             client
                 .tasks()
                 .started(
-                    &StatusChange::new(&task.id)
+                    &StatusChange::new(task_id)
                         .reason("starting execution soon")
                         .message("")
                         .force(true),
@@ -170,17 +184,14 @@ async fn claim(client: &Client, cfg: &ExecuteConfig, task: Task) -> Result<Task>
                 .await
                 .context("cannot mark the task started")?;
         }
-        Ok(_) if cfg.require_queue => {
-            anyhow::bail!(
-                "Execution required enqueued task, but task id={} is not queued.",
-                task.id
-            )
+        Ok(_) if require_queue => {
+            anyhow::bail!("Execution required enqueued task, but task id={task_id} is not queued.")
         }
         Ok(_) => {}
-        Err(e) if cfg.require_queue => return Err(e).context("cannot dequeue the task"),
-        Err(e) => tracing::debug!("dequeue of {} failed: {e}", task.id),
+        Err(e) if require_queue => return Err(e).context("cannot dequeue the task"),
+        Err(e) => tracing::debug!("dequeue of {task_id} failed: {e}"),
     }
-    Ok(task)
+    Ok(())
 }
 
 fn print_execution_info(task: &Task) {
@@ -224,17 +235,24 @@ async fn prepare(
             error: format!("the setup stage crashed: {e}"),
         })??;
     if let Some(frozen) = &prepared.env.frozen {
-        let mut reqs = serde_json::Map::new();
-        let original = task_requirements_json(task);
-        reqs.insert("pip".into(), frozen.clone().into());
-        if let Some(org) = original.get("pip") {
-            reqs.insert("org_pip".into(), org.clone());
+        // mirrors Worker._freeze_requirements: the task's `pip` moves to `org_pip` once (an
+        // existing `org_pip` is kept), then `pip` becomes the freeze as a list of lines.
+        let mut reqs = task_requirements_json(task);
+        let has_org = reqs.get("org_pip").is_some_and(|v| !is_empty_section(v));
+        if let Some(pip) = reqs.remove("pip")
+            && !is_empty_section(&pip)
+            && !has_org
+        {
+            reqs.insert("org_pip".into(), pip);
         }
-        for (k, v) in original.iter() {
-            if k != "pip" {
-                reqs.entry(k.clone()).or_insert(v.clone());
-            }
-        }
+        reqs.insert(
+            "pip".into(),
+            frozen_lines(frozen)
+                .into_iter()
+                .map(serde_json::Value::from)
+                .collect::<Vec<_>>()
+                .into(),
+        );
         if let Err(e) = client
             .tasks()
             .set_requirements(&task.id, &serde_json::Value::Object(reqs))
@@ -244,6 +262,27 @@ async fn prepare(
         }
     }
     Ok(prepared)
+}
+
+/// The freeze as the Python agent records it: one entry per line, without the agent itself
+/// (mirrors helper/package/pip_api/system.py: SystemPip.freeze, PROGRAM_NAME).
+fn frozen_lines(frozen: &str) -> Vec<String> {
+    frozen
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("clearml-agent"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn is_empty_section(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::String(s) => s.trim().is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
 }
 
 fn task_requirements_json(task: &Task) -> serde_json::Map<String, serde_json::Value> {

@@ -248,3 +248,82 @@ pub fn alive(pid: i32) -> bool {
             .map(|s| !s.contains(") Z "))
             .unwrap_or(false)
 }
+
+/// Runs git in `dir` with a fixed identity; returns trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A real git repository made by the test: `main` has c1 (`task.py` prints "v1") then c2
+/// (prints "v2"); the uncommitted `diff` turns v2's line into "patched".
+pub struct GitRepo {
+    _tmp: TempDir,
+    pub path: PathBuf,
+    pub c1: String,
+    pub c2: String,
+    /// A diff against c2 as `git diff` prints it.
+    pub diff: String,
+}
+
+impl GitRepo {
+    pub fn new() -> GitRepo {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("origin");
+        std::fs::create_dir(&path).expect("mkdir");
+        git(&path, &["init", "-q", "-b", "main"]);
+        let commit = |text: &str, msg: &str| {
+            std::fs::write(path.join("task.py"), text).expect("write");
+            git(&path, &["add", "task.py"]);
+            git(&path, &["commit", "-q", "-m", msg]);
+            git(&path, &["rev-parse", "HEAD"])
+        };
+        let c1 = commit("print('v1')\n", "one");
+        let c2 = commit("print('v2')\n", "two");
+        std::fs::write(path.join("task.py"), "print('patched')\n").expect("write");
+        let diff = git(&path, &["diff"]) + "\n";
+        git(&path, &["checkout", "-q", "--", "task.py"]);
+        GitRepo {
+            _tmp: tmp,
+            path,
+            c1,
+            c2,
+            diff,
+        }
+    }
+
+    /// The repository URL as a task records it (a `file://` URL).
+    pub fn url(&self) -> String {
+        format!("file://{}", self.path.display())
+    }
+}
+
+impl AgentContext {
+    /// A task running `task.py` of `repo` at `branch`/`version_num` with `diff` applied.
+    pub fn repo_task(&self, name: &str, repo: &str, version_num: &str, diff: &str) -> String {
+        self.server
+            .create_task(json!({
+                "name": name,
+                "script": {
+                    "binary": "python3",
+                    "repository": repo,
+                    "branch": "main",
+                    "version_num": version_num,
+                    "entry_point": "task.py",
+                    "working_dir": ".",
+                    "diff": diff,
+                }
+            }))
+            .expect("create task")
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::context::{AgentContext, alive};
+use crate::context::{AgentContext, GitRepo, alive, git};
 
 #[test]
 fn completed_task_has_its_log_and_reasons() {
@@ -247,8 +247,12 @@ fn requirements_install_in_a_venv_and_the_second_run_hits_the_cache() {
     );
     assert!(ctx.server.log_text(&first).unwrap().contains("six 1.16.0"));
     let reqs = &t1["script"]["requirements"];
+    // mirrors SystemPip.freeze: the frozen `pip` is a list of lines.
     assert!(
-        reqs["pip"].as_str().unwrap().contains("six==1.16.0"),
+        reqs["pip"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("six==1.16.0")),
         "{reqs}"
     );
     assert_eq!(reqs["org_pip"], "six==1.16.0");
@@ -288,6 +292,259 @@ fn the_agent_environment_reaches_the_task() {
         "CUDA_VISIBLE_DEVICES = none",
         "CONFIG True",
     ] {
+        assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
+}
+
+#[test]
+fn git_task_runs_at_its_commit_with_the_diff_and_records_the_commit() {
+    let ctx = AgentContext::new();
+    let repo = GitRepo::new();
+    // No version_num: the head of `main` (c2) with the uncommitted diff on top.
+    let head = ctx.repo_task("head plus diff", &repo.url(), "", &repo.diff);
+    // A pinned older commit, no diff.
+    let pinned = ctx.repo_task("pinned", &repo.url(), &repo.c1, "");
+    ctx.server.enqueue(&head, "default").unwrap();
+    ctx.server.enqueue(&pinned, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t = ctx.wait_status(&head, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&head).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("patched\n"), "{log}");
+    assert!(!log.contains("v2\n"), "{log}");
+    // mirrors Worker.execute: the commit that ran is written back when the task had none.
+    assert_eq!(t["script"]["version_num"], repo.c2.as_str());
+    let t = ctx.wait_status(&pinned, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&pinned).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("v1\n"), "{log}");
+    assert_eq!(t["script"]["version_num"], repo.c1.as_str());
+}
+
+#[test]
+fn bad_task_definitions_fail_with_the_stage_and_the_daemon_goes_on() {
+    let ctx = AgentContext::new();
+    let repo = GitRepo::new();
+    let missing_repo = ctx.repo_task(
+        "missing repo",
+        &format!("file://{}/nothing-here", ctx.root().display()),
+        "",
+        "",
+    );
+    let unknown_commit = ctx.repo_task(
+        "unknown commit",
+        &repo.url(),
+        "0123456789abcdef0123456789abcdef01234567",
+        "",
+    );
+    let bad_diff = ctx.repo_task(
+        "bad diff",
+        &repo.url(),
+        &repo.c1,
+        // The diff is against c2's text: it does not apply on c1.
+        &repo.diff,
+    );
+    let missing_entry = ctx
+        .server
+        .create_task(json!({
+            "name": "missing entry point",
+            "script": {
+                "binary": "python3",
+                "repository": repo.url(),
+                "branch": "main",
+                "entry_point": "not_there.py",
+                "working_dir": ".",
+            }
+        }))
+        .unwrap();
+    let good = ctx.script_task("still serving", "print('served after the failures')\n");
+    for t in [
+        &missing_repo,
+        &unknown_commit,
+        &bad_diff,
+        &missing_entry,
+        &good,
+    ] {
+        ctx.server.enqueue(t, "default").unwrap();
+    }
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let expect = [
+        (
+            &missing_repo,
+            "failed cloning repository",
+            "failed cloning repository file:",
+        ),
+        (&unknown_commit, "failed checking out", "0123456789abcdef"),
+        (
+            &bad_diff,
+            "failed applying git diff",
+            "failed applying git diff",
+        ),
+        // mirrors Worker.execute: the entry point is not checked; python itself fails with
+        // "can't open file" and exit code 2.
+        (
+            &missing_entry,
+            "worker execution exit code 2",
+            "can't open file",
+        ),
+    ];
+    for (task, reason, in_log) in expect {
+        let t = ctx.wait_status(task, &["failed", "completed"], Some(&d));
+        let log = ctx.server.log_text(task).unwrap();
+        assert_eq!(t["status"], "failed", "{log}");
+        let got = t["status_reason"].as_str().unwrap();
+        assert!(
+            got.starts_with(reason),
+            "reason {got:?}, wanted {reason:?}\n{log}"
+        );
+        assert!(log.contains(in_log), "missing {in_log:?} in:\n{log}");
+        assert!(
+            t["status_message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Changed by clearml-agent"),
+            "{t}"
+        );
+    }
+    ctx.wait_status(&good, &["completed"], Some(&d));
+}
+
+#[test]
+fn a_requirement_that_does_not_exist_fails_the_install_stage() {
+    let ctx = AgentContext::builder().with_venvs().build();
+    let bad = ctx
+        .server
+        .create_task(json!({
+            "name": "no such package",
+            "script": {
+                "binary": "python3",
+                "entry_point": "task.py",
+                "working_dir": ".",
+                "diff": "print('should not run')\n",
+                "requirements": {"pip": "clearml-agent-rs-no-such-package-xyz==0.0.1"},
+            }
+        }))
+        .unwrap();
+    let good = ctx.script_task("after", "print('served after the failure')\n");
+    ctx.server.enqueue(&bad, "default").unwrap();
+    ctx.server.enqueue(&good, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t = ctx.wait_status(&bad, &["failed", "completed"], Some(&d));
+    let log = ctx.server.log_text(&bad).unwrap();
+    assert_eq!(t["status"], "failed", "{log}");
+    let reason = t["status_reason"].as_str().unwrap();
+    assert!(reason.starts_with("failed installing"), "{reason}\n{log}");
+    assert!(
+        log.contains("clearml-agent-rs-no-such-package-xyz"),
+        "{log}"
+    );
+    assert!(!log.contains("should not run"), "{log}");
+    let t = ctx.wait_status(&good, &["completed", "failed"], Some(&d));
+    assert_eq!(
+        t["status"],
+        "completed",
+        "{}",
+        ctx.server.log_text(&good).unwrap()
+    );
+}
+
+#[test]
+fn uv_installs_the_requirements() {
+    let uv = std::process::Command::new("uv").arg("--version").output();
+    if !uv.map(|o| o.status.success()).unwrap_or(false) {
+        panic!("uv is not on PATH: install it with `pip install uv`");
+    }
+    let ctx = AgentContext::builder()
+        .with_venvs()
+        .conf("agent.package_manager.type: uv")
+        .build();
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "uv install",
+            "script": {
+                "binary": "python3",
+                "entry_point": "task.py",
+                "working_dir": ".",
+                "diff": "import six, sys\nprint('six', six.__version__, 'in', sys.prefix)\n",
+                // A task that already ran once: its `org_pip` is kept as it is.
+                "requirements": {"pip": "six==1.16.0", "org_pip": "six"},
+            }
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("six 1.16.0 in "), "{log}");
+    assert!(
+        log.contains("pip install --python "),
+        "the install did not go through `uv pip install`:\n{log}"
+    );
+    let reqs = &t["script"]["requirements"];
+    // mirrors SystemPip.freeze: the frozen `pip` is a list of lines.
+    assert!(
+        reqs["pip"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("six==1.16.0")),
+        "{reqs}"
+    );
+    assert_eq!(reqs["org_pip"], "six", "{reqs}");
+}
+
+#[test]
+fn module_working_dir_and_shell_entry_points_run() {
+    let ctx = AgentContext::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("entries");
+    for (path, text) in [
+        ("pkg/__init__.py", ""),
+        ("pkg/main.py", "print('module entry point ran')\n"),
+        (
+            "sub/inner.py",
+            "import os\nprint('working dir is', os.path.basename(os.getcwd()))\n",
+        ),
+        ("run.sh", "echo \"shell entry point ran with $0\"\n"),
+    ] {
+        let file = repo.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "entries"]);
+    let url = format!("file://{}", repo.display());
+    let mk = |name: &str, binary: &str, working_dir: &str, entry: &str| {
+        ctx.server
+            .create_task(json!({
+                "name": name,
+                "script": {
+                    "binary": binary,
+                    "repository": url,
+                    "branch": "main",
+                    "entry_point": entry,
+                    "working_dir": working_dir,
+                }
+            }))
+            .unwrap()
+    };
+    let module = mk("module entry", "python3", ".", "-m pkg.main");
+    let inner = mk("working dir entry", "python3", "sub", "inner.py");
+    let shell = mk("shell entry", "bash", ".", "run.sh");
+    for t in [&module, &inner, &shell] {
+        ctx.server.enqueue(t, "default").unwrap();
+    }
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    for (task, line) in [
+        (&module, "module entry point ran"),
+        (&inner, "working dir is sub"),
+        (&shell, "shell entry point ran with run.sh"),
+    ] {
+        let t = ctx.wait_status(task, &["completed", "failed"], Some(&d));
+        let log = ctx.server.log_text(task).unwrap();
+        assert_eq!(t["status"], "completed", "{log}");
         assert!(log.contains(line), "missing {line:?} in:\n{log}");
     }
 }

@@ -646,3 +646,60 @@ fn init_interactive_flow_from_pasted_block() {
     );
     assert!(!target.exists());
 }
+
+#[test]
+fn init_verifies_credentials_against_a_real_server_and_the_file_it_writes_works() {
+    let server = clearml_test_server::TestServer::start_default().expect("server");
+    // The real check the interactive flow runs: good keys pass, bad keys give a clear error.
+    init::verify_with_server(&server.url(), server.access_key(), server.secret_key())
+        .expect("valid credentials are accepted");
+    let err = init::verify_with_server(&server.url(), "wrong", "keys").unwrap_err();
+    assert!(!err.is_empty());
+
+    let home = tempfile::tempdir().expect("home");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clearml-agent"))
+        .args([
+            "init",
+            "--non-interactive",
+            "--api-host",
+            &server.url(),
+            "--access-key",
+            server.access_key(),
+            "--secret-key",
+            server.secret_key(),
+        ])
+        .env("HOME", home.path())
+        .env_remove("CLEARML_CONFIG_FILE")
+        .env_remove("CLEARML_API_HOST")
+        .output()
+        .expect("init runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The written file is enough for `list` to talk to the server.
+    server
+        .call(
+            "workers.register",
+            serde_json::json!({"worker": "host:gpu0", "queues": []}),
+        )
+        .expect("register");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clearml-agent"))
+        .arg("list")
+        .env("HOME", home.path())
+        .env_remove("CLEARML_CONFIG_FILE")
+        .env_remove("CLEARML_API_HOST")
+        .output()
+        .expect("list runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("workers:") && stdout.contains("host:gpu0"),
+        "{stdout}"
+    );
+}

@@ -214,7 +214,7 @@ pub async fn run_task(
         }
         Ok(planned) => {
             work = Some(planned.work.clone());
-            match create_and_start(engine, &job, planned.body, planned.name.as_deref()).await {
+            match create_and_start(engine, planned.body, planned.name.as_deref()).await {
                 Err((id, reason)) => {
                     container_id = id;
                     pipeline.push_line(LogLevel::Error, reason.clone());
@@ -292,14 +292,9 @@ async fn fail(client: &Client, job: &ContainerJob, reason: &str) {
 /// Creates and starts the container. On failure returns the id to remove (if it was created).
 async fn create_and_start(
     engine: &Engine,
-    job: &ContainerJob,
-    mut body: ContainerCreateBody,
+    body: ContainerCreateBody,
     name: Option<&str>,
 ) -> Result<String, (Option<String>, String)> {
-    let labels = body.labels.get_or_insert_with(HashMap::new);
-    labels.insert(LABEL_WORKER.into(), job.worker_id.clone());
-    labels.insert(LABEL_PARENT_WORKER.into(), job.parent_worker_id.clone());
-    labels.insert(LABEL_TASK.into(), job.task_id.clone());
     let id = engine
         .create(name, body)
         .await
@@ -505,51 +500,7 @@ async fn prepare(
     let spec = script_spec(cfg, &chosen, &task, &layout, requirement_files)?;
     let script = script::render(&spec);
 
-    // The container.
-    let (gpu_request, gpu_env) = gpu_setup(cfg.visible_gpus.as_deref(), cfg.skip_gpus_flag);
-    let mut env = vec![
-        format!("CLEARML_WORKER_ID={}", job.worker_id),
-        format!("CLEARML_DOCKER_IMAGE={}", chosen.image),
-        format!("CLEARML_TASK_ID={}", job.task_id),
-        format!("CLEARML_CONFIG_FILE={CONFIG_INSIDE}"),
-        "CLEARML_LOG_TASK_TO_BACKEND=0".to_string(),
-        format!("CLEARML_LOG_LEVEL={}", cfg.log_level),
-        "PYTHONUNBUFFERED=1".to_string(),
-    ];
-    if !job.worker_tags.is_empty() {
-        env.push(format!("CLEARML_WORKER_TAGS={}", job.worker_tags.join(" ")));
-    }
-    env.extend(gpu_env);
-    let mut binds = vec![
-        format!("{}:{CONFIG_INSIDE}:ro", job.config_file.display()),
-        format!("{0}:{0}", work.display()),
-    ];
-    if let Some(sock) = &cfg.ssh_auth_sock {
-        binds.push(format!("{sock}:{sock}"));
-        env.push(format!("SSH_AUTH_SOCK={sock}"));
-    } else if let Some(dir) = cfg.ssh_dir.as_ref().filter(|d| d.is_dir()) {
-        binds.push(format!("{}:{}:ro", dir.display(), cfg.ssh_ro_folder));
-    }
-    for (host, inside) in [&cfg.pip_cache, &cfg.sdk_cache].into_iter().flatten() {
-        let _ = std::fs::create_dir_all(host);
-        binds.push(format!("{}:{inside}", host.display()));
-    }
-    let mut body = ContainerCreateBody {
-        image: Some(chosen.image.clone()),
-        cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
-        env: Some(env),
-        host_config: Some(HostConfig {
-            binds: Some(binds),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    run_args.apply(&mut body);
-    // The agent's GPU assignment wins over any `--gpus` in the arguments: agents sharing a
-    // machine must not see each other's devices.
-    if let Some(host) = body.host_config.as_mut() {
-        host.device_requests = gpu_request.map(|r| vec![r]);
-    }
+    let body = container_body(cfg, job, &chosen.image, &run_args, script, &work);
     pipeline.push_line(
         LogLevel::Info,
         format!(
@@ -582,6 +533,69 @@ async fn prepare(
         work,
         original_requirements: task.script.requirements.clone(),
     })
+}
+
+/// The create body of a task's container: image, the script, the task's variables, labels,
+/// mounts (config, code, SSH, caches), the translated `docker run` arguments and the GPU
+/// assignment. mirrors the order of Worker._get_docker_cmd.
+pub fn container_body(
+    cfg: &DockerConfig,
+    job: &ContainerJob,
+    image: &str,
+    run_args: &RunArgs,
+    script: String,
+    work: &Path,
+) -> ContainerCreateBody {
+    let (gpu_request, gpu_env) = gpu_setup(cfg.visible_gpus.as_deref(), cfg.skip_gpus_flag);
+    let mut env = vec![
+        format!("CLEARML_WORKER_ID={}", job.worker_id),
+        format!("CLEARML_DOCKER_IMAGE={image}"),
+        format!("CLEARML_TASK_ID={}", job.task_id),
+        format!("CLEARML_CONFIG_FILE={CONFIG_INSIDE}"),
+        "CLEARML_LOG_TASK_TO_BACKEND=0".to_string(),
+        format!("CLEARML_LOG_LEVEL={}", cfg.log_level),
+        "PYTHONUNBUFFERED=1".to_string(),
+    ];
+    if !job.worker_tags.is_empty() {
+        env.push(format!("CLEARML_WORKER_TAGS={}", job.worker_tags.join(" ")));
+    }
+    env.extend(gpu_env);
+    let mut binds = vec![
+        format!("{}:{CONFIG_INSIDE}:ro", job.config_file.display()),
+        format!("{0}:{0}", work.display()),
+    ];
+    if let Some(sock) = &cfg.ssh_auth_sock {
+        binds.push(format!("{sock}:{sock}"));
+        env.push(format!("SSH_AUTH_SOCK={sock}"));
+    } else if let Some(dir) = cfg.ssh_dir.as_ref().filter(|d| d.is_dir()) {
+        binds.push(format!("{}:{}:ro", dir.display(), cfg.ssh_ro_folder));
+    }
+    for (host, inside) in [&cfg.pip_cache, &cfg.sdk_cache].into_iter().flatten() {
+        let _ = std::fs::create_dir_all(host);
+        binds.push(format!("{}:{inside}", host.display()));
+    }
+    let mut labels = HashMap::new();
+    labels.insert(LABEL_WORKER.to_string(), job.worker_id.clone());
+    labels.insert(LABEL_PARENT_WORKER.to_string(), job.parent_worker_id.clone());
+    labels.insert(LABEL_TASK.to_string(), job.task_id.clone());
+    let mut body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
+        env: Some(env),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    run_args.apply(&mut body);
+    // The agent's GPU assignment wins over any `--gpus` in the arguments: agents sharing a
+    // machine must not see each other's devices.
+    if let Some(host) = body.host_config.as_mut() {
+        host.device_requests = gpu_request.map(|r| vec![r]);
+    }
+    body
 }
 
 /// Clones the task's code on the host (blocking work off the runtime); the output goes to the

@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod context;
 mod daemon;
+mod docker;
 mod hocon;
 mod logs;
 mod process;

@@ -166,14 +166,19 @@ pub fn daemon_config(
 /// Docker mode's configuration: the agent's image and arguments (`--docker`, already defaulted
 /// to `agent.default_docker`), the mounts and the GPU assignment.
 /// mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd (mounts, SSH, GPUs)
-pub fn docker_config(settings: &Settings, spec: &DockerSpec, worker: &WorkerOptions) -> DockerConfig {
+pub fn docker_config(
+    settings: &Settings,
+    spec: &DockerSpec,
+    worker: &WorkerOptions,
+) -> DockerConfig {
     let agent = &settings.agent;
     let env = base_env(settings, worker);
     let mounts = &agent.docker_internal_mounts;
     let ssh_auth_sock = std::env::var(EnvVars::SSH_AUTH_SOCK)
         .ok()
         .filter(|s| !s.is_empty() && !agent.disable_ssh_mount);
-    let ssh_dir = (!agent.disable_ssh_mount && ssh_auth_sock.is_none()).then(|| home().join(".ssh"));
+    let ssh_dir =
+        (!agent.disable_ssh_mount && ssh_auth_sock.is_none()).then(|| home().join(".ssh"));
     DockerConfig {
         default_image: spec.image.clone(),
         default_args: spec.args.clone(),

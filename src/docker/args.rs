@@ -387,6 +387,7 @@ fn set<T: Clone>(field: &mut Option<T>, value: &Option<T>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -206,10 +206,11 @@ pub async fn run_task(
 
     let mut container_id = None;
     let mut work = None;
+    let mut failure = None;
     let ending = match prepare(client, cfg, engine, &job, &pipeline).await {
-        Err(failure) => {
-            pipeline.push_line(LogLevel::Error, failure.reason.clone());
-            fail(client, &job, &failure.reason).await;
+        Err(setup) => {
+            pipeline.push_line(LogLevel::Error, setup.reason.clone());
+            failure = Some(setup.reason);
             Ending::Exited(1)
         }
         Ok(planned) => {
@@ -218,7 +219,7 @@ pub async fn run_task(
                 Err((id, reason)) => {
                     container_id = id;
                     pipeline.push_line(LogLevel::Error, reason.clone());
-                    fail(client, &job, &reason).await;
+                    failure = Some(reason);
                     Ending::Exited(1)
                 }
                 Ok(id) => {
@@ -246,6 +247,10 @@ pub async fn run_task(
     }
     if let Some(work) = work {
         let _ = std::fs::remove_dir_all(work);
+    }
+    // A task that never ran fails with the reason (the container is gone by then).
+    if let Some(reason) = &failure {
+        fail(client, &job, reason).await;
     }
 
     let code = match &ending {
@@ -576,7 +581,10 @@ pub fn container_body(
     }
     let mut labels = HashMap::new();
     labels.insert(LABEL_WORKER.to_string(), job.worker_id.clone());
-    labels.insert(LABEL_PARENT_WORKER.to_string(), job.parent_worker_id.clone());
+    labels.insert(
+        LABEL_PARENT_WORKER.to_string(),
+        job.parent_worker_id.clone(),
+    );
     labels.insert(LABEL_TASK.to_string(), job.task_id.clone());
     let mut body = ContainerCreateBody {
         image: Some(image.to_string()),
@@ -720,6 +728,7 @@ fn script_spec(
     if let Some(first) = entry.split_whitespace().next()
         && first != "-m"
         && let Some(parent) = layout.script_dir.join(first).parent()
+        && parent != layout.script_dir
     {
         python_path.push(parent.display().to_string());
     }
@@ -808,6 +817,7 @@ fn docker_command_line(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

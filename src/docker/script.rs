@@ -155,6 +155,7 @@ impl FreezeCapture {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -134,6 +134,7 @@ pub async fn run(cfg: DaemonConfig, client: Client, shutdown: watch::Receiver<bo
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn poll_loop(
     cfg: &DaemonConfig,
     client: &Client,

@@ -35,6 +35,19 @@ fn image() -> &'static str {
     IMAGE
 }
 
+/// A context whose agents have a worker name of their own: tests run in parallel, and an agent
+/// removes the leftover containers of its worker id when it starts.
+fn context() -> crate::context::Builder {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "docker-it-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    AgentContext::builder().env("CLEARML_WORKER_NAME", &name)
+}
+
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
@@ -94,7 +107,7 @@ fn docker_task(ctx: &AgentContext, name: &str, script: &str, container: Value) -
 #[test]
 fn completed_task_runs_inside_the_image() {
     let img = image();
-    let ctx = AgentContext::new();
+    let ctx = context().build();
     let task = docker_task(
         &ctx,
         "in docker",
@@ -113,7 +126,10 @@ fn completed_task_runs_inside_the_image() {
     assert!(log.contains("os: PRETTY_NAME=\"Debian"), "{log}");
     assert!(log.contains(&format!("task id {task}")), "{log}");
     assert!(log.contains("config /tmp/clearml.conf True"), "{log}");
-    assert!(log.contains("python /root/.clearml/venvs-builds/task"), "{log}");
+    assert!(
+        log.contains("python /root/.clearml/venvs-builds/task"),
+        "{log}"
+    );
     assert!(log.contains("Executing: docker run"), "{log}");
     assert!(log.contains("Process completed successfully"), "{log}");
     // The default image is written back to the task, and the freeze recorded.
@@ -125,7 +141,7 @@ fn completed_task_runs_inside_the_image() {
 #[test]
 fn exit_code_fails_the_task_and_removes_the_container() {
     let img = image();
-    let ctx = AgentContext::new();
+    let ctx = context().build();
     let task = docker_task(
         &ctx,
         "exit three",
@@ -137,14 +153,19 @@ fn exit_code_fails_the_task_and_removes_the_container() {
     let t = ctx.wait_status(&task, &["failed", "completed"], Some(&d));
     assert_eq!(t["status"], "failed");
     assert_eq!(t["status_reason"], "worker execution exit code 3");
-    assert!(ctx.server.log_text(&task).unwrap().contains("about to fail"));
+    assert!(
+        ctx.server
+            .log_text(&task)
+            .unwrap()
+            .contains("about to fail")
+    );
     assert!(containers("clearml-task-id", &task).is_empty());
 }
 
 #[test]
 fn stop_request_stops_and_removes_the_container() {
     let img = image();
-    let ctx = AgentContext::new();
+    let ctx = context().build();
     let task = docker_task(
         &ctx,
         "long",
@@ -171,7 +192,7 @@ fn stop_request_stops_and_removes_the_container() {
 #[test]
 fn task_container_settings_override_the_agent_default() {
     let img = image();
-    let ctx = AgentContext::new();
+    let ctx = context().build();
     let task = docker_task(
         &ctx,
         "own container",
@@ -198,13 +219,16 @@ fn task_container_settings_override_the_agent_default() {
     assert!(log.contains("setup-script-ran"), "{log}");
     assert!(log.contains(&format!("inside docker: {img}")), "{log}");
     // The task's own container is left as it was.
-    assert_eq!(t["container"]["arguments"], "-e FROM_TASK=yes --label team=ml");
+    assert_eq!(
+        t["container"]["arguments"],
+        "-e FROM_TASK=yes --label team=ml"
+    );
 }
 
 #[test]
 fn untranslatable_argument_fails_the_task_naming_it() {
     let img = image();
-    let ctx = AgentContext::new();
+    let ctx = context().build();
     let task = docker_task(
         &ctx,
         "bad args",
@@ -216,7 +240,10 @@ fn untranslatable_argument_fails_the_task_naming_it() {
     let t = ctx.wait_status(&task, &["failed", "completed"], Some(&d));
     assert_eq!(t["status"], "failed");
     assert!(
-        t["status_reason"].as_str().unwrap().contains("--cpuset-cpus"),
+        t["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("--cpuset-cpus"),
         "{t}"
     );
     assert!(containers("clearml-task-id", &task).is_empty());
@@ -225,7 +252,7 @@ fn untranslatable_argument_fails_the_task_naming_it() {
 #[test]
 fn missing_image_that_cannot_be_pulled_fails_the_task() {
     image();
-    let ctx = AgentContext::new();
+    let ctx = context().build();
     let task = docker_task(
         &ctx,
         "no image",
@@ -247,7 +274,7 @@ fn missing_image_that_cannot_be_pulled_fails_the_task() {
 fn ssh_folder_is_copied_into_the_container() {
     let img = image();
     // An empty SSH_AUTH_SOCK counts as unset: the ~/.ssh copy is used.
-    let ctx = AgentContext::builder().env("SSH_AUTH_SOCK", "").build();
+    let ctx = context().env("SSH_AUTH_SOCK", "").build();
     let ssh = ctx.root().join(".ssh");
     std::fs::create_dir_all(&ssh).unwrap();
     std::fs::write(ssh.join("config"), "Host example\n").unwrap();
@@ -263,7 +290,10 @@ fn ssh_folder_is_copied_into_the_container() {
     let log = ctx.server.log_text(&task).unwrap();
     assert_eq!(t["status"], "completed", "{log}");
     assert!(log.contains("ssh files: ['config']"), "{log}");
-    assert!(log.contains(&format!("{}:/.ssh:ro", ssh.display())), "{log}");
+    assert!(
+        log.contains(&format!("{}:/.ssh:ro", ssh.display())),
+        "{log}"
+    );
 }
 
 #[test]
@@ -272,7 +302,7 @@ fn ssh_auth_socket_is_mounted_and_set() {
     let sock_dir = tempfile::tempdir().unwrap();
     let sock = sock_dir.path().join("agent.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let ctx = AgentContext::builder()
+    let ctx = context()
         .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
         .build();
     let task = docker_task(
@@ -287,7 +317,10 @@ fn ssh_auth_socket_is_mounted_and_set() {
     let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
     let log = ctx.server.log_text(&task).unwrap();
     assert_eq!(t["status"], "completed", "{log}");
-    assert!(log.contains(&format!("sock {} True", sock.display())), "{log}");
+    assert!(
+        log.contains(&format!("sock {} True", sock.display())),
+        "{log}"
+    );
 }
 
 #[test]
@@ -314,9 +347,7 @@ fn leftover_containers_of_a_crashed_agent_are_removed_at_start() {
     ])
     .trim()
     .to_string();
-    let ctx = AgentContext::builder()
-        .env("CLEARML_WORKER_ID", &worker)
-        .build();
+    let ctx = context().env("CLEARML_WORKER_ID", &worker).build();
     let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
     wait_until("the leftover container to be removed", || {
         containers("clearml-parent-worker-id", &worker).is_empty()
@@ -331,11 +362,18 @@ fn leftover_containers_of_a_crashed_agent_are_removed_at_start() {
 
 #[test]
 fn no_engine_is_a_clear_error_at_start() {
-    let ctx = AgentContext::builder()
+    let ctx = context()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .build();
     let out = ctx
-        .command(&["daemon", "--queue", "default", "--cpu-only", "--docker", IMAGE])
+        .command(&[
+            "daemon",
+            "--queue",
+            "default",
+            "--cpu-only",
+            "--docker",
+            IMAGE,
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -350,7 +388,7 @@ fn no_engine_is_a_clear_error_at_start() {
 #[test]
 fn two_agents_with_different_gpus_run_side_by_side() {
     let img = image();
-    let ctx = AgentContext::new();
+    let ctx = context().build();
     let t0 = docker_task(&ctx, "gpu0", "print('gpu task')\n", json!({}));
     let t1 = docker_task(&ctx, "gpu1", "print('gpu task')\n", json!({}));
     ctx.server.enqueue(&t0, "q0").unwrap();
@@ -409,7 +447,11 @@ fn gpu_requests_and_mounts_on_the_created_container() {
     };
     // The task asks for all GPUs: the agent's assignment wins.
     let run_args = args::translate(
-        &["--gpus".to_string(), "all".to_string(), "--ipc=host".to_string()],
+        &[
+            "--gpus".to_string(),
+            "all".to_string(),
+            "--ipc=host".to_string(),
+        ],
         &|p| std::fs::read_to_string(p),
     )
     .unwrap();
@@ -506,4 +548,38 @@ fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
         skip_gpus_flag: false,
         log_level: "INFO".into(),
     }
+}
+
+#[test]
+fn execute_with_docker_runs_one_task_in_a_container() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "execute docker",
+        "import os\nprint('worker', os.environ['CLEARML_WORKER_ID'])\nraise SystemExit(4)\n",
+        json!({}),
+    );
+    let out = ctx
+        .command(&["execute", "--id", &task, "--cpu-only", "--docker", img])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("worker "), "{text}");
+    let t = ctx.server.task(&task).unwrap();
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["status_reason"], "worker execution exit code 4");
+    assert!(
+        ctx.server
+            .log_text(&task)
+            .unwrap()
+            .contains("Executing: docker run")
+    );
+    assert!(containers("clearml-task-id", &task).is_empty());
 }

@@ -199,6 +199,13 @@ pub fn docker_config(
         visible_gpus: env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned(),
         skip_gpus_flag: agent.docker_skip_gpus_flag,
         log_level: worker.log_level.as_str().to_string(),
+        registry_config: std::fs::read_to_string(
+            std::env::var_os("DOCKER_CONFIG")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home().join(".docker"))
+                .join("config.json"),
+        )
+        .ok(),
     }
 }
 

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine as _;
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -78,6 +80,9 @@ pub struct DockerConfig {
     pub skip_gpus_flag: bool,
     /// `--log-level` of the task's SDK.
     pub log_level: String,
+    /// The text of the Docker client config (`$DOCKER_CONFIG/config.json`, else
+    /// `~/.docker/config.json`): its `auths` are the credentials of image pulls.
+    pub registry_config: Option<String>,
 }
 
 /// A problem with the Docker Engine.
@@ -129,15 +134,19 @@ impl Engine {
         self.docker.inspect_image(image).await.is_ok()
     }
 
-    /// Pulls `image`, reporting progress lines through `log`. Credentials come from the
-    /// engine's defaults (no registry auth is sent).
-    pub async fn pull(&self, image: &str, log: &dyn Fn(String)) -> Result<(), DockerError> {
+    /// Pulls `image` with `credentials`, reporting progress lines through `log`.
+    pub async fn pull(
+        &self,
+        image: &str,
+        credentials: Option<DockerCredentials>,
+        log: &dyn Fn(String),
+    ) -> Result<(), DockerError> {
         let (name, tag) = split_tag(image);
         let opts = CreateImageOptionsBuilder::default()
             .from_image(name)
             .tag(tag)
             .build();
-        let mut stream = self.docker.create_image(Some(opts), None, None);
+        let mut stream = self.docker.create_image(Some(opts), None, credentials);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
@@ -284,6 +293,52 @@ impl Engine {
     }
 }
 
+/// The registry an image comes from, as the `auths` keys of the Docker config name it.
+fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "https://index.docker.io/v1/",
+    }
+}
+
+/// The credentials for pulling `image` from the Docker client config's `auths` (base64
+/// `user:password` in `auth`, or `identitytoken`). Credential helpers (`credsStore`) are not
+/// run.
+pub fn registry_credentials(image: &str, config_json: &str) -> Option<DockerCredentials> {
+    let config: serde_json::Value = serde_json::from_str(config_json).ok()?;
+    let registry = registry_of(image);
+    let auths = config.get("auths")?.as_object()?;
+    let entry = auths.iter().find_map(|(k, v)| {
+        let host = k
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let wanted = registry
+            .trim_start_matches("https://")
+            .trim_end_matches('/');
+        (k == registry || host == wanted || host.split('/').next() == Some(wanted)).then_some(v)
+    })?;
+    let mut creds = DockerCredentials {
+        serveraddress: Some(registry.to_string()),
+        ..Default::default()
+    };
+    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, pass) = text.split_once(':')?;
+        creds.username = Some(user.to_string());
+        creds.password = Some(pass.to_string());
+    }
+    if let Some(token) = entry.get("identitytoken").and_then(|a| a.as_str()) {
+        creds.identitytoken = Some(token.to_string());
+    }
+    (creds.username.is_some() || creds.identitytoken.is_some()).then_some(creds)
+}
+
 /// `repo/name:tag` → (`repo/name`, `tag`); a digest or no tag gives `latest` / the digest.
 fn split_tag(image: &str) -> (&str, &str) {
     if let Some((name, digest)) = image.split_once('@') {
@@ -299,6 +354,29 @@ fn split_tag(image: &str) -> (&str, &str) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_credentials_come_from_the_docker_config() {
+        let auth = base64::engine::general_purpose::STANDARD.encode("bob:s3cret");
+        let cfg = format!(
+            r#"{{"auths": {{"registry.example.com:5000": {{"auth": "{auth}"}},
+                "https://index.docker.io/v1/": {{"auth": "{auth}"}}}}}}"#
+        );
+        let c = registry_credentials("registry.example.com:5000/team/img:1", &cfg).unwrap();
+        assert_eq!(c.username.as_deref(), Some("bob"));
+        assert_eq!(c.password.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.serveraddress.as_deref(),
+            Some("registry.example.com:5000")
+        );
+        let hub = registry_credentials("python:3.11", &cfg).unwrap();
+        assert_eq!(
+            hub.serveraddress.as_deref(),
+            Some("https://index.docker.io/v1/")
+        );
+        assert!(registry_credentials("other.io/img", &cfg).is_none());
+        assert!(registry_credentials("python", "not json").is_none());
+    }
 
     #[test]
     fn image_tags_split() {

@@ -518,8 +518,12 @@ async fn prepare(
         pipeline.push_line(LogLevel::Info, format!("Pulling image {}", chosen.image));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
+        let credentials = cfg
+            .registry_config
+            .as_deref()
+            .and_then(|text| super::registry_credentials(&chosen.image, text));
         let result = engine
-            .pull(&chosen.image, &move |l| {
+            .pull(&chosen.image, credentials, &move |l| {
                 if let Ok(mut v) = sink.lock() {
                     v.push(l);
                 }
@@ -846,6 +850,7 @@ mod tests {
             visible_gpus: None,
             skip_gpus_flag: false,
             log_level: "INFO".into(),
+            registry_config: None,
         }
     }
 

@@ -547,6 +547,7 @@ fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
         visible_gpus: None,
         skip_gpus_flag: false,
         log_level: "INFO".into(),
+        registry_config: None,
     }
 }
 

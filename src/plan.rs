@@ -206,6 +206,8 @@ pub fn docker_config(
                 .join("config.json"),
         )
         .ok(),
+        use_activated_venv: agent.docker_use_activated_venv,
+        venvs_cache: agent.venvs_cache.path.clone(),
     }
 }
 

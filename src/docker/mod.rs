@@ -83,6 +83,11 @@ pub struct DockerConfig {
     /// The text of the Docker client config (`$DOCKER_CONFIG/config.json`, else
     /// `~/.docker/config.json`): its `auths` are the credentials of image pulls.
     pub registry_config: Option<String>,
+    /// `agent.docker_use_activated_venv`.
+    pub use_activated_venv: bool,
+    /// `agent.venvs_cache.path`: venvs built in containers are kept there, keyed by image and
+    /// requirements, and mounted into the next task that needs the same.
+    pub venvs_cache: Option<PathBuf>,
 }
 
 /// A problem with the Docker Engine.

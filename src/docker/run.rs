@@ -151,6 +151,8 @@ struct Planned {
     name: Option<String>,
     work: PathBuf,
     original_requirements: serde_json::Value,
+    /// Held while the container runs: the cached venv it builds or uses is its own.
+    venv_lock: Option<std::fs::File>,
 }
 
 /// Runs one task in a container to its end and reports its final status. Never fails: every
@@ -215,6 +217,7 @@ pub async fn run_task(
         }
         Ok(planned) => {
             work = Some(planned.work.clone());
+            let _venv_lock = planned.venv_lock;
             match create_and_start(engine, planned.body, planned.name.as_deref()).await {
                 Err((id, reason)) => {
                     container_id = id;
@@ -502,10 +505,16 @@ async fn prepare(
     }
     let requirement_files = requirement_files(&task, &layout, &work)?;
 
+    let cached_venv = cached_venv(cfg, &chosen.image, &requirement_files);
     let spec = script_spec(cfg, &chosen, &task, &layout, requirement_files)?;
     let script = script::render(&spec);
 
-    let body = container_body(cfg, job, &chosen.image, &run_args, script, &work);
+    let mut body = container_body(cfg, job, &chosen.image, &run_args, script, &work);
+    if let Some((dir, _)) = &cached_venv
+        && let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut())
+    {
+        binds.push(format!("{}:{VENV_INSIDE}", dir.display()));
+    }
     pipeline.push_line(
         LogLevel::Info,
         format!(
@@ -541,7 +550,32 @@ async fn prepare(
         name: run_args.name.clone(),
         work,
         original_requirements: task.script.requirements.clone(),
+        venv_lock: cached_venv.map(|(_, lock)| lock),
     })
+}
+
+/// The host folder of the cached venv for this image and these requirements, locked for this
+/// task; `None` when there is no cache or another task holds it (then the venv is built in the
+/// container and thrown away). mirrors the intent of agent.venvs_cache: a second task with the
+/// same requirements builds nothing.
+fn cached_venv(
+    cfg: &DockerConfig,
+    image: &str,
+    requirement_files: &[String],
+) -> Option<(PathBuf, std::fs::File)> {
+    let root = cfg.venvs_cache.as_ref()?;
+    let mut key = format!("{image}\n");
+    for f in requirement_files {
+        key.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+        key.push('\n');
+    }
+    let name = format!("docker-{}", crate::exec::git::md5_hex(&key));
+    std::fs::create_dir_all(root).ok()?;
+    let lock = std::fs::File::create(root.join(format!("{name}.lock"))).ok()?;
+    lock.try_lock().ok()?;
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).ok()?;
+    Some((dir, lock))
 }
 
 /// The create body of a task's container: image, the script, the task's variables, labels,
@@ -744,6 +778,7 @@ fn script_spec(
         extra_shell_script: cfg.extra_shell_script.clone(),
         setup_shell_script: chosen.setup_shell_script.clone(),
         venv_dir: VENV_INSIDE.into(),
+        use_activated_venv: cfg.use_activated_venv,
         requirement_files,
         script_dir,
         python_path: python_path.join(":"),
@@ -851,6 +886,8 @@ mod tests {
             skip_gpus_flag: false,
             log_level: "INFO".into(),
             registry_config: None,
+            use_activated_venv: true,
+            venvs_cache: None,
         }
     }
 

@@ -20,8 +20,10 @@ pub struct ScriptSpec {
     pub extra_shell_script: Vec<String>,
     /// The task's `container.setup_shell_script` (non-empty, non-comment lines).
     pub setup_shell_script: Vec<String>,
-    /// Where the venv is made inside the container.
+    /// Where the venv is made inside the container (a cached venv is mounted there).
     pub venv_dir: String,
+    /// `agent.docker_use_activated_venv`: an image whose `VIRTUAL_ENV` is set runs in that venv.
+    pub use_activated_venv: bool,
     /// Requirement files (paths valid inside the container) for `pip install -r`.
     pub requirement_files: Vec<String>,
     /// Folder the task starts in.
@@ -70,33 +72,50 @@ pub fn render(spec: &ScriptSpec) -> String {
             s.push(line.to_string());
         }
     }
-    let venv = q(&spec.venv_dir);
+    s.push(format!(
+        "CLEARML_VENV={}; CLEARML_OWN_VENV=1",
+        q(&spec.venv_dir)
+    ));
     s.push(
         "CLEARML_PY=''; for p in python3 python; do if command -v \"$p\" >/dev/null 2>&1; then CLEARML_PY=\"$p\"; break; fi; done".into(),
     );
     s.push(
         "if [ -z \"$CLEARML_PY\" ]; then echo 'clearml-agent: the image has no python3 on PATH' >&2; exit 1; fi".into(),
     );
-    // The image's pip (if any) serves the venv through its system site-packages, which saves
-    // bootstrapping pip into every venv.
-    s.push(format!(
-        "if \"$CLEARML_PY\" -m pip --version >/dev/null 2>&1; then \"$CLEARML_PY\" -m venv --system-site-packages --without-pip {venv}; \
-         else \"$CLEARML_PY\" -m venv --system-site-packages {venv}; fi || {{ echo 'clearml-agent: cannot create the venv {v}' >&2; exit 1; }}",
-        v = spec.venv_dir.replace('\'', "")
-    ));
+    if spec.use_activated_venv {
+        // mirrors agent.docker_use_activated_venv: an image's own activated venv is used as is.
+        s.push(
+            "if [ -n \"$VIRTUAL_ENV\" ] && [ -x \"$VIRTUAL_ENV/bin/python\" ]; then CLEARML_VENV=\"$VIRTUAL_ENV\"; CLEARML_OWN_VENV=0; echo \"clearml-agent: using the image's venv $VIRTUAL_ENV\"; fi".into(),
+        );
+    }
+    let mut build: Vec<String> = vec![
+        // The image's pip (if any) serves the venv through its system site-packages, which
+        // saves bootstrapping pip into every venv.
+        "if [ \"$CLEARML_OWN_VENV\" = 1 ]; then if \"$CLEARML_PY\" -m pip --version >/dev/null 2>&1; then \"$CLEARML_PY\" -m venv --system-site-packages --without-pip \"$CLEARML_VENV\"; \
+         else \"$CLEARML_PY\" -m venv --system-site-packages \"$CLEARML_VENV\"; fi || { echo \"clearml-agent: cannot create the venv $CLEARML_VENV\" >&2; exit 1; }; fi".to_string(),
+    ];
     if !spec.requirement_files.is_empty() {
         let files: Vec<String> = spec
             .requirement_files
             .iter()
             .map(|f| format!("-r {}", q(f)))
             .collect();
-        s.push(format!(
-            "{venv}/bin/python -m pip install --disable-pip-version-check {} || {{ echo 'clearml-agent: installing the requirements failed' >&2; exit 1; }}",
+        build.push(format!(
+            "\"$CLEARML_VENV\"/bin/python -m pip install --disable-pip-version-check {} || {{ echo 'clearml-agent: installing the requirements failed' >&2; exit 1; }}",
             files.join(" ")
         ));
     }
+    build.push(
+        "if [ \"$CLEARML_OWN_VENV\" = 1 ]; then touch \"$CLEARML_VENV/.clearml-agent-ready\"; fi"
+            .into(),
+    );
+    // A venv from the cache (mounted by the host, keyed by image and requirements) is reused.
     s.push(format!(
-        "echo {}; {venv}/bin/python -m pip freeze --disable-pip-version-check 2>/dev/null; echo {}",
+        "if [ -f \"$CLEARML_VENV/.clearml-agent-ready\" ]; then echo \"clearml-agent: reusing the venv $CLEARML_VENV\"; else\n{}\nfi",
+        build.join("\n")
+    ));
+    s.push(format!(
+        "echo {}; \"$CLEARML_VENV\"/bin/python -m pip freeze --disable-pip-version-check 2>/dev/null; echo {}",
         q(FREEZE_BEGIN),
         q(FREEZE_END)
     ));
@@ -105,11 +124,11 @@ pub fn render(spec: &ScriptSpec) -> String {
         q(&spec.script_dir)
     ));
     s.push(format!("export PYTHONPATH={}", q(&spec.python_path)));
-    s.push(format!(". {venv}/bin/activate"));
+    s.push(". \"$CLEARML_VENV\"/bin/activate".into());
     s.push("echo 'Starting Task Execution:'".into());
     let argv: Vec<String> = match &spec.shell_command {
         Some(cmd) => cmd.iter().map(|a| q(a)).collect(),
-        None => std::iter::once(format!("{venv}/bin/python"))
+        None => std::iter::once("\"$CLEARML_VENV\"/bin/python".to_string())
             .chain(spec.python_args.iter().map(|a| q(a)))
             .collect(),
     };
@@ -166,6 +185,7 @@ mod tests {
             extra_shell_script: vec!["echo extra".into()],
             setup_shell_script: vec!["# comment".into(), "echo setup".into()],
             venv_dir: "/root/.clearml/venvs-builds/task".into(),
+            use_activated_venv: true,
             requirement_files: vec!["/w/req.txt".into()],
             script_dir: "/w/code".into(),
             python_path: "/w/code:".into(),
@@ -179,7 +199,8 @@ mod tests {
         assert!(pos("echo setup") < pos("-m venv"));
         assert!(pos("-m venv") < pos("-r /w/req.txt"));
         assert!(pos("-r /w/req.txt") < pos(FREEZE_BEGIN));
-        assert!(s.ends_with("exec /root/.clearml/venvs-builds/task/bin/python -u 'my task.py'"));
+        assert!(pos("VIRTUAL_ENV") < pos("-m venv"));
+        assert!(s.ends_with("exec \"$CLEARML_VENV\"/bin/python -u 'my task.py'"));
     }
 
     #[test]

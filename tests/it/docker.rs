@@ -548,6 +548,8 @@ fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
         skip_gpus_flag: false,
         log_level: "INFO".into(),
         registry_config: None,
+        use_activated_venv: true,
+        venvs_cache: None,
     }
 }
 
@@ -583,4 +585,32 @@ fn execute_with_docker_runs_one_task_in_a_container() {
             .contains("Executing: docker run")
     );
     assert!(containers("clearml-task-id", &task).is_empty());
+}
+
+#[test]
+fn second_task_with_the_same_requirements_reuses_the_cached_venv() {
+    let img = image();
+    let ctx = context().build();
+    let first = docker_task(&ctx, "first", "print('first done')\n", json!({}));
+    let second = docker_task(&ctx, "second", "print('second done')\n", json!({}));
+    ctx.server.enqueue(&first, "default").unwrap();
+    ctx.server.enqueue(&second, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    for t in [&first, &second] {
+        let status = ctx.wait_status(t, &["completed", "failed"], Some(&d));
+        assert_eq!(status["status"], "completed", "{}", d.output());
+    }
+    let log1 = ctx.server.log_text(&first).unwrap();
+    let log2 = ctx.server.log_text(&second).unwrap();
+    // The printed command holds the script's text; the output names the path.
+    let reused = "clearml-agent: reusing the venv /root/.clearml/venvs-builds/task";
+    assert!(!log1.contains(reused), "{log1}");
+    assert!(log2.contains(reused), "{log2}");
+    assert!(log2.contains("second done"), "{log2}");
+    let cached: Vec<_> = std::fs::read_dir(ctx.root().join("venvs-cache"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(cached.len(), 1);
 }

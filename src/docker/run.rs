@@ -917,6 +917,34 @@ mod tests {
     }
 
     #[test]
+    fn printed_command_masks_secrets() {
+        let body = ContainerCreateBody {
+            image: Some("img:1".into()),
+            env: Some(vec![
+                "AWS_SECRET_ACCESS_KEY=topsecret".into(),
+                "PLAIN=visible".into(),
+            ]),
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), "true".into()]),
+            host_config: Some(HostConfig {
+                device_requests: Some(vec![args::gpu_request("1").unwrap()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let line = docker_command_line(&body, Some("job"), &cfg().hide_env);
+        assert!(
+            line.starts_with("docker run --gpus '\"device=1\"'"),
+            "{line}"
+        );
+        assert!(!line.contains("topsecret"), "{line}");
+        assert!(line.contains("PLAIN=visible"), "{line}");
+        assert!(
+            line.ends_with("--name job --rm img:1 /bin/sh -c true"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn gpu_variables_follow_the_assignment() {
         let (req, env) = gpu_setup(Some("1"), false);
         assert_eq!(req.unwrap().device_ids, Some(vec!["1".to_string()]));

@@ -614,3 +614,23 @@ fn second_task_with_the_same_requirements_reuses_the_cached_venv() {
         .collect();
     assert_eq!(cached.len(), 1);
 }
+
+#[test]
+fn agent_shutdown_stops_the_task_and_removes_its_container() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "long",
+        "import time\nprint('running', flush=True)\ntime.sleep(300)\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    ctx.wait_log(&task, |l| l.contains("running"), &d);
+    assert_eq!(containers("clearml-task-id", &task).len(), 1);
+    assert_eq!(d.stop(), Some(0), "{}", d.output());
+    assert!(containers("clearml-task-id", &task).is_empty());
+    let t = ctx.server.task(&task).unwrap();
+    assert_eq!(t["status"], "stopped", "{}", d.output());
+}

@@ -634,3 +634,56 @@ fn agent_shutdown_stops_the_task_and_removes_its_container() {
     let t = ctx.server.task(&task).unwrap();
     assert_eq!(t["status"], "stopped", "{}", d.output());
 }
+
+/// A task from a git repository: cloned on the host, mounted, run from its working dir.
+#[test]
+fn repository_task_is_cloned_on_the_host_and_runs_inside() {
+    let img = image();
+    let ctx = context().build();
+    let origin = ctx.root().join("origin");
+    std::fs::create_dir_all(origin.join("scripts")).unwrap();
+    std::fs::write(origin.join("scripts/data.txt"), "from the repo\n").unwrap();
+    std::fs::write(
+        origin.join("scripts/run.py"),
+        "import os\nprint('cwd', os.path.basename(os.getcwd()), open('data.txt').read().strip())\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&origin)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+    let commit = git(&["rev-parse", "HEAD"]);
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "repo task",
+            "script": {
+                "binary": "python3",
+                "repository": origin.display().to_string(),
+                "branch": "main",
+                "entry_point": "run.py",
+                "working_dir": "scripts",
+            },
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("cwd scripts from the repo"), "{log}");
+    assert_eq!(t["script"]["version_num"], commit.as_str());
+}

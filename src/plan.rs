@@ -208,6 +208,7 @@ pub fn docker_config(
         .ok(),
         use_activated_venv: agent.docker_use_activated_venv,
         venvs_cache: agent.venvs_cache.path.clone(),
+        extra_labels: agent.extra_docker_labels.clone(),
     }
 }
 

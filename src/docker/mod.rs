@@ -88,6 +88,8 @@ pub struct DockerConfig {
     /// `agent.venvs_cache.path`: venvs built in containers are kept there, keyed by image and
     /// requirements, and mounted into the next task that needs the same.
     pub venvs_cache: Option<PathBuf>,
+    /// `CLEARML_AGENT_EXTRA_DOCKER_LABELS`: more `key=value` labels on every container.
+    pub extra_labels: Vec<String>,
 }
 
 /// A problem with the Docker Engine.

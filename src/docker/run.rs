@@ -624,6 +624,10 @@ pub fn container_body(
         job.parent_worker_id.clone(),
     );
     labels.insert(LABEL_TASK.to_string(), job.task_id.clone());
+    for label in &cfg.extra_labels {
+        let (k, v) = label.split_once('=').unwrap_or((label, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
     let mut body = ContainerCreateBody {
         image: Some(image.to_string()),
         cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
@@ -888,6 +892,7 @@ mod tests {
             registry_config: None,
             use_activated_venv: true,
             venvs_cache: None,
+            extra_labels: vec![],
         }
     }
 

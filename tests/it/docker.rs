@@ -493,6 +493,7 @@ fn gpu_requests_and_mounts_on_the_created_container() {
     );
     assert_eq!(c["Config"]["Labels"]["clearml-task-id"], task_id.as_str());
     assert_eq!(c["Config"]["Labels"]["clearml-worker-id"], "host:gpu2,3");
+    assert_eq!(c["Config"]["Labels"]["team"], "vision");
 
     // `all` → a count of -1; the auth socket replaces the ~/.ssh copy.
     cfg.visible_gpus = None;
@@ -550,6 +551,7 @@ fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
         registry_config: None,
         use_activated_venv: true,
         venvs_cache: None,
+        extra_labels: vec!["team=vision".into()],
     }
 }
 

@@ -91,7 +91,7 @@ fn pairs(args: &[String]) -> Result<Vec<(String, Option<String>)>, ArgError> {
             continue;
         }
         // `-eFOO=1`, `-v/a:/b`: a short flag glued to its value.
-        if !arg.starts_with("--") && arg.len() > 2 {
+        if !arg.starts_with("--") && arg.len() > 2 && arg.is_char_boundary(2) {
             out.push((arg[..2].to_string(), Some(arg[2..].to_string())));
             continue;
         }
@@ -514,6 +514,7 @@ mod tests {
             ArgError::Unsupported("stray".into())
         );
         assert_eq!(t(&["-v"]).unwrap_err(), ArgError::MissingValue("-v".into()));
+        assert!(t(&["-é"]).is_err());
         assert!(matches!(
             t(&["--shm-size", "lots"]).unwrap_err(),
             ArgError::BadValue { .. }

@@ -4,6 +4,10 @@
 # Does nothing when the tag already exists. Usage: scripts/build-test-image.sh [TAG]
 set -euo pipefail
 tag="${1:-clearml-agent-test:py3-git}"
+if ! docker version >/dev/null 2>&1; then
+    echo "build-test-image: no Docker Engine reachable (start dockerd or set DOCKER_HOST)" >&2
+    exit 1
+fi
 if docker image inspect "$tag" >/dev/null 2>&1; then
     exit 0
 fi

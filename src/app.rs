@@ -134,9 +134,6 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     let CommandOptions::Daemon(opts) = &resolved.settings.command else {
         bail!("internal error: run_daemon called for another command");
     };
-    if opts.docker.is_some() {
-        bail!("`--docker` is not supported yet by this agent");
-    }
     let client_cfg = plan::client_config(&resolved.settings)?;
     let cfg = plan::daemon_config(&resolved.settings, &resolved.tree, opts)?;
     // mirrors Worker.daemon: `--stop` and `--status` act and return before any registration.
@@ -269,8 +266,8 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     let CommandOptions::Execute(opts) = &resolved.settings.command else {
         bail!("internal error: run_execute called for another command");
     };
-    if opts.docker.is_some() {
-        bail!("`--docker` is not supported yet by this agent");
+    if let Some(spec) = &opts.docker {
+        return run_execute_docker(resolved, opts, spec);
     }
     let client_cfg = plan::client_config(&resolved.settings)?;
     let exec_cfg = plan::execute_config(&resolved.settings, opts);
@@ -366,6 +363,69 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         // mirrors Worker.execute: the task's exit code is the process's exit status.
         Ok(match ending {
             _ if !propagate => 0,
+            exec::supervise::Ending::Exited(code) => u8::try_from(code).unwrap_or(1),
+            _ => 1,
+        })
+    })
+}
+
+/// `clearml-agent execute --id T --docker [image [args]]`: this process supervises the task's
+/// container as the daemon does (mirrors Worker.execute with --docker: it runs `docker run`).
+fn run_execute_docker(
+    resolved: &Resolved,
+    opts: &config::ExecuteOptions,
+    spec: &config::DockerSpec,
+) -> anyhow::Result<u8> {
+    let client_cfg = plan::client_config(&resolved.settings)?;
+    let exec_cfg = plan::execute_config(&resolved.settings, opts);
+    let docker_cfg = plan::docker_config(&resolved.settings, spec, &opts.worker);
+    let poll = std::time::Duration::from_secs_f64(
+        resolved
+            .settings
+            .agent
+            .queue_poll_freq_sec
+            .unwrap_or(5.0)
+            .max(0.1),
+    );
+    let mut sup = plan::supervise_config(&resolved.settings, poll, true);
+    sup.log_file = opts.log_file.clone();
+    let tree = resolved.tree.clone();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let engine = crate::docker::Engine::connect().await?;
+        let client = Client::new(client_cfg)?;
+        client
+            .login()
+            .await
+            .context("cannot log in to the ClearML server")?;
+        let mut task_id = exec_cfg.task_id.clone();
+        if exec_cfg.clone {
+            let task = client
+                .tasks()
+                .get_by_id(&task_id)
+                .await
+                .with_context(|| format!("Could not find task id={task_id}"))?;
+            task_id = client
+                .tasks()
+                .clone_task(&task_id, Some(&format!("Clone of {}", task.name)))
+                .await
+                .context("Cloning failed")?;
+            println!("Task cloned, new task id={task_id}");
+        }
+        let child_config = worker::ChildConfig::write(&sup.spill_dir, &tree)?;
+        let job = crate::docker::run::ContainerJob {
+            task_id,
+            worker_id: exec_cfg.worker_id.clone(),
+            parent_worker_id: exec_cfg.worker_id.clone(),
+            config_file: child_config.path.clone(),
+            pulled_from: None,
+            worker_tags: Vec::new(),
+            host_env: exec_cfg.base_env.clone(),
+        };
+        let shutdown = shutdown_signal()?;
+        let ending =
+            crate::docker::run::run_task(&client, &sup, &docker_cfg, &engine, job, shutdown).await;
+        Ok(match ending {
             exec::supervise::Ending::Exited(code) => u8::try_from(code).unwrap_or(1),
             _ => 1,
         })

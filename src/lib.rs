@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod docker;
 pub mod env;
 pub mod exec;
 pub mod gpu;

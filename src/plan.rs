@@ -10,8 +10,10 @@ use anyhow::{Result, anyhow};
 
 use crate::api::{ClientConfig, Method, RetryPolicy};
 use crate::config::{
-    DaemonOptions, ExecuteOptions, HttpMethod, PackageManagerType, Settings, WorkerOptions,
+    DaemonOptions, DockerSpec, ExecuteOptions, HttpMethod, PackageManagerType, Settings,
+    WorkerOptions,
 };
+use crate::docker::DockerConfig;
 use crate::env::EnvVars;
 use crate::exec::git::{GitCredential, GitOptions};
 use crate::exec::requirements::InstallOrder;
@@ -184,6 +186,10 @@ pub fn daemon_config(
         self_exe,
         base_env,
         supervise: supervise_config(settings, opts.polling_interval, opts.foreground),
+        docker: opts
+            .docker
+            .as_ref()
+            .map(|spec| docker_config(settings, spec, &opts.worker)),
     })
 }
 
@@ -203,6 +209,55 @@ pub fn execute_report_config(
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
         gpus: env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned(),
         is_daemon: false,
+    }
+}
+
+/// Docker mode's configuration: the agent's image and arguments (`--docker`, already defaulted
+/// to `agent.default_docker`), the mounts and the GPU assignment.
+/// mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd (mounts, SSH, GPUs)
+pub fn docker_config(
+    settings: &Settings,
+    spec: &DockerSpec,
+    worker: &WorkerOptions,
+) -> DockerConfig {
+    let agent = &settings.agent;
+    let env = base_env(settings, worker);
+    let mounts = &agent.docker_internal_mounts;
+    let ssh_auth_sock = std::env::var(EnvVars::SSH_AUTH_SOCK)
+        .ok()
+        .filter(|s| !s.is_empty() && !agent.disable_ssh_mount);
+    let ssh_dir =
+        (!agent.disable_ssh_mount && ssh_auth_sock.is_none()).then(|| home().join(".ssh"));
+    DockerConfig {
+        default_image: spec.image.clone(),
+        default_args: spec.args.clone(),
+        update_back_task: agent.default_docker.update_back_task,
+        disable_task_override: agent.disable_task_docker_override,
+        extra_args: agent.extra_docker_arguments.clone(),
+        extra_shell_script: agent.extra_docker_shell_script.clone(),
+        force_pull: agent.docker_force_pull,
+        hide_env: agent.hide_docker_command_env_vars.clone(),
+        ssh_dir,
+        ssh_auth_sock,
+        ssh_ro_folder: mounts.ssh_ro_folder.clone(),
+        ssh_folder: mounts.ssh_folder.clone(),
+        pip_cache: Some((agent.docker_pip_cache.clone(), mounts.pip_cache.clone())),
+        sdk_cache: Some((settings.sdk.cache_dir.clone(), mounts.sdk_cache.clone())),
+        work_dir: temp_dir(settings).join("clearml-agent-docker"),
+        git: git_options(settings),
+        visible_gpus: env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned(),
+        skip_gpus_flag: agent.docker_skip_gpus_flag,
+        log_level: worker.log_level.as_str().to_string(),
+        registry_config: std::fs::read_to_string(
+            std::env::var_os("DOCKER_CONFIG")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home().join(".docker"))
+                .join("config.json"),
+        )
+        .ok(),
+        use_activated_venv: agent.docker_use_activated_venv,
+        venvs_cache: agent.venvs_cache.path.clone(),
+        extra_labels: agent.extra_docker_labels.clone(),
     }
 }
 

@@ -272,7 +272,7 @@ async fn next_chunk(output: &mut Option<crate::exec::process::OutputStream>) -> 
 }
 
 /// One status poll. mirrors Worker._check_if_task_should_stop.
-async fn check_abort(
+pub(crate) async fn check_abort(
     client: &Client,
     task_id: &str,
     created_polls: &mut u32,
@@ -313,15 +313,15 @@ async fn check_abort(
     }
 }
 
-/// The final status change a task gets.
-enum FinalChange {
+/// The final status change a task gets (shared with docker mode, `docker/run.rs`).
+pub(crate) enum FinalChange {
     Completed,
     Stopped(&'static str),
     Failed(String),
 }
 
 /// Decides the final status and logs its line. mirrors Worker.handle_task_termination.
-async fn final_status(
+pub(crate) async fn final_status(
     client: &Client,
     task_id: &str,
     ending: &Ending,
@@ -378,7 +378,12 @@ async fn final_status(
     }
 }
 
-async fn set_final_status(client: &Client, task_id: &str, worker_id: &str, change: FinalChange) {
+pub(crate) async fn set_final_status(
+    client: &Client,
+    task_id: &str,
+    worker_id: &str,
+    change: FinalChange,
+) {
     let message = format!("Changed by clearml-agent {worker_id}");
     let req = |reason: &str| {
         StatusChange::new(task_id)
@@ -402,7 +407,7 @@ async fn set_final_status(client: &Client, task_id: &str, worker_id: &str, chang
 }
 
 /// mirrors Worker._set_runtime_hostname (runtime `_exec_agent_hostname`).
-async fn set_runtime_hostname(client: &Client, task_id: &str) {
+pub(crate) async fn set_runtime_hostname(client: &Client, task_id: &str) {
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -22,6 +22,7 @@ use anyhow::{Context, Result};
 use tokio::sync::watch;
 
 use crate::api::{Client, StatusChange};
+use crate::docker::{DockerConfig, Engine};
 use crate::env::EnvVars;
 use crate::exec::supervise::{self, Launch, SuperviseConfig};
 use queues::QueueRef;
@@ -66,6 +67,8 @@ pub struct DaemonConfig {
     /// The daemon's environment plus the GPU variables, given to every task.
     pub base_env: BTreeMap<String, String>,
     pub supervise: SuperviseConfig,
+    /// `--docker`: each task runs in a container (see `crate::docker`).
+    pub docker: Option<DockerConfig>,
 }
 
 /// Runs until `shutdown` turns true (the running task is stopped) or `drain` does (the running
@@ -76,6 +79,11 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     drain: watch::Receiver<bool>,
 ) -> Result<()> {
+    // Docker mode needs the engine: fail at start, not at the first task.
+    let engine = match &cfg.docker {
+        Some(_) => Some(Engine::connect().await?),
+        None => None,
+    };
     client.login().await.with_context(|| {
         format!(
             "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
@@ -101,6 +109,14 @@ pub async fn run(
     let registration =
         Registry::new(&cfg.registry_dir).register(fixed_id.as_deref(), &name, false)?;
     let worker_id = registration.worker_id.clone();
+    if let Some(engine) = &engine {
+        // A crashed run of this worker may have left its containers behind.
+        match engine.reap(&worker_id).await {
+            Ok(0) => {}
+            Ok(n) => println!("Removed {n} leftover container(s) of worker {worker_id}"),
+            Err(e) => println!("Warning: cannot remove leftover containers: {e}"),
+        }
+    }
 
     println!("Worker \"{worker_id}\" - Listening to queues:");
     print_queue_table(&queues);
@@ -135,6 +151,7 @@ pub async fn run(
         &queues,
         &reporter,
         &child_config,
+        engine.as_ref(),
         shutdown,
         drain,
     )
@@ -157,6 +174,7 @@ async fn poll_loop(
     queues: &[QueueRef],
     reporter: &Reporter,
     child_config: &ChildConfig,
+    engine: Option<&Engine>,
     mut shutdown: watch::Receiver<bool>,
     mut drain: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -245,6 +263,7 @@ async fn poll_loop(
                     &next.task,
                     reporter,
                     child_config,
+                    engine,
                     &shutdown,
                 )
                 .await;
@@ -367,6 +386,7 @@ async fn run_pulled(
     task_id: &str,
     reporter: &Reporter,
     child_config: &ChildConfig,
+    engine: Option<&Engine>,
     shutdown: &watch::Receiver<bool>,
 ) {
     // mirrors run_tasks_loop: started(force) "pulled by agent", then an immediate report.
@@ -394,6 +414,28 @@ async fn run_pulled(
             EnvVars::CLEARML_WORKER_TAGS.into(),
             cfg.child_report_tags.join(" "),
         );
+    }
+    if let (Some(docker), Some(engine)) = (&cfg.docker, engine) {
+        let job = crate::docker::run::ContainerJob {
+            task_id: task_id.to_string(),
+            worker_id: worker_id.to_string(),
+            parent_worker_id: worker_id.to_string(),
+            config_file: child_config.path.clone(),
+            pulled_from: Some(queue.id.clone()),
+            worker_tags: cfg.child_report_tags.clone(),
+            host_env: env,
+        };
+        crate::docker::run::run_task(
+            client,
+            &cfg.supervise,
+            docker,
+            engine,
+            job,
+            shutdown.clone(),
+        )
+        .await;
+        reporter.set_current(Current::default());
+        return;
     }
     let launch = Launch {
         task_id: task_id.to_string(),

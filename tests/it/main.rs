@@ -8,6 +8,7 @@ mod background;
 mod cli;
 mod context;
 mod daemon;
+mod docker;
 mod execute;
 mod hocon;
 mod logs;

@@ -1,0 +1,401 @@
+//! Docker mode: the only module that talks to the Docker Engine (through bollard, never the
+//! docker CLI). `mod.rs` owns the engine connection and the container operations the agent
+//! needs (pull, create, start, logs, wait, stop, remove, reap); `args.rs` translates free-form
+//! `docker run` arguments, `script.rs` writes the script that runs inside the container, and
+//! `run.rs` runs one task in a container under supervision.
+//!
+//! mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd / run_one_task (docker branch)
+
+pub mod args;
+pub mod run;
+pub mod script;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
+};
+use futures_util::{Stream, StreamExt};
+
+use crate::config::HideDockerEnvVars;
+use crate::exec::git::GitOptions;
+
+/// Label with the id of the worker that runs the container (mirrors `-l clearml-worker-id=`).
+pub const LABEL_WORKER: &str = "clearml-worker-id";
+/// Label with the id of the daemon that started it (mirrors `-l clearml-parent-worker-id=`).
+pub const LABEL_PARENT_WORKER: &str = "clearml-parent-worker-id";
+/// Label with the task id.
+pub const LABEL_TASK: &str = "clearml-task-id";
+
+/// Everything docker mode needs, resolved from settings before the runtime starts.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// The agent's image: `--docker IMAGE`, else `CLEARML_DOCKER_IMAGE`, else
+    /// `agent.default_docker.image`.
+    pub default_image: String,
+    /// The agent's `docker run` arguments (from `--docker IMAGE ARGS...` or the default).
+    pub default_args: Vec<String>,
+    /// `agent.default_docker.update_back_task`: write the default image back to the task.
+    pub update_back_task: bool,
+    /// `agent.disable_task_docker_override`: the task's own image is ignored.
+    pub disable_task_override: bool,
+    /// `agent.extra_docker_arguments`.
+    pub extra_args: Vec<String>,
+    /// `agent.extra_docker_shell_script` lines.
+    pub extra_shell_script: Vec<String>,
+    /// `agent.docker_force_pull`.
+    pub force_pull: bool,
+    /// `agent.hide_docker_command_env_vars`.
+    pub hide_env: HideDockerEnvVars,
+    /// Host `~/.ssh`, mounted read-only at `ssh_ro_folder` and copied to `ssh_folder`; `None`
+    /// when `agent.disable_ssh_mount` or when `ssh_auth_sock` is used instead.
+    pub ssh_dir: Option<PathBuf>,
+    /// `SSH_AUTH_SOCK` of the agent: the socket is mounted and the variable set inside.
+    pub ssh_auth_sock: Option<String>,
+    /// `agent.docker_internal_mounts.ssh_ro_folder` (`/.ssh`).
+    pub ssh_ro_folder: String,
+    /// `agent.docker_internal_mounts.ssh_folder` (`~/.ssh`).
+    pub ssh_folder: String,
+    /// Host pip cache (`agent.docker_pip_cache`) and where it goes inside
+    /// (`docker_internal_mounts.pip_cache`).
+    pub pip_cache: Option<(PathBuf, String)>,
+    /// Host SDK cache (`sdk.storage.cache.default_base_dir`) and its inside path
+    /// (`docker_internal_mounts.sdk_cache`).
+    pub sdk_cache: Option<(PathBuf, String)>,
+    /// Where the agent prepares each task's code on the host (mounted at the same path).
+    pub work_dir: PathBuf,
+    /// How the code is cloned on the host.
+    pub git: GitOptions,
+    /// The effective `NVIDIA_VISIBLE_DEVICES` of this agent (`--gpus` / `--cpu-only`).
+    pub visible_gpus: Option<String>,
+    /// `agent.docker_skip_gpus_flag`: no device request, the variables only.
+    pub skip_gpus_flag: bool,
+    /// `--log-level` of the task's SDK.
+    pub log_level: String,
+    /// The text of the Docker client config (`$DOCKER_CONFIG/config.json`, else
+    /// `~/.docker/config.json`): its `auths` are the credentials of image pulls.
+    pub registry_config: Option<String>,
+    /// `agent.docker_use_activated_venv`.
+    pub use_activated_venv: bool,
+    /// `agent.venvs_cache.path`: venvs built in containers are kept there, keyed by image and
+    /// requirements, and mounted into the next task that needs the same.
+    pub venvs_cache: Option<PathBuf>,
+    /// `CLEARML_AGENT_EXTRA_DOCKER_LABELS`: more `key=value` labels on every container.
+    pub extra_labels: Vec<String>,
+}
+
+/// A problem with the Docker Engine.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "cannot reach the Docker Engine ({0}); start dockerd or set DOCKER_HOST, or run without --docker"
+    )]
+    Unreachable(String),
+    #[error("cannot pull the image {image}: {reason}")]
+    Pull { image: String, reason: String },
+    #[error("{what}: {source}")]
+    Engine {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+fn engine(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
+    let what = what.into();
+    move |source| DockerError::Engine { what, source }
+}
+
+/// A connection to the Docker Engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+impl Engine {
+    /// Connects through `DOCKER_HOST` or the local socket and checks that the engine answers.
+    pub async fn connect() -> Result<Engine, DockerError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        Ok(Engine { docker })
+    }
+
+    /// True when the image is present locally.
+    pub async fn has_image(&self, image: &str) -> bool {
+        self.docker.inspect_image(image).await.is_ok()
+    }
+
+    /// Pulls `image` with `credentials`, reporting progress lines through `log`.
+    pub async fn pull(
+        &self,
+        image: &str,
+        credentials: Option<DockerCredentials>,
+        log: &dyn Fn(String),
+    ) -> Result<(), DockerError> {
+        let (name, tag) = split_tag(image);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, credentials);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        log(format!("{status} {}", info.id.unwrap_or_default()));
+                    }
+                }
+                Err(e) => {
+                    return Err(DockerError::Pull {
+                        image: image.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        if !self.has_image(image).await {
+            return Err(DockerError::Pull {
+                image: image.to_string(),
+                reason: "the engine reported no error but the image is not there".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates a container; returns its id.
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<String, DockerError> {
+        let mut opts = CreateContainerOptionsBuilder::default();
+        if let Some(name) = name {
+            opts = opts.name(name);
+        }
+        let created = self
+            .docker
+            .create_container(Some(opts.build()), body)
+            .await
+            .map_err(engine("cannot create the container"))?;
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), DockerError> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(engine("cannot start the container"))
+    }
+
+    /// The container's output (stdout and stderr), followed until it ends.
+    pub fn output(&self, id: &str) -> impl Stream<Item = Vec<u8>> + Send + Unpin + 'static {
+        let opts = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        Box::pin(
+            self.docker
+                .logs(id, Some(opts))
+                .take_while(|item| std::future::ready(item.is_ok()))
+                .filter_map(|item| std::future::ready(item.ok().map(|o| o.into_bytes().to_vec()))),
+        )
+    }
+
+    /// Waits for the container to exit; returns its exit code.
+    pub async fn wait(&self, id: &str) -> Result<i32, DockerError> {
+        let opts = WaitContainerOptionsBuilder::default().build();
+        let mut stream = self.docker.wait_container(id, Some(opts));
+        match stream.next().await {
+            Some(Ok(resp)) => Ok(resp.status_code as i32),
+            // bollard reports a non-zero exit as an error carrying the code.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                Ok(code as i32)
+            }
+            Some(Err(e)) => Err(DockerError::Engine {
+                what: "lost track of the container".into(),
+                source: e,
+            }),
+            None => Ok(-1),
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace` (`docker stop -t`).
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), DockerError> {
+        let opts = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs().max(1) as i32)
+            .build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(DockerError::Engine {
+                what: "cannot stop the container".into(),
+                source: e,
+            }),
+        }
+    }
+
+    /// Removes the container (killing it if still running). A container already gone is fine.
+    pub async fn remove(&self, id: &str) -> Result<(), DockerError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(DockerError::Engine {
+                what: "cannot remove the container".into(),
+                source: e,
+            }),
+        }
+    }
+
+    /// Ids of the containers (running or not) that carry `label=value`.
+    pub async fn labelled(&self, label: &str, value: &str) -> Result<Vec<String>, DockerError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![format!("{label}={value}")]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(engine("cannot list containers"))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Removes the containers a previous run of this worker left behind (an agent that crashed
+    /// mid-task); returns how many. mirrors nothing in the Python agent, which leaves them.
+    pub async fn reap(&self, worker_id: &str) -> Result<usize, DockerError> {
+        let ids = self.labelled(LABEL_PARENT_WORKER, worker_id).await?;
+        for id in &ids {
+            self.remove(id).await?;
+        }
+        Ok(ids.len())
+    }
+}
+
+/// The registry an image comes from, as the `auths` keys of the Docker config name it.
+fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "https://index.docker.io/v1/",
+    }
+}
+
+/// The credentials for pulling `image` from the Docker client config's `auths` (base64
+/// `user:password` in `auth`, or `identitytoken`). Credential helpers (`credsStore`) are not
+/// run.
+pub fn registry_credentials(image: &str, config_json: &str) -> Option<DockerCredentials> {
+    let config: serde_json::Value = serde_json::from_str(config_json).ok()?;
+    let registry = registry_of(image);
+    let auths = config.get("auths")?.as_object()?;
+    let entry = auths.iter().find_map(|(k, v)| {
+        let host = k
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let wanted = registry
+            .trim_start_matches("https://")
+            .trim_end_matches('/');
+        (k == registry || host == wanted || host.split('/').next() == Some(wanted)).then_some(v)
+    })?;
+    let mut creds = DockerCredentials {
+        serveraddress: Some(registry.to_string()),
+        ..Default::default()
+    };
+    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, pass) = text.split_once(':')?;
+        creds.username = Some(user.to_string());
+        creds.password = Some(pass.to_string());
+    }
+    if let Some(token) = entry.get("identitytoken").and_then(|a| a.as_str()) {
+        creds.identitytoken = Some(token.to_string());
+    }
+    (creds.username.is_some() || creds.identitytoken.is_some()).then_some(creds)
+}
+
+/// `repo/name:tag` → (`repo/name`, `tag`); a digest or no tag gives `latest` / the digest.
+fn split_tag(image: &str) -> (&str, &str) {
+    if let Some((name, digest)) = image.split_once('@') {
+        return (name, digest);
+    }
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, "latest"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_credentials_come_from_the_docker_config() {
+        let auth = base64::engine::general_purpose::STANDARD.encode("bob:s3cret");
+        let cfg = format!(
+            r#"{{"auths": {{"registry.example.com:5000": {{"auth": "{auth}"}},
+                "https://index.docker.io/v1/": {{"auth": "{auth}"}}}}}}"#
+        );
+        let c = registry_credentials("registry.example.com:5000/team/img:1", &cfg).unwrap();
+        assert_eq!(c.username.as_deref(), Some("bob"));
+        assert_eq!(c.password.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.serveraddress.as_deref(),
+            Some("registry.example.com:5000")
+        );
+        let hub = registry_credentials("python:3.11", &cfg).unwrap();
+        assert_eq!(
+            hub.serveraddress.as_deref(),
+            Some("https://index.docker.io/v1/")
+        );
+        assert!(registry_credentials("other.io/img", &cfg).is_none());
+        assert!(registry_credentials("python", "not json").is_none());
+    }
+
+    #[test]
+    fn image_tags_split() {
+        assert_eq!(split_tag("python:3.11"), ("python", "3.11"));
+        assert_eq!(split_tag("ubuntu"), ("ubuntu", "latest"));
+        assert_eq!(
+            split_tag("localhost:5000/team/img"),
+            ("localhost:5000/team/img", "latest")
+        );
+        assert_eq!(
+            split_tag("localhost:5000/img:v2"),
+            ("localhost:5000/img", "v2")
+        );
+    }
+}

@@ -1,0 +1,978 @@
+//! One task in a container, supervised from the host: choose the image, prepare the code on the
+//! host, create the container (labels, mounts, GPUs, SSH), stream its output into the task log,
+//! stop and remove it on abort, always remove it at the end, and report the final status with
+//! the same rules as venv mode (`exec::supervise`).
+//!
+//! mirrors clearml_agent/commands/worker.py: Worker.run_one_task (docker branch),
+//! Worker.get_task_container / _get_docker_cmd / _get_docker_config_cmd
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::args::{self, RunArgs};
+use super::script::{self, FreezeCapture, ScriptSpec};
+use super::{DockerConfig, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
+use crate::api::{Client, Container, StatusChange, Task};
+use crate::config::masking::sanitize_docker_args;
+use crate::exec::git::{self, ScriptInfo, SourceLayout};
+use crate::exec::logs::{LogConfig, LogLevel, LogPipeline};
+use crate::exec::requirements::{Requirements, find_repo_requirements};
+use crate::exec::supervise::{self, ApiLogSink, Ending, StopReason, SuperviseConfig};
+
+/// Where the host's child configuration is mounted (mirrors `-v <cfg>:/tmp/clearml.conf`).
+pub const CONFIG_INSIDE: &str = "/tmp/clearml.conf";
+/// The task's venv inside the container.
+const VENV_INSIDE: &str = "/root/.clearml/venvs-builds/task";
+
+/// One task to run in a container.
+#[derive(Debug, Clone)]
+pub struct ContainerJob {
+    pub task_id: String,
+    /// The worker id the task runs under (`CLEARML_WORKER_ID`, label `clearml-worker-id`).
+    pub worker_id: String,
+    /// The daemon's worker id (label `clearml-parent-worker-id`; leftovers are reaped by it).
+    pub parent_worker_id: String,
+    /// The host file with the configuration the task's SDK reads.
+    pub config_file: PathBuf,
+    /// The queue the task was pulled from (for the "pulled" log line).
+    pub pulled_from: Option<String>,
+    /// `--child-report-tags`.
+    pub worker_tags: Vec<String>,
+    /// The host environment used for git on the host.
+    pub host_env: BTreeMap<String, String>,
+}
+
+/// The image, arguments and setup script a task runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chosen {
+    pub image: String,
+    pub args: Vec<String>,
+    pub setup_shell_script: Vec<String>,
+    /// The agent's default was used (so it is written back to the task).
+    pub default_used: bool,
+}
+
+/// The task's own container first, then the agent's. mirrors Worker.get_task_container and the
+/// docker branch of Worker.run_one_task.
+pub fn choose_container(task: &Container, cfg: &DockerConfig) -> Chosen {
+    let image = task.image.as_deref().unwrap_or("").trim().to_string();
+    let setup_shell_script: Vec<String> = task
+        .setup_shell_script
+        .as_deref()
+        .unwrap_or("")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    if image.is_empty() || cfg.disable_task_override {
+        return Chosen {
+            image: cfg.default_image.clone(),
+            args: cfg.default_args.clone(),
+            setup_shell_script,
+            default_used: true,
+        };
+    }
+    let args = task
+        .arguments
+        .as_deref()
+        .map(crate::config::shell_split)
+        .unwrap_or_default();
+    Chosen {
+        image,
+        args,
+        setup_shell_script,
+        default_used: false,
+    }
+}
+
+/// The GPU part of the container: the device request and the variables inside.
+/// `NVIDIA_VISIBLE_DEVICES` names the host devices (as docker's own `--gpus` sets it);
+/// `CUDA_VISIBLE_DEVICES` numbers them as CUDA sees them inside, where only the requested
+/// devices exist, from 0 (the Python agent passes the host indices, its issue #47).
+pub fn gpu_setup(visible: Option<&str>, skip_flag: bool) -> (Option<DeviceRequest>, Vec<String>) {
+    let visible = visible.map(str::trim);
+    match visible {
+        None | Some("all") => {
+            let req = (!skip_flag)
+                .then(|| args::gpu_request("all"))
+                .and_then(Result::ok);
+            (req, vec!["NVIDIA_VISIBLE_DEVICES=all".into()])
+        }
+        Some("") | Some("none") => (
+            None,
+            vec![
+                "NVIDIA_VISIBLE_DEVICES=none".into(),
+                "CUDA_VISIBLE_DEVICES=".into(),
+            ],
+        ),
+        Some(list) => {
+            let ids: Vec<&str> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            let req = (!skip_flag)
+                .then(|| args::gpu_request(&ids.join(",")))
+                .and_then(Result::ok);
+            let inside: Vec<String> = (0..ids.len()).map(|i| i.to_string()).collect();
+            (
+                req,
+                vec![
+                    format!("NVIDIA_VISIBLE_DEVICES={}", ids.join(",")),
+                    format!("CUDA_VISIBLE_DEVICES={}", inside.join(",")),
+                ],
+            )
+        }
+    }
+}
+
+/// A failure before the container runs: the task fails with `reason`.
+struct SetupFailure {
+    reason: String,
+}
+
+impl<E: std::fmt::Display> From<E> for SetupFailure {
+    fn from(e: E) -> Self {
+        SetupFailure {
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// What `prepare` made: the create body and the host folder to remove afterwards.
+struct Planned {
+    body: ContainerCreateBody,
+    name: Option<String>,
+    work: PathBuf,
+    original_requirements: serde_json::Value,
+    /// Held while the container runs: the cached venv it builds or uses is its own.
+    venv_lock: Option<std::fs::File>,
+}
+
+/// Runs one task in a container to its end and reports its final status. Never fails: every
+/// problem is reported on the task and printed, and the daemon goes on.
+pub async fn run_task(
+    client: &Client,
+    sup: &SuperviseConfig,
+    cfg: &DockerConfig,
+    engine: &Engine,
+    job: ContainerJob,
+    shutdown: watch::Receiver<bool>,
+) -> Ending {
+    let task_id = job.task_id.clone();
+    let mut log_cfg = LogConfig::new(
+        task_id.clone(),
+        job.worker_id.clone(),
+        sup.spill_dir.clone(),
+    );
+    log_cfg.suppress_carriage_return = sup.suppress_carriage_return;
+    if let Some(path) = &sup.log_file {
+        match std::fs::File::create(path) {
+            Ok(file) => log_cfg.echo = Some(Box::new(file)),
+            Err(e) => println!("Warning: cannot write the log file {}: {e}", path.display()),
+        }
+    } else if sup.echo {
+        log_cfg.echo = Some(Box::new(std::io::stdout()));
+    }
+    let pipeline = LogPipeline::start(log_cfg, Arc::new(ApiLogSink::new(client)));
+    if let Some(queue) = &job.pulled_from {
+        pipeline.push_line(
+            LogLevel::Info,
+            format!(
+                "task {task_id} pulled from {queue} by worker {}",
+                job.worker_id
+            ),
+        );
+    }
+    println!("Running task '{task_id}' in docker mode");
+    supervise::set_runtime_hostname(client, &task_id).await;
+    if let Err(e) = client
+        .tasks()
+        .started(
+            &StatusChange::new(&task_id)
+                .message("launch by agent")
+                .force(true),
+        )
+        .await
+    {
+        println!("Warning: could not start task {task_id}, skipping it: {e}");
+        pipeline.finish(sup.log_finish_timeout).await;
+        return Ending::NotStarted(e.to_string());
+    }
+
+    let mut container_id = None;
+    let mut work = None;
+    let mut failure = None;
+    let ending = match prepare(client, cfg, engine, &job, &pipeline).await {
+        Err(setup) => {
+            pipeline.push_line(LogLevel::Error, setup.reason.clone());
+            failure = Some(setup.reason);
+            Ending::Exited(1)
+        }
+        Ok(planned) => {
+            work = Some(planned.work.clone());
+            let _venv_lock = planned.venv_lock;
+            match create_and_start(engine, planned.body, planned.name.as_deref()).await {
+                Err((id, reason)) => {
+                    container_id = id;
+                    pipeline.push_line(LogLevel::Error, reason.clone());
+                    failure = Some(reason);
+                    Ending::Exited(1)
+                }
+                Ok(id) => {
+                    container_id = Some(id.clone());
+                    watch_container(
+                        client,
+                        sup,
+                        engine,
+                        &job,
+                        &id,
+                        &pipeline,
+                        &planned.original_requirements,
+                        shutdown,
+                    )
+                    .await
+                }
+            }
+        }
+    };
+    // No container of a task outlives it.
+    if let Some(id) = &container_id
+        && let Err(e) = engine.remove(id).await
+    {
+        pipeline.push_line(LogLevel::Error, format!("{e}"));
+    }
+    if let Some(work) = work {
+        let _ = std::fs::remove_dir_all(work);
+    }
+    // A task that never ran fails with the reason (the container is gone by then).
+    if let Some(reason) = &failure {
+        fail(client, &job, reason).await;
+    }
+
+    let code = match &ending {
+        Ending::Exited(code) => Some(*code),
+        _ => None,
+    };
+    let change = supervise::final_status(client, &task_id, &ending, &pipeline).await;
+    let report = pipeline.finish(sup.log_finish_timeout).await;
+    if let Some(change) = change {
+        supervise::set_final_status(client, &task_id, &job.worker_id, change).await;
+    }
+    if report.undelivered_lines > 0 {
+        println!(
+            "Warning: {} log lines of task {task_id} could not be delivered to the server",
+            report.undelivered_lines
+        );
+    }
+    match code {
+        Some(code) => println!("DONE: Running task '{task_id}', exit status {code}"),
+        None => println!("DONE: Running task '{task_id}' (user aborted)"),
+    }
+    ending
+}
+
+async fn fail(client: &Client, job: &ContainerJob, reason: &str) {
+    let short: String = reason
+        .lines()
+        .next()
+        .unwrap_or(reason)
+        .chars()
+        .take(200)
+        .collect();
+    let _ = client
+        .tasks()
+        .failed(
+            &StatusChange::new(&job.task_id)
+                .reason(short)
+                .message(format!("Changed by clearml-agent {}", job.worker_id))
+                .force(true),
+        )
+        .await;
+}
+
+/// Creates and starts the container. On failure returns the id to remove (if it was created).
+async fn create_and_start(
+    engine: &Engine,
+    body: ContainerCreateBody,
+    name: Option<&str>,
+) -> Result<String, (Option<String>, String)> {
+    let id = engine
+        .create(name, body)
+        .await
+        .map_err(|e| (None, e.to_string()))?;
+    match engine.start(&id).await {
+        Ok(()) => Ok(id),
+        Err(e) => Err((Some(id), e.to_string())),
+    }
+}
+
+/// Feeds the container's output to the pipeline and waits for its exit, an abort or a shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn watch_container(
+    client: &Client,
+    sup: &SuperviseConfig,
+    engine: &Engine,
+    job: &ContainerJob,
+    id: &str,
+    pipeline: &LogPipeline,
+    original_requirements: &serde_json::Value,
+    mut shutdown: watch::Receiver<bool>,
+) -> Ending {
+    let task_id = job.task_id.as_str();
+    let mut output = engine.output(id);
+    let mut output_open = true;
+    let mut freeze = FreezeCapture::default();
+    let wait = engine.wait(id);
+    tokio::pin!(wait);
+    let mut poll = tokio::time::interval_at(
+        tokio::time::Instant::now() + sup.poll_interval,
+        sup.poll_interval,
+    );
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ping = tokio::time::interval(sup.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut created_polls = 0u32;
+
+    let stop = loop {
+        tokio::select! {
+            chunk = output.next(), if output_open => match chunk {
+                Some(bytes) => {
+                    if let Some(frozen) = freeze.feed(&bytes) {
+                        record_freeze(client, task_id, &frozen, original_requirements).await;
+                    }
+                    pipeline.push_output(bytes);
+                }
+                None => output_open = false,
+            },
+            code = &mut wait => {
+                let code = match code {
+                    Ok(code) => code,
+                    Err(e) => {
+                        pipeline.push_line(LogLevel::Error, e.to_string());
+                        -1
+                    }
+                };
+                // The log stream ends once the container has stopped: read it to its end.
+                while output_open {
+                    match output.next().await {
+                        Some(bytes) => {
+                            if let Some(frozen) = freeze.feed(&bytes) {
+                                record_freeze(client, task_id, &frozen, original_requirements).await;
+                            }
+                            pipeline.push_output(bytes);
+                        }
+                        None => output_open = false,
+                    }
+                }
+                return Ending::Exited(code);
+            }
+            _ = poll.tick() => {
+                if let Some(reason) = supervise::check_abort(client, task_id, &mut created_polls, pipeline).await {
+                    break reason;
+                }
+            }
+            _ = ping.tick() => {
+                if let Err(e) = client.tasks().ping(task_id).await {
+                    tracing::warn!("ping of task {task_id} failed: {e}");
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break StopReason::AgentShutdown;
+                }
+            }
+        }
+    };
+    pipeline.push_line(
+        LogLevel::Error,
+        format!("User aborted: stopping task container ({})", short_id(id)),
+    );
+    if let Err(e) = engine.stop(id, sup.kill_grace).await {
+        pipeline.push_line(LogLevel::Error, e.to_string());
+    }
+    // Whatever the container printed before it stopped still goes to the server.
+    while output_open {
+        match tokio::time::timeout(sup.kill_grace * 2, output.next()).await {
+            Ok(Some(bytes)) => pipeline.push_output(bytes),
+            _ => output_open = false,
+        }
+    }
+    Ending::Stopped(stop)
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// mirrors the end of Worker.execute's install step: `pip` gets the freeze, `org_pip` the
+/// original requirements.
+async fn record_freeze(client: &Client, task_id: &str, frozen: &str, original: &serde_json::Value) {
+    let mut reqs = serde_json::Map::new();
+    reqs.insert("pip".into(), frozen.into());
+    if let serde_json::Value::Object(map) = original {
+        if let Some(org) = map.get("pip") {
+            reqs.insert("org_pip".into(), org.clone());
+        }
+        for (k, v) in map {
+            if k != "pip" {
+                reqs.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+    }
+    if let Err(e) = client
+        .tasks()
+        .set_requirements(task_id, &serde_json::Value::Object(reqs))
+        .await
+    {
+        tracing::warn!("could not update the requirements of task {task_id}: {e}");
+    }
+}
+
+/// Everything before the container exists: task, image, code, requirements, script, body.
+async fn prepare(
+    client: &Client,
+    cfg: &DockerConfig,
+    engine: &Engine,
+    job: &ContainerJob,
+    pipeline: &LogPipeline,
+) -> Result<Planned, SetupFailure> {
+    let task = client
+        .tasks()
+        .get_by_id(&job.task_id)
+        .await
+        .map_err(|e| format!("Could not find task id={}: {e}", job.task_id))?;
+    let chosen = choose_container(&task.container, cfg);
+    let shown_args = sanitize_docker_args(&chosen.args, &cfg.hide_env);
+    pipeline.push_line(
+        LogLevel::Info,
+        format!(
+            "Running Task {} inside {}docker: {} arguments: {:?}",
+            job.task_id,
+            if chosen.default_used { "default " } else { "" },
+            chosen.image,
+            shown_args
+        ),
+    );
+    if chosen.default_used && cfg.update_back_task {
+        // mirrors run_one_task: the default container is written back to the task.
+        let container = Container {
+            image: Some(chosen.image.clone()),
+            arguments: Some(
+                shlex::try_join(chosen.args.iter().map(String::as_str)).unwrap_or_default(),
+            ),
+            setup_shell_script: task.container.setup_shell_script.clone(),
+        };
+        if let Err(e) = client
+            .tasks()
+            .edit_container(&job.task_id, &container)
+            .await
+        {
+            tracing::warn!(
+                "could not record the container of task {}: {e}",
+                job.task_id
+            );
+        }
+    }
+
+    // The agent's arguments first, then the task's (docker_args_extra_precedes_task).
+    let mut all_args = cfg.extra_args.clone();
+    all_args.extend(chosen.args.iter().cloned());
+    let env_file = |path: &str| std::fs::read_to_string(path);
+    let mut run_args: RunArgs = args::translate(&all_args, &env_file)?;
+    if run_args.entrypoint.take().is_some() {
+        // mirrors agent.forbidden_docker_args (default: entrypoint).
+        pipeline.push_line(
+            LogLevel::Warning,
+            "clearml-agent: ignoring docker argument(s) --entrypoint; the agent runs its own command",
+        );
+    }
+
+    // The code, on the host.
+    let work = cfg.work_dir.join(&job.task_id);
+    let layout = prepare_code(cfg, job, &task, &work, pipeline).await?;
+    if let Some(commit) = layout.commit.as_deref()
+        && task.script.version_num.is_empty()
+    {
+        pipeline.push_line(LogLevel::Info, format!("Updating task commit ID: {commit}"));
+        let _ = client.tasks().set_version_num(&job.task_id, commit).await;
+    }
+    let requirement_files = requirement_files(&task, &layout, &work)?;
+
+    let cached_venv = cached_venv(cfg, &chosen.image, &requirement_files);
+    let spec = script_spec(cfg, &chosen, &task, &layout, requirement_files)?;
+    let script = script::render(&spec);
+
+    let mut body = container_body(cfg, job, &chosen.image, &run_args, script, &work);
+    if let Some((dir, _)) = &cached_venv
+        && let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut())
+    {
+        binds.push(format!("{}:{VENV_INSIDE}", dir.display()));
+    }
+    pipeline.push_line(
+        LogLevel::Info,
+        format!(
+            "Running Docker:\nExecuting: {}",
+            docker_command_line(&body, run_args.name.as_deref(), &cfg.hide_env)
+        ),
+    );
+
+    if cfg.force_pull || !engine.has_image(&chosen.image).await {
+        pipeline.push_line(LogLevel::Info, format!("Pulling image {}", chosen.image));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let credentials = cfg
+            .registry_config
+            .as_deref()
+            .and_then(|text| super::registry_credentials(&chosen.image, text));
+        let result = engine
+            .pull(&chosen.image, credentials, &move |l| {
+                if let Ok(mut v) = sink.lock() {
+                    v.push(l);
+                }
+            })
+            .await;
+        if let Ok(v) = lines.lock() {
+            for l in v.iter() {
+                pipeline.push_line(LogLevel::Info, l.clone());
+            }
+        }
+        result?;
+    }
+    Ok(Planned {
+        body,
+        name: run_args.name.clone(),
+        work,
+        original_requirements: task.script.requirements.clone(),
+        venv_lock: cached_venv.map(|(_, lock)| lock),
+    })
+}
+
+/// The host folder of the cached venv for this image and these requirements, locked for this
+/// task; `None` when there is no cache or another task holds it (then the venv is built in the
+/// container and thrown away). mirrors the intent of agent.venvs_cache: a second task with the
+/// same requirements builds nothing.
+fn cached_venv(
+    cfg: &DockerConfig,
+    image: &str,
+    requirement_files: &[String],
+) -> Option<(PathBuf, std::fs::File)> {
+    let root = cfg.venvs_cache.as_ref()?;
+    let mut key = format!("{image}\n");
+    for f in requirement_files {
+        key.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+        key.push('\n');
+    }
+    let name = format!("docker-{}", crate::exec::git::md5_hex(&key));
+    std::fs::create_dir_all(root).ok()?;
+    let lock = std::fs::File::create(root.join(format!("{name}.lock"))).ok()?;
+    lock.try_lock().ok()?;
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).ok()?;
+    Some((dir, lock))
+}
+
+/// The create body of a task's container: image, the script, the task's variables, labels,
+/// mounts (config, code, SSH, caches), the translated `docker run` arguments and the GPU
+/// assignment. mirrors the order of Worker._get_docker_cmd.
+pub fn container_body(
+    cfg: &DockerConfig,
+    job: &ContainerJob,
+    image: &str,
+    run_args: &RunArgs,
+    script: String,
+    work: &Path,
+) -> ContainerCreateBody {
+    let (gpu_request, gpu_env) = gpu_setup(cfg.visible_gpus.as_deref(), cfg.skip_gpus_flag);
+    let mut env = vec![
+        format!("CLEARML_WORKER_ID={}", job.worker_id),
+        format!("CLEARML_DOCKER_IMAGE={image}"),
+        format!("CLEARML_TASK_ID={}", job.task_id),
+        format!("CLEARML_CONFIG_FILE={CONFIG_INSIDE}"),
+        "CLEARML_LOG_TASK_TO_BACKEND=0".to_string(),
+        format!("CLEARML_LOG_LEVEL={}", cfg.log_level),
+        "PYTHONUNBUFFERED=1".to_string(),
+    ];
+    if !job.worker_tags.is_empty() {
+        env.push(format!("CLEARML_WORKER_TAGS={}", job.worker_tags.join(" ")));
+    }
+    env.extend(gpu_env);
+    let mut binds = vec![
+        format!("{}:{CONFIG_INSIDE}:ro", job.config_file.display()),
+        format!("{0}:{0}", work.display()),
+    ];
+    if let Some(sock) = &cfg.ssh_auth_sock {
+        binds.push(format!("{sock}:{sock}"));
+        env.push(format!("SSH_AUTH_SOCK={sock}"));
+    } else if let Some(dir) = cfg.ssh_dir.as_ref().filter(|d| d.is_dir()) {
+        binds.push(format!("{}:{}:ro", dir.display(), cfg.ssh_ro_folder));
+    }
+    for (host, inside) in [&cfg.pip_cache, &cfg.sdk_cache].into_iter().flatten() {
+        let _ = std::fs::create_dir_all(host);
+        binds.push(format!("{}:{inside}", host.display()));
+    }
+    let mut labels = HashMap::new();
+    labels.insert(LABEL_WORKER.to_string(), job.worker_id.clone());
+    labels.insert(
+        LABEL_PARENT_WORKER.to_string(),
+        job.parent_worker_id.clone(),
+    );
+    labels.insert(LABEL_TASK.to_string(), job.task_id.clone());
+    for label in &cfg.extra_labels {
+        let (k, v) = label.split_once('=').unwrap_or((label, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
+        env: Some(env),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    run_args.apply(&mut body);
+    // The agent's GPU assignment wins over any `--gpus` in the arguments: agents sharing a
+    // machine must not see each other's devices.
+    if let Some(host) = body.host_config.as_mut() {
+        host.device_requests = gpu_request.map(|r| vec![r]);
+    }
+    body
+}
+
+/// Clones the task's code on the host (blocking work off the runtime); the output goes to the
+/// task log.
+async fn prepare_code(
+    cfg: &DockerConfig,
+    job: &ContainerJob,
+    task: &Task,
+    work: &Path,
+    pipeline: &LogPipeline,
+) -> Result<SourceLayout, SetupFailure> {
+    let script = ScriptInfo {
+        repository: task.script.repository.clone(),
+        branch: task.script.branch.clone(),
+        tag: task.script.tag.clone(),
+        version_num: task.script.version_num.clone(),
+        entry_point: task.script.entry_point.clone(),
+        working_dir: task.script.working_dir.clone(),
+        diff: task.script.diff.clone(),
+        binary: task.script.binary.clone().unwrap_or_default(),
+    };
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let git_opts = cfg.git.clone();
+    let env: HashMap<String, String> = job.host_env.clone().into_iter().collect();
+    let work = work.to_path_buf();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let log = |line: &str| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(line.to_string());
+            }
+        };
+        git::prepare_source(
+            &script,
+            &work.join("task_repository"),
+            &work.join("code"),
+            &git_opts,
+            &env,
+            &log,
+        )
+    })
+    .await
+    .map_err(|e| format!("the code preparation crashed: {e}"))?;
+    if let Ok(v) = lines.lock() {
+        for l in v.iter() {
+            pipeline.push_output(format!("{l}\n").into_bytes());
+        }
+    }
+    result.map_err(|e| SetupFailure {
+        reason: e.to_string(),
+    })
+}
+
+/// The task's requirements (written to a file in the mounted work folder), else the
+/// repository's requirements.txt files.
+fn requirement_files(
+    task: &Task,
+    layout: &SourceLayout,
+    work: &Path,
+) -> Result<Vec<String>, SetupFailure> {
+    let requirements = Requirements::from_json(&task.script.requirements);
+    if requirements.has_task_requirements() {
+        let file = work.join("requirements.txt");
+        std::fs::write(&file, requirements.pip_lines().join("\n") + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        return Ok(vec![file.display().to_string()]);
+    }
+    Ok(match &layout.repo_root {
+        Some(root) => find_repo_requirements(root, &layout.working_dir, &layout.entry_point)
+            .into_iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
+fn script_spec(
+    cfg: &DockerConfig,
+    chosen: &Chosen,
+    task: &Task,
+    layout: &SourceLayout,
+    requirement_files: Vec<String>,
+) -> Result<ScriptSpec, SetupFailure> {
+    let binary = task.script.binary.clone().unwrap_or_default();
+    let name = binary.trim().rsplit('/').next().unwrap_or("");
+    let entry = layout.entry_point.trim().to_string();
+    let script_dir = layout.script_dir.display().to_string();
+    let split = |s: &str| {
+        shlex::split(s)
+            .ok_or_else(|| format!("cannot parse the entry point {s:?} (unbalanced quotes)"))
+    };
+    let (python_args, shell_command) = if matches!(name, "bash" | "sh" | "zsh") {
+        let mut argv = vec![name.to_string()];
+        if let Some(rest) = entry.strip_prefix("-c") {
+            argv.push("-c".into());
+            argv.push(rest.trim().to_string());
+        } else if layout.script_dir.join(&entry).exists() {
+            argv.push(entry.clone());
+        } else {
+            argv.extend(split(&entry)?);
+        }
+        (Vec::new(), Some(argv))
+    } else {
+        let mut argv = vec!["-u".to_string()];
+        if entry.is_empty() {
+            return Err(
+                "the task has no entry point (script.entry_point is empty); set it in the task"
+                    .into(),
+            );
+        } else if entry.split_whitespace().next() == Some("-m")
+            || !layout.script_dir.join(&entry).exists()
+        {
+            argv.extend(split(&entry)?);
+        } else {
+            argv.push(entry.clone());
+        }
+        (argv, None)
+    };
+    let mut python_path = vec![script_dir.clone()];
+    if let Some(first) = entry.split_whitespace().next()
+        && first != "-m"
+        && let Some(parent) = layout.script_dir.join(first).parent()
+        && parent != layout.script_dir
+    {
+        python_path.push(parent.display().to_string());
+    }
+    let ssh_copy = (cfg.ssh_auth_sock.is_none()
+        && cfg.ssh_dir.as_ref().is_some_and(|d| d.is_dir()))
+    .then(|| (cfg.ssh_ro_folder.clone(), cfg.ssh_folder.clone()));
+    Ok(ScriptSpec {
+        ssh_copy,
+        extra_shell_script: cfg.extra_shell_script.clone(),
+        setup_shell_script: chosen.setup_shell_script.clone(),
+        venv_dir: VENV_INSIDE.into(),
+        use_activated_venv: cfg.use_activated_venv,
+        requirement_files,
+        script_dir,
+        python_path: python_path.join(":"),
+        python_args,
+        shell_command,
+    })
+}
+
+/// The `docker run` command line equivalent to the create body, secrets masked.
+/// mirrors the "Running Docker:\nExecuting: ..." line of Worker.run_one_task.
+fn docker_command_line(
+    body: &ContainerCreateBody,
+    name: Option<&str>,
+    hide: &crate::config::HideDockerEnvVars,
+) -> String {
+    let mut argv: Vec<String> = vec!["docker".into(), "run".into()];
+    let host = body.host_config.clone().unwrap_or_default();
+    if let Some(reqs) = &host.device_requests {
+        for r in reqs {
+            argv.push("--gpus".into());
+            argv.push(match &r.device_ids {
+                Some(ids) => format!("\"device={}\"", ids.join(",")),
+                None => "all".into(),
+            });
+        }
+    }
+    for (flag, value) in [
+        ("--ipc", &host.ipc_mode),
+        ("--network", &host.network_mode),
+        ("--pid", &host.pid_mode),
+        ("--runtime", &host.runtime),
+        ("-u", &body.user),
+        ("-w", &body.working_dir),
+    ] {
+        if let Some(v) = value {
+            argv.push(flag.into());
+            argv.push(v.clone());
+        }
+    }
+    if let Some(shm) = host.shm_size {
+        argv.push("--shm-size".into());
+        argv.push(shm.to_string());
+    }
+    if host.privileged == Some(true) {
+        argv.push("--privileged".into());
+    }
+    let mut labels: Vec<_> = body
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    labels.sort();
+    for (k, v) in labels {
+        argv.push("-l".into());
+        argv.push(format!("{k}={v}"));
+    }
+    for e in body.env.iter().flatten() {
+        argv.push("-e".into());
+        argv.push(e.clone());
+    }
+    for b in host.binds.iter().flatten() {
+        argv.push("-v".into());
+        argv.push(b.clone());
+    }
+    if let Some(name) = name {
+        argv.push("--name".into());
+        argv.push(name.into());
+    }
+    argv.push("--rm".into());
+    argv.push(body.image.clone().unwrap_or_default());
+    argv.extend(body.cmd.iter().flatten().cloned());
+    let argv = sanitize_docker_args(&argv, hide);
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> DockerConfig {
+        DockerConfig {
+            default_image: "agent/default:1".into(),
+            default_args: vec!["--ipc=host".into()],
+            update_back_task: true,
+            disable_task_override: false,
+            extra_args: vec![],
+            extra_shell_script: vec![],
+            force_pull: false,
+            hide_env: crate::config::HideDockerEnvVars {
+                enabled: true,
+                extra_keys: vec![],
+                parse_embedded_urls: true,
+            },
+            ssh_dir: None,
+            ssh_auth_sock: None,
+            ssh_ro_folder: "/.ssh".into(),
+            ssh_folder: "~/.ssh".into(),
+            pip_cache: None,
+            sdk_cache: None,
+            work_dir: PathBuf::from("/tmp"),
+            git: crate::exec::git::GitOptions::default(),
+            visible_gpus: None,
+            skip_gpus_flag: false,
+            log_level: "INFO".into(),
+            registry_config: None,
+            use_activated_venv: true,
+            venvs_cache: None,
+            extra_labels: vec![],
+        }
+    }
+
+    #[test]
+    fn task_container_wins_over_the_default() {
+        let task = Container {
+            image: Some(" task/img:2 ".into()),
+            arguments: Some("-e A=1 --network host".into()),
+            setup_shell_script: Some("# c\necho hi\n".into()),
+        };
+        let c = choose_container(&task, &cfg());
+        assert_eq!(c.image, "task/img:2");
+        assert_eq!(c.args, vec!["-e", "A=1", "--network", "host"]);
+        assert_eq!(c.setup_shell_script, vec!["echo hi"]);
+        assert!(!c.default_used);
+        let mut no_override = cfg();
+        no_override.disable_task_override = true;
+        let c = choose_container(&task, &no_override);
+        assert_eq!(c.image, "agent/default:1");
+        assert_eq!(c.setup_shell_script, vec!["echo hi"]);
+        assert!(c.default_used);
+        let c = choose_container(&Container::default(), &cfg());
+        assert_eq!(
+            (c.image.as_str(), c.default_used),
+            ("agent/default:1", true)
+        );
+    }
+
+    #[test]
+    fn printed_command_masks_secrets() {
+        let body = ContainerCreateBody {
+            image: Some("img:1".into()),
+            env: Some(vec![
+                "AWS_SECRET_ACCESS_KEY=topsecret".into(),
+                "PLAIN=visible".into(),
+            ]),
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), "true".into()]),
+            host_config: Some(HostConfig {
+                device_requests: Some(vec![args::gpu_request("1").unwrap()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let line = docker_command_line(&body, Some("job"), &cfg().hide_env);
+        assert!(
+            line.starts_with("docker run --gpus '\"device=1\"'"),
+            "{line}"
+        );
+        assert!(!line.contains("topsecret"), "{line}");
+        assert!(line.contains("PLAIN=visible"), "{line}");
+        assert!(
+            line.ends_with("--name job --rm img:1 /bin/sh -c true"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn gpu_variables_follow_the_assignment() {
+        let (req, env) = gpu_setup(Some("1"), false);
+        assert_eq!(req.unwrap().device_ids, Some(vec!["1".to_string()]));
+        assert_eq!(
+            env,
+            vec!["NVIDIA_VISIBLE_DEVICES=1", "CUDA_VISIBLE_DEVICES=0"]
+        );
+        let (req, env) = gpu_setup(Some("2,3"), false);
+        assert_eq!(
+            req.unwrap().device_ids,
+            Some(vec!["2".to_string(), "3".to_string()])
+        );
+        assert_eq!(
+            env,
+            vec!["NVIDIA_VISIBLE_DEVICES=2,3", "CUDA_VISIBLE_DEVICES=0,1"]
+        );
+        let (req, env) = gpu_setup(None, false);
+        assert_eq!(req.unwrap().count, Some(-1));
+        assert_eq!(env, vec!["NVIDIA_VISIBLE_DEVICES=all"]);
+        let (req, env) = gpu_setup(Some("none"), false);
+        assert!(req.is_none());
+        assert_eq!(env[0], "NVIDIA_VISIBLE_DEVICES=none");
+        let (req, _) = gpu_setup(Some("0"), true);
+        assert!(req.is_none());
+    }
+}

@@ -1,0 +1,217 @@
+//! The POSIX shell script that runs inside a task's container: the user's setup lines, a venv
+//! made with the image's own python3, the task's requirements, a `pip freeze` between markers
+//! (read back by the host), then `exec` of the task's entry point. It only writes text; the
+//! code is prepared on the host and mounted (see ARCHITECTURE.md, "Docker mode").
+//!
+//! mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd (the bash -c bootstrap) and,
+//! for what happens after it, Worker.execute (venv, install, freeze, exec).
+
+/// Printed before the frozen requirements.
+pub const FREEZE_BEGIN: &str = "=== clearml-agent: pip freeze begin ===";
+/// Printed after them.
+pub const FREEZE_END: &str = "=== clearml-agent: pip freeze end ===";
+
+/// What the in-container script does.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptSpec {
+    /// `(mounted read-only copy, destination)` of the ssh folder, e.g. (`/.ssh`, `~/.ssh`).
+    pub ssh_copy: Option<(String, String)>,
+    /// `agent.extra_docker_shell_script` lines.
+    pub extra_shell_script: Vec<String>,
+    /// The task's `container.setup_shell_script` (non-empty, non-comment lines).
+    pub setup_shell_script: Vec<String>,
+    /// Where the venv is made inside the container (a cached venv is mounted there).
+    pub venv_dir: String,
+    /// `agent.docker_use_activated_venv`: an image whose `VIRTUAL_ENV` is set runs in that venv.
+    pub use_activated_venv: bool,
+    /// Requirement files (paths valid inside the container) for `pip install -r`.
+    pub requirement_files: Vec<String>,
+    /// Folder the task starts in.
+    pub script_dir: String,
+    /// `PYTHONPATH` of the task.
+    pub python_path: String,
+    /// The entry point's arguments after the interpreter (e.g. `["-u", "train.py"]`).
+    pub python_args: Vec<String>,
+    /// A shell task (`script.binary` bash/sh): the entry point's argv, run as is.
+    pub shell_command: Option<Vec<String>>,
+}
+
+fn q(s: &str) -> String {
+    shlex::try_quote(s)
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|_| format!("'{}'", s.replace('\0', "")))
+}
+
+/// A path that may start with `~/` (as `docker_internal_mounts` values do), for a shell word.
+fn home_path(p: &str) -> String {
+    match p.strip_prefix("~/") {
+        Some(rest) => format!("\"$HOME\"/{}", q(rest)),
+        None => q(p),
+    }
+}
+
+/// The script, for `sh -c`.
+pub fn render(spec: &ScriptSpec) -> String {
+    let mut s: Vec<String> = Vec::new();
+    s.push("echo 'clearml-agent: setting up the task inside the container'".into());
+    if let Some((ro, dst)) = &spec.ssh_copy {
+        // mirrors the bootstrap's `cp -Rf /.ssh -T ~/.ssh` (without GNU-only flags).
+        s.push(format!(
+            "mkdir -p {dst} && cp -Rf {ro}/. {dst}/ && chmod 700 {dst}",
+            dst = home_path(dst),
+            ro = q(ro)
+        ));
+    }
+    for line in spec
+        .extra_shell_script
+        .iter()
+        .chain(&spec.setup_shell_script)
+    {
+        let line = line.trim();
+        if !line.is_empty() && !line.starts_with('#') {
+            s.push(line.to_string());
+        }
+    }
+    s.push(format!(
+        "CLEARML_VENV={}; CLEARML_OWN_VENV=1",
+        q(&spec.venv_dir)
+    ));
+    s.push(
+        "CLEARML_PY=''; for p in python3 python; do if command -v \"$p\" >/dev/null 2>&1; then CLEARML_PY=\"$p\"; break; fi; done".into(),
+    );
+    s.push(
+        "if [ -z \"$CLEARML_PY\" ]; then echo 'clearml-agent: the image has no python3 on PATH' >&2; exit 1; fi".into(),
+    );
+    if spec.use_activated_venv {
+        // mirrors agent.docker_use_activated_venv: an image's own activated venv is used as is.
+        s.push(
+            "if [ -n \"$VIRTUAL_ENV\" ] && [ -x \"$VIRTUAL_ENV/bin/python\" ]; then CLEARML_VENV=\"$VIRTUAL_ENV\"; CLEARML_OWN_VENV=0; echo \"clearml-agent: using the image's venv $VIRTUAL_ENV\"; fi".into(),
+        );
+    }
+    let mut build: Vec<String> = vec![
+        // The image's pip (if any) serves the venv through its system site-packages, which
+        // saves bootstrapping pip into every venv.
+        "if [ \"$CLEARML_OWN_VENV\" = 1 ]; then if \"$CLEARML_PY\" -m pip --version >/dev/null 2>&1; then \"$CLEARML_PY\" -m venv --system-site-packages --without-pip \"$CLEARML_VENV\"; \
+         else \"$CLEARML_PY\" -m venv --system-site-packages \"$CLEARML_VENV\"; fi || { echo \"clearml-agent: cannot create the venv $CLEARML_VENV\" >&2; exit 1; }; fi".to_string(),
+    ];
+    if !spec.requirement_files.is_empty() {
+        let files: Vec<String> = spec
+            .requirement_files
+            .iter()
+            .map(|f| format!("-r {}", q(f)))
+            .collect();
+        build.push(format!(
+            "\"$CLEARML_VENV\"/bin/python -m pip install --disable-pip-version-check {} || {{ echo 'clearml-agent: installing the requirements failed' >&2; exit 1; }}",
+            files.join(" ")
+        ));
+    }
+    build.push(
+        "if [ \"$CLEARML_OWN_VENV\" = 1 ]; then touch \"$CLEARML_VENV/.clearml-agent-ready\"; fi"
+            .into(),
+    );
+    // A venv from the cache (mounted by the host, keyed by image and requirements) is reused.
+    s.push(format!(
+        "if [ -f \"$CLEARML_VENV/.clearml-agent-ready\" ]; then echo \"clearml-agent: reusing the venv $CLEARML_VENV\"; else\n{}\nfi",
+        build.join("\n")
+    ));
+    s.push(format!(
+        "echo {}; \"$CLEARML_VENV\"/bin/python -m pip freeze --disable-pip-version-check 2>/dev/null; echo {}",
+        q(FREEZE_BEGIN),
+        q(FREEZE_END)
+    ));
+    s.push(format!(
+        "cd {} || {{ echo 'clearml-agent: the task folder is missing' >&2; exit 1; }}",
+        q(&spec.script_dir)
+    ));
+    s.push(format!("export PYTHONPATH={}", q(&spec.python_path)));
+    s.push(". \"$CLEARML_VENV\"/bin/activate".into());
+    s.push("echo 'Starting Task Execution:'".into());
+    let argv: Vec<String> = match &spec.shell_command {
+        Some(cmd) => cmd.iter().map(|a| q(a)).collect(),
+        None => std::iter::once("\"$CLEARML_VENV\"/bin/python".to_string())
+            .chain(spec.python_args.iter().map(|a| q(a)))
+            .collect(),
+    };
+    s.push(format!("exec {}", argv.join(" ")));
+    s.join("\n")
+}
+
+/// Collects the frozen requirements from the container's output, line by line.
+#[derive(Debug, Default)]
+pub struct FreezeCapture {
+    partial: Vec<u8>,
+    inside: bool,
+    lines: Vec<String>,
+    done: bool,
+}
+
+impl FreezeCapture {
+    /// Feeds output; returns the frozen requirements once the end marker is seen (once).
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        self.partial.extend_from_slice(bytes);
+        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            if line == FREEZE_BEGIN {
+                self.inside = true;
+                self.lines.clear();
+            } else if line == FREEZE_END && self.inside {
+                self.done = true;
+                self.partial.clear();
+                return Some(self.lines.join("\n"));
+            } else if self.inside {
+                self.lines.push(line);
+            }
+        }
+        if !self.inside && self.partial.len() > 4096 {
+            self.partial.clear();
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_runs_setup_then_venv_then_task() {
+        let s = render(&ScriptSpec {
+            ssh_copy: Some(("/.ssh".into(), "~/.ssh".into())),
+            extra_shell_script: vec!["echo extra".into()],
+            setup_shell_script: vec!["# comment".into(), "echo setup".into()],
+            venv_dir: "/root/.clearml/venvs-builds/task".into(),
+            use_activated_venv: true,
+            requirement_files: vec!["/w/req.txt".into()],
+            script_dir: "/w/code".into(),
+            python_path: "/w/code:".into(),
+            python_args: vec!["-u".into(), "my task.py".into()],
+            shell_command: None,
+        });
+        let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
+        assert!(pos("cp -Rf /.ssh/. \"$HOME\"/.ssh/") < pos("echo extra"));
+        assert!(pos("echo extra") < pos("echo setup"));
+        assert!(!s.contains("# comment"));
+        assert!(pos("echo setup") < pos("-m venv"));
+        assert!(pos("-m venv") < pos("-r /w/req.txt"));
+        assert!(pos("-r /w/req.txt") < pos(FREEZE_BEGIN));
+        assert!(pos("VIRTUAL_ENV") < pos("-m venv"));
+        assert!(s.ends_with("exec \"$CLEARML_VENV\"/bin/python -u 'my task.py'"));
+    }
+
+    #[test]
+    fn freeze_is_read_back_across_chunks() {
+        let mut c = FreezeCapture::default();
+        assert_eq!(c.feed(b"noise\n=== clearml-agent: pip fr"), None);
+        assert_eq!(c.feed(b"eeze begin ===\nsix==1.16\nattrs"), None);
+        assert_eq!(
+            c.feed(b"==23.1\n=== clearml-agent: pip freeze end ===\nlater\n"),
+            Some("six==1.16\nattrs==23.1".to_string())
+        );
+        assert_eq!(c.feed(b"=== clearml-agent: pip freeze end ===\n"), None);
+    }
+}

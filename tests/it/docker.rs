@@ -1,0 +1,691 @@
+//! Docker mode against the real Docker Engine of the machine: the real binary runs tasks in
+//! containers of a test image built locally (no registry), and containers are checked through
+//! the engine. These tests fail, not skip, when there is no engine.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::context::{AgentContext, TASK_TIMEOUT};
+
+/// The test image: Debian bookworm with python3, venv, pip and git (scripts/build-test-image.sh).
+pub const IMAGE: &str = "clearml-agent-test:py3-git";
+
+/// Builds the test image once per machine (cached by tag); panics when Docker is missing.
+fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-test-image.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(IMAGE)
+            .output()
+            .expect("run scripts/build-test-image.sh");
+        assert!(
+            out.status.success(),
+            "building the docker test image failed (is the Docker Engine running?):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    IMAGE
+}
+
+/// A context whose agents have a worker name of their own: tests run in parallel, and an agent
+/// removes the leftover containers of its worker id when it starts.
+fn context() -> crate::context::Builder {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "docker-it-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    AgentContext::builder().env("CLEARML_WORKER_NAME", &name)
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Ids of all containers (running or not) with `label=value`.
+fn containers(label: &str, value: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("label={label}={value}"),
+    ])
+    .split_whitespace()
+    .map(String::from)
+    .collect()
+}
+
+fn inspect(id: &str) -> Value {
+    let v: Value = serde_json::from_str(&docker(&["inspect", id])).unwrap();
+    v[0].clone()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TASK_TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn docker_task(ctx: &AgentContext, name: &str, script: &str, container: Value) -> String {
+    ctx.server
+        .create_task(json!({
+            "name": name,
+            "script": {
+                "binary": "python3",
+                "entry_point": "task.py",
+                "working_dir": ".",
+                "diff": script,
+            },
+            "container": container,
+        }))
+        .expect("create task")
+}
+
+#[test]
+fn completed_task_runs_inside_the_image() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "in docker",
+        "import os, sys\n\
+         print('os:', open('/etc/os-release').read().split()[0])\n\
+         print('task id', os.environ['CLEARML_TASK_ID'])\n\
+         print('config', os.environ['CLEARML_CONFIG_FILE'], os.path.isfile('/tmp/clearml.conf'))\n\
+         print('python', sys.prefix)\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
+    assert!(log.contains("os: PRETTY_NAME=\"Debian"), "{log}");
+    assert!(log.contains(&format!("task id {task}")), "{log}");
+    assert!(log.contains("config /tmp/clearml.conf True"), "{log}");
+    assert!(
+        log.contains("python /root/.clearml/venvs-builds/task"),
+        "{log}"
+    );
+    assert!(log.contains("Executing: docker run"), "{log}");
+    assert!(log.contains("Process completed successfully"), "{log}");
+    // The default image is written back to the task, and the freeze recorded.
+    assert_eq!(t["container"]["image"], img);
+    assert!(t["script"]["requirements"]["pip"].is_string(), "{t}");
+    assert!(containers("clearml-task-id", &task).is_empty());
+}
+
+#[test]
+fn exit_code_fails_the_task_and_removes_the_container() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "exit three",
+        "import sys\nprint('about to fail')\nsys.exit(3)\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["failed", "completed"], Some(&d));
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["status_reason"], "worker execution exit code 3");
+    assert!(
+        ctx.server
+            .log_text(&task)
+            .unwrap()
+            .contains("about to fail")
+    );
+    assert!(containers("clearml-task-id", &task).is_empty());
+}
+
+#[test]
+fn stop_request_stops_and_removes_the_container() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "long",
+        "import time\nprint('running', flush=True)\ntime.sleep(300)\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    ctx.wait_log(&task, |l| l.contains("running"), &d);
+    let ids = containers("clearml-task-id", &task);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(inspect(&ids[0])["State"]["Running"], true);
+    ctx.server
+        .call("tasks.stop", json!({"task": task}))
+        .unwrap();
+    let t = ctx.wait_status(&task, &["stopped"], Some(&d));
+    assert_eq!(t["status_reason"], "task was stopped by tasks.stop");
+    wait_until("the container to be removed", || {
+        containers("clearml-task-id", &task).is_empty()
+    });
+    assert!(ctx.server.log_text(&task).unwrap().contains("User aborted"));
+}
+
+#[test]
+fn task_container_settings_override_the_agent_default() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "own container",
+        "import os\nprint('from task:', os.environ.get('FROM_TASK'))\n",
+        json!({
+            "image": img,
+            "arguments": "-e FROM_TASK=yes --label team=ml",
+            "setup_shell_script": "echo setup-script-ran\n",
+        }),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    // The agent's default image does not exist: only the task's image can run it.
+    let d = ctx.daemon(&[
+        "--queue",
+        "default",
+        "--cpu-only",
+        "--docker",
+        "clearml-agent-test:does-not-exist",
+    ]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("from task: yes"), "{log}");
+    assert!(log.contains("setup-script-ran"), "{log}");
+    assert!(log.contains(&format!("inside docker: {img}")), "{log}");
+    // The task's own container is left as it was.
+    assert_eq!(
+        t["container"]["arguments"],
+        "-e FROM_TASK=yes --label team=ml"
+    );
+}
+
+#[test]
+fn untranslatable_argument_fails_the_task_naming_it() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "bad args",
+        "print('never')\n",
+        json!({"image": img, "arguments": "--cpuset-cpus 0"}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["failed", "completed"], Some(&d));
+    assert_eq!(t["status"], "failed");
+    assert!(
+        t["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("--cpuset-cpus"),
+        "{t}"
+    );
+    assert!(containers("clearml-task-id", &task).is_empty());
+}
+
+#[test]
+fn missing_image_that_cannot_be_pulled_fails_the_task() {
+    image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "no image",
+        "print('never')\n",
+        json!({"image": "127.0.0.1:9/clearml-agent-test/none:1"}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", IMAGE]);
+    let t = ctx.wait_status(&task, &["failed", "completed"], Some(&d));
+    assert_eq!(t["status"], "failed");
+    let reason = t["status_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot pull the image 127.0.0.1:9/clearml-agent-test/none:1"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn ssh_folder_is_copied_into_the_container() {
+    let img = image();
+    // An empty SSH_AUTH_SOCK counts as unset: the ~/.ssh copy is used.
+    let ctx = context().env("SSH_AUTH_SOCK", "").build();
+    let ssh = ctx.root().join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    std::fs::write(ssh.join("config"), "Host example\n").unwrap();
+    let task = docker_task(
+        &ctx,
+        "ssh",
+        "import os\nprint('ssh files:', sorted(os.listdir(os.path.expanduser('~/.ssh'))))\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("ssh files: ['config']"), "{log}");
+    assert!(
+        log.contains(&format!("{}:/.ssh:ro", ssh.display())),
+        "{log}"
+    );
+}
+
+#[test]
+fn ssh_auth_socket_is_mounted_and_set() {
+    let img = image();
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let ctx = context()
+        .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+        .build();
+    let task = docker_task(
+        &ctx,
+        "agent socket",
+        "import os, stat\ns = os.environ['SSH_AUTH_SOCK']\n\
+         print('sock', s, stat.S_ISSOCK(os.stat(s).st_mode))\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(
+        log.contains(&format!("sock {} True", sock.display())),
+        "{log}"
+    );
+}
+
+#[test]
+fn leftover_containers_of_a_crashed_agent_are_removed_at_start() {
+    let img = image();
+    let worker = format!("docker-reap-{}", std::process::id());
+    let leftover = docker(&[
+        "create",
+        "-l",
+        &format!("clearml-parent-worker-id={worker}"),
+        img,
+        "sleep",
+        "1000",
+    ])
+    .trim()
+    .to_string();
+    docker(&["start", &leftover]);
+    let other = docker(&[
+        "create",
+        "-l",
+        "clearml-parent-worker-id=someone-else",
+        img,
+        "true",
+    ])
+    .trim()
+    .to_string();
+    let ctx = context().env("CLEARML_WORKER_ID", &worker).build();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    wait_until("the leftover container to be removed", || {
+        containers("clearml-parent-worker-id", &worker).is_empty()
+    });
+    // Another worker's container is not touched.
+    assert_eq!(inspect(&other)["Id"], other.as_str());
+    docker(&["rm", "-f", &other]);
+    wait_until("the agent to report the removal", || {
+        d.output().contains("Removed 1 leftover container")
+    });
+}
+
+#[test]
+fn no_engine_is_a_clear_error_at_start() {
+    let ctx = context()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .build();
+    let out = ctx
+        .command(&[
+            "daemon",
+            "--queue",
+            "default",
+            "--cpu-only",
+            "--docker",
+            IMAGE,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the Docker Engine"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Two agents on one machine with `--gpus 0` and `--gpus 1` at once: distinct worker ids and
+/// distinct device requests. There is no GPU (nor NVIDIA runtime) here, so the engine refuses to
+/// start the containers: each task fails with the engine's reason and no container is left.
+#[test]
+fn two_agents_with_different_gpus_run_side_by_side() {
+    let img = image();
+    let ctx = context().build();
+    let t0 = docker_task(&ctx, "gpu0", "print('gpu task')\n", json!({}));
+    let t1 = docker_task(&ctx, "gpu1", "print('gpu task')\n", json!({}));
+    ctx.server.enqueue(&t0, "q0").unwrap();
+    ctx.server.enqueue(&t1, "q1").unwrap();
+    let d0 = ctx.daemon(&["--queue", "q0", "--gpus", "0", "--docker", img]);
+    let d1 = ctx.daemon(&["--queue", "q1", "--gpus", "1", "--docker", img]);
+    let a = ctx.wait_status(&t0, &["failed", "completed"], Some(&d0));
+    let b = ctx.wait_status(&t1, &["failed", "completed"], Some(&d1));
+    let log0 = ctx.server.log_text(&t0).unwrap();
+    let log1 = ctx.server.log_text(&t1).unwrap();
+    assert!(log0.contains("--gpus '\"device=0\"'"), "{log0}");
+    assert!(log0.contains("NVIDIA_VISIBLE_DEVICES=0"), "{log0}");
+    assert!(log1.contains("--gpus '\"device=1\"'"), "{log1}");
+    assert!(log1.contains("NVIDIA_VISIBLE_DEVICES=1"), "{log1}");
+    assert!(log1.contains("CUDA_VISIBLE_DEVICES=0"), "{log1}");
+    assert!(log0.contains(":gpu0"), "{log0}");
+    assert!(log1.contains(":gpu1"), "{log1}");
+    for (t, log) in [(&a, &log0), (&b, &log1)] {
+        assert_eq!(t["status"], "failed", "{log}");
+        assert!(
+            t["status_reason"]
+                .as_str()
+                .unwrap()
+                .contains("cannot start the container"),
+            "{t}"
+        );
+    }
+    assert!(containers("clearml-task-id", &t0).is_empty());
+    assert!(containers("clearml-task-id", &t1).is_empty());
+}
+
+/// The create body of a GPU agent, created (not started: there is no GPU here) on the real
+/// engine and read back: device requests, GPU variables, SSH mount, labels.
+#[test]
+fn gpu_requests_and_mounts_on_the_created_container() {
+    use clearml_agent::docker::run::{ContainerJob, container_body};
+    use clearml_agent::docker::{Engine, args};
+    let img = image();
+    let home = tempfile::tempdir().unwrap();
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    let cfg_file = home.path().join("clearml.conf");
+    std::fs::write(&cfg_file, "{}").unwrap();
+    let task_id = format!("gpu-inspect-{}", std::process::id());
+    let mut cfg = test_config(home.path());
+    cfg.visible_gpus = Some("2,3".into());
+    cfg.ssh_dir = Some(ssh.clone());
+    let job = ContainerJob {
+        task_id: task_id.clone(),
+        worker_id: "host:gpu2,3".into(),
+        parent_worker_id: "host:gpu2,3".into(),
+        config_file: cfg_file.clone(),
+        pulled_from: None,
+        worker_tags: vec![],
+        host_env: BTreeMap::new(),
+    };
+    // The task asks for all GPUs: the agent's assignment wins.
+    let run_args = args::translate(
+        &[
+            "--gpus".to_string(),
+            "all".to_string(),
+            "--ipc=host".to_string(),
+        ],
+        &|p| std::fs::read_to_string(p),
+    )
+    .unwrap();
+    let body = container_body(&cfg, &job, img, &run_args, "true".into(), home.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let engine = Engine::connect().await.unwrap();
+        engine.create(None, body).await.unwrap()
+    });
+    let c = inspect(&id);
+    docker(&["rm", "-f", &id]);
+    let reqs = &c["HostConfig"]["DeviceRequests"];
+    assert_eq!(reqs.as_array().unwrap().len(), 1, "{reqs}");
+    assert_eq!(reqs[0]["DeviceIDs"], json!(["2", "3"]));
+    assert_eq!(reqs[0]["Capabilities"], json!([["gpu"]]));
+    assert_eq!(c["HostConfig"]["IpcMode"], "host");
+    let env: Vec<&str> = c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"NVIDIA_VISIBLE_DEVICES=2,3"), "{env:?}");
+    assert!(env.contains(&"CUDA_VISIBLE_DEVICES=0,1"), "{env:?}");
+    assert!(env.contains(&format!("CLEARML_TASK_ID={task_id}").as_str()));
+    let binds: Vec<&str> = c["HostConfig"]["Binds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        binds.contains(&format!("{}:/.ssh:ro", ssh.display()).as_str()),
+        "{binds:?}"
+    );
+    assert!(
+        binds.contains(&format!("{}:/tmp/clearml.conf:ro", cfg_file.display()).as_str()),
+        "{binds:?}"
+    );
+    assert_eq!(c["Config"]["Labels"]["clearml-task-id"], task_id.as_str());
+    assert_eq!(c["Config"]["Labels"]["clearml-worker-id"], "host:gpu2,3");
+    assert_eq!(c["Config"]["Labels"]["team"], "vision");
+
+    // `all` → a count of -1; the auth socket replaces the ~/.ssh copy.
+    cfg.visible_gpus = None;
+    cfg.ssh_auth_sock = Some("/run/agent.sock".into());
+    let body = container_body(
+        &cfg,
+        &job,
+        img,
+        &args::RunArgs::default(),
+        "true".into(),
+        home.path(),
+    );
+    let id = rt.block_on(async {
+        let engine = Engine::connect().await.unwrap();
+        engine.create(None, body).await.unwrap()
+    });
+    let c = inspect(&id);
+    docker(&["rm", "-f", &id]);
+    assert_eq!(c["HostConfig"]["DeviceRequests"][0]["Count"], -1);
+    let binds = c["HostConfig"]["Binds"].to_string();
+    assert!(binds.contains("/run/agent.sock:/run/agent.sock"), "{binds}");
+    assert!(!binds.contains("/.ssh"), "{binds}");
+    assert!(
+        c["Config"]["Env"]
+            .to_string()
+            .contains("SSH_AUTH_SOCK=/run/agent.sock")
+    );
+}
+
+fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
+    clearml_agent::docker::DockerConfig {
+        default_image: IMAGE.into(),
+        default_args: vec![],
+        update_back_task: false,
+        disable_task_override: false,
+        extra_args: vec![],
+        extra_shell_script: vec![],
+        force_pull: false,
+        hide_env: clearml_agent::config::HideDockerEnvVars {
+            enabled: true,
+            extra_keys: vec![],
+            parse_embedded_urls: true,
+        },
+        ssh_dir: None,
+        ssh_auth_sock: None,
+        ssh_ro_folder: "/.ssh".into(),
+        ssh_folder: "~/.ssh".into(),
+        pip_cache: None,
+        sdk_cache: None,
+        work_dir: root.join("work"),
+        git: Default::default(),
+        visible_gpus: None,
+        skip_gpus_flag: false,
+        log_level: "INFO".into(),
+        registry_config: None,
+        use_activated_venv: true,
+        venvs_cache: None,
+        extra_labels: vec!["team=vision".into()],
+    }
+}
+
+#[test]
+fn execute_with_docker_runs_one_task_in_a_container() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "execute docker",
+        "import os\nprint('worker', os.environ['CLEARML_WORKER_ID'])\nraise SystemExit(4)\n",
+        json!({}),
+    );
+    let out = ctx
+        .command(&["execute", "--id", &task, "--cpu-only", "--docker", img])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("worker "), "{text}");
+    let t = ctx.server.task(&task).unwrap();
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["status_reason"], "worker execution exit code 4");
+    assert!(
+        ctx.server
+            .log_text(&task)
+            .unwrap()
+            .contains("Executing: docker run")
+    );
+    assert!(containers("clearml-task-id", &task).is_empty());
+}
+
+#[test]
+fn second_task_with_the_same_requirements_reuses_the_cached_venv() {
+    let img = image();
+    let ctx = context().build();
+    let first = docker_task(&ctx, "first", "print('first done')\n", json!({}));
+    let second = docker_task(&ctx, "second", "print('second done')\n", json!({}));
+    ctx.server.enqueue(&first, "default").unwrap();
+    ctx.server.enqueue(&second, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    for t in [&first, &second] {
+        let status = ctx.wait_status(t, &["completed", "failed"], Some(&d));
+        assert_eq!(status["status"], "completed", "{}", d.output());
+    }
+    let log1 = ctx.server.log_text(&first).unwrap();
+    let log2 = ctx.server.log_text(&second).unwrap();
+    // The printed command holds the script's text; the output names the path.
+    let reused = "clearml-agent: reusing the venv /root/.clearml/venvs-builds/task";
+    assert!(!log1.contains(reused), "{log1}");
+    assert!(log2.contains(reused), "{log2}");
+    assert!(log2.contains("second done"), "{log2}");
+    let cached: Vec<_> = std::fs::read_dir(ctx.root().join("venvs-cache"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(cached.len(), 1);
+}
+
+#[test]
+fn agent_shutdown_stops_the_task_and_removes_its_container() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "long",
+        "import time\nprint('running', flush=True)\ntime.sleep(300)\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    ctx.wait_log(&task, |l| l.contains("running"), &d);
+    assert_eq!(containers("clearml-task-id", &task).len(), 1);
+    assert_eq!(d.stop(), Some(0), "{}", d.output());
+    assert!(containers("clearml-task-id", &task).is_empty());
+    let t = ctx.server.task(&task).unwrap();
+    assert_eq!(t["status"], "stopped", "{}", d.output());
+}
+
+/// A task from a git repository: cloned on the host, mounted, run from its working dir.
+#[test]
+fn repository_task_is_cloned_on_the_host_and_runs_inside() {
+    let img = image();
+    let ctx = context().build();
+    let origin = ctx.root().join("origin");
+    std::fs::create_dir_all(origin.join("scripts")).unwrap();
+    std::fs::write(origin.join("scripts/data.txt"), "from the repo\n").unwrap();
+    std::fs::write(
+        origin.join("scripts/run.py"),
+        "import os\nprint('cwd', os.path.basename(os.getcwd()), open('data.txt').read().strip())\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&origin)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+    let commit = git(&["rev-parse", "HEAD"]);
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "repo task",
+            "script": {
+                "binary": "python3",
+                "repository": origin.display().to_string(),
+                "branch": "main",
+                "entry_point": "run.py",
+                "working_dir": "scripts",
+            },
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("cwd scripts from the repo"), "{log}");
+    assert_eq!(t["script"]["version_num"], commit.as_str());
+}

@@ -40,6 +40,11 @@ fi
 PY="$VENV/bin/python"
 API="$PY $ROOT/scripts/peer_api.py"
 
+# --- our agent, for (d); built before HOME is replaced (cargo and rustup live under it) ---------
+RS_AGENT="${CARGO_TARGET_DIR:-$ROOT/target}/debug/clearml-agent"
+say "building our agent (cargo build --bin clearml-agent; a no-op when it is up to date)"
+(cd "$ROOT" && cargo build -q --bin clearml-agent) || fail "(d) cargo build of our agent failed"
+
 # --- our server --------------------------------------------------------------------------
 WORK=$(mktemp -d -t clearml-peer-check.XXXXXX)
 SERVER_PID=""
@@ -220,9 +225,6 @@ fi
 # --- (d) the same task run by the Python agent and by ours leaves the same server state ----------
 # One literal-script task with one requirement, created twice through the API: the Python agent
 # (still running from (b)) runs the first, then it is stopped and our agent runs the second.
-RS_AGENT="${CARGO_TARGET_DIR:-$ROOT/target}/debug/clearml-agent"
-say "building our agent (cargo build --bin clearml-agent; a no-op when it is up to date)"
-(cd "$ROOT" && cargo build -q --bin clearml-agent) || fail "(d) cargo build of our agent failed"
 compare_task() { # name -> task id, enqueued on default
     local body id
     body=$("$PY" - "$ROOT/scripts/peer_task_compare.py" "$1" <<'PYEOF'

@@ -15,11 +15,30 @@ def task(url, tid):
     return call(url, "tasks.get_by_id", {"task": tid})["task"]
 
 
-def task_lines(url, tid, prefix):
+def log_lines(url, tid):
     events = call(url, "events.get_task_log", {"task": tid, "navigate_earlier": False})["events"]
     text = "".join(e.get("msg", "") if e.get("msg", "").endswith("\n") else e.get("msg", "") + "\n"
                    for e in events)
-    return [line for line in text.splitlines() if line.startswith(prefix)]
+    return text.splitlines()
+
+
+def task_lines(url, tid, prefix):
+    return [line for line in log_lines(url, tid) if line.startswith(prefix)]
+
+
+# Setup lines both agents print, in this order (their arguments differ: ids, paths).
+MARKERS = ["Executing task id [", "repository = ", "entry_point = ", "Running task id [",
+           "[.]$ ", "Summary - installed python packages:", "Environment setup completed successfully",
+           "Starting Task Execution:"]
+
+
+def markers(url, tid):
+    seen = []
+    for line in log_lines(url, tid):
+        for m in MARKERS:
+            if line.startswith(m) and m not in seen:
+                seen.append(m)
+    return seen
 
 
 def frozen_ok(t):
@@ -46,6 +65,7 @@ def main():
          (rs["script"].get("requirements") or {}).get("org_pip")),
         ("script.version_num", py["script"].get("version_num") or "",
          rs["script"].get("version_num") or ""),
+        ("setup lines in order", markers(url, py_id), markers(url, rs_id)),
         ("task's own log lines", task_lines(url, py_id, prefix), task_lines(url, rs_id, prefix)),
     ]
     for what, a, b in checks:

@@ -105,6 +105,8 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
             env.insert(k, v);
         }
     }
+    // mirrors Worker.execute: _task_logging_pass_control_message before the command is built.
+    println!("Running task id [{task_id}]:");
     let command = entry_command(&task, &prepared, cfg.optimization)?;
     println!(
         "[{}]$ {}",
@@ -418,13 +420,23 @@ fn entry_command(task: &Task, prepared: &Prepared, optimization: u8) -> Result<V
     } else if script_dir.join(&entry).exists() {
         argv.push(entry);
     } else {
-        let words = split_words(&entry)?;
+        argv.extend(split_words(&entry)?);
+        // mirrors Worker.execute: the message shows the python arguments as a Python list.
         println!(
-            "INFO: script entrypoint contains args, parsing and passing directly to execution: {words:?}"
+            "INFO: script entrypoint contains args, parsing and passing directly to execution: {}",
+            python_list(&argv[1..])
         );
-        argv.extend(words);
     }
     Ok(argv)
+}
+
+/// `repr()` of a Python list of plain strings: `['-u', 'a.py']`.
+fn python_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|s| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 fn prepared_shell() -> String {

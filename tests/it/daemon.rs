@@ -406,6 +406,14 @@ fn bad_task_definitions_fail_with_the_stage_and_the_daemon_goes_on() {
             "{t}"
         );
     }
+    let log = ctx.server.log_text(&missing_entry).unwrap();
+    assert!(
+        log.contains(
+            "INFO: script entrypoint contains args, parsing and passing directly to execution: \
+             ['-u', 'not_there.py']"
+        ),
+        "{log}"
+    );
     ctx.wait_status(&good, &["completed"], Some(&d));
 }
 

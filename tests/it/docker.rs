@@ -689,3 +689,55 @@ fn repository_task_is_cloned_on_the_host_and_runs_inside() {
     assert!(log.contains("cwd scripts from the repo"), "{log}");
     assert_eq!(t["script"]["version_num"], commit.as_str());
 }
+
+#[test]
+fn task_requirements_are_installed_inside_the_container() {
+    // Containers here reach no package index, so the wheel is fetched on the host and offered to
+    // pip inside through the task's own container arguments.
+    let img = image();
+    let ctx = context().build();
+    let wheels = ctx.root().join("wheels");
+    let out = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "-q", "-d"])
+        .arg(&wheels)
+        .arg("six==1.16.0")
+        .output()
+        .expect("pip download");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "requirements in docker",
+            "script": {
+                "binary": "python3",
+                "entry_point": "task.py",
+                "working_dir": ".",
+                "diff": "import six\nprint('six', six.__version__)\n",
+                "requirements": {"pip": "six==1.16.0"},
+            },
+            "container": {
+                "image": img,
+                "arguments": format!(
+                    "-v {}:/wheels -e PIP_FIND_LINKS=/wheels -e PIP_NO_INDEX=1",
+                    wheels.display()
+                ),
+            },
+        }))
+        .expect("create task");
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
+    assert!(log.contains("six 1.16.0"), "{log}");
+    let pip = t["script"]["requirements"]["pip"].to_string();
+    assert!(
+        pip.contains("six==1.16.0"),
+        "frozen requirements not recorded: {pip}"
+    );
+    assert_eq!(t["script"]["requirements"]["org_pip"], "six==1.16.0");
+}

@@ -162,6 +162,7 @@ pub fn daemon_config(
     let self_exe =
         std::env::current_exe().map_err(|e| anyhow!("cannot find this program's path: {e}"))?;
     Ok(DaemonConfig {
+        initial_connect_retries: settings.api.initial_connect_retries,
         worker_id: settings.agent.worker_id.clone().filter(|s| !s.is_empty()),
         worker_name: settings.agent.worker_name.clone(),
         visible_gpus,

@@ -416,7 +416,13 @@ pub fn build_env(
             let installer = Installer::new(opts, None, &venv_python, &pip_env, log)?;
             install_lines_file(&installer, &external, opts, "the git / local packages")?;
         }
-        let frozen = freeze(None, &venv_python, &pip_env, log)?;
+        // The freeze stored with the entry is the venv's as it was cached; only reinstalled
+        // git/local packages can change it, and then pip is asked again.
+        let stored = fs::read_to_string(entry.join(FREEZE_MEMO)).ok();
+        let frozen = match stored {
+            Some(text) if external.is_empty() => Some(text),
+            _ => freeze(None, &venv_python, &pip_env, log)?,
+        };
         return Ok(BuiltEnv {
             venv,
             python: venv_python,
@@ -452,7 +458,19 @@ pub fn build_env(
         };
         let mut args = pins.clone();
         args.push("--upgrade".into());
-        installer.install(&args, "pip", false)?;
+        // The Python agent runs this upgrade before every task, a package-index round trip each
+        // time. A reused venv remembers the pin it was given and the pip it then had; when both
+        // are unchanged the upgrade cannot change anything and is skipped.
+        let memo = PipPinMemo::new(&venv, &args);
+        if memo.is_current() {
+            log(&format!(
+                "pip already satisfies {} in this venv, skipping the upgrade",
+                pins.join(" ")
+            ));
+        } else {
+            installer.install(&args, "pip", false)?;
+            memo.record();
+        }
         // Cython is installed only for interpreters below 3.9, the documented intent of
         // Worker.install_requirements_for_package_api; the Python agent's quirk of always installing
         // it when the task binary is plain `python3` (unparsable minor) is not reproduced.
@@ -479,6 +497,17 @@ pub fn build_env(
         log("Warning: installing NO task requirements or repository requirements");
     }
 
+    // mirrors Worker.execute: skip_freeze when there are no requirements and no repository
+    // (nothing was installed, so there is nothing to record or cache).
+    if task_lines.is_empty() && repo_requirements_files.is_empty() && opts.install_cwd.is_none() {
+        return Ok(BuiltEnv {
+            venv,
+            python: venv_python,
+            frozen: None,
+            cache_hit: false,
+            cache_entry: None,
+        });
+    }
     let frozen = freeze(uv.as_deref(), &venv_python, &pip_env, log)?;
     let mut cache_entry = None;
     if let Some(c) = cache {
@@ -492,6 +521,9 @@ pub fn build_env(
         keys.dedup();
         if !keys.is_empty() {
             cache_entry = cache_store(c, &keys, &venv, log)?;
+            if let (Some(entry), Some(f)) = (&cache_entry, &frozen) {
+                let _ = fs::write(entry.join(FREEZE_MEMO), f);
+            }
         }
     }
     Ok(BuiltEnv {
@@ -1089,5 +1121,62 @@ mod tests {
         );
         assert_eq!(requested_python_version("bash"), None);
         assert_eq!(requested_python_version("python"), None);
+    }
+}
+
+/// What a venv's last pip upgrade was: the pin arguments and the pip distribution it left
+/// (`pip-X.Y.dist-info`). Stored in the venv itself, so a recreated venv starts without it.
+struct PipPinMemo {
+    file: PathBuf,
+    state: String,
+    site_packages_root: PathBuf,
+}
+
+const PIP_PIN_MEMO: &str = ".clearml-agent-pip-pin";
+/// The `pip freeze` of a venv cache entry, written when the entry is stored.
+const FREEZE_MEMO: &str = ".clearml-agent-freeze";
+
+impl PipPinMemo {
+    fn new(venv: &Path, args: &[String]) -> PipPinMemo {
+        PipPinMemo {
+            file: venv.join(PIP_PIN_MEMO),
+            state: args.join("\n"),
+            site_packages_root: venv.join("lib"),
+        }
+    }
+
+    /// The installed pip's dist-info folder name, read from the file system (no subprocess).
+    fn installed_pip(&self) -> Option<String> {
+        let libs = fs::read_dir(&self.site_packages_root).ok()?;
+        for lib in libs.flatten() {
+            let site = lib.path().join("site-packages");
+            let Ok(entries) = fs::read_dir(&site) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("pip-") && name.ends_with(".dist-info") {
+                    return Some(name);
+                }
+            }
+        }
+        None
+    }
+
+    fn content(&self) -> Option<String> {
+        Some(format!("{}\n{}", self.state, self.installed_pip()?))
+    }
+
+    fn is_current(&self) -> bool {
+        match (fs::read_to_string(&self.file), self.content()) {
+            (Ok(stored), Some(now)) => stored == now,
+            _ => false,
+        }
+    }
+
+    fn record(&self) {
+        if let Some(content) = self.content() {
+            let _ = fs::write(&self.file, content);
+        }
     }
 }

@@ -32,6 +32,8 @@ use report::{Current, ReportConfig, Reporter};
 /// Everything the daemon needs, resolved from settings before the runtime starts.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
+    /// Retries of the first connection to the server (`CLEARML_AGENT_INITIAL_CONNECT_RETRY_OVERRIDE`).
+    pub initial_connect_retries: u32,
     /// `agent.worker_id` / `CLEARML_WORKER_ID`, if set.
     pub worker_id: Option<String>,
     /// `agent.worker_name` (the hostname by default).
@@ -84,12 +86,27 @@ pub async fn run(
         Some(_) => Some(Engine::connect().await?),
         None => None,
     };
-    client.login().await.with_context(|| {
-        format!(
-            "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
-            client.config().api_server
-        )
-    })?;
+    // mirrors Session: the first connection gets only a few retries and its failure is fatal;
+    // a signal during it ends the agent at once (it has registered nothing yet).
+    let mut startup_shutdown = shutdown.clone();
+    let first_login = async {
+        client
+            .with_retries(cfg.initial_connect_retries)
+            .login()
+            .await?;
+        client.login().await
+    };
+    tokio::select! {
+        login = first_login => {
+            login.with_context(|| {
+                format!(
+                    "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
+                    client.config().api_server
+                )
+            })?;
+        }
+        _ = startup_shutdown.wait_for(|stop| *stop) => return Ok(()),
+    }
     let names = if cfg.dynamic_gpus {
         dynamic_gpus::parse_queues(&cfg.queues)?
             .into_iter()

@@ -96,12 +96,6 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem} GiB RAM, {kernel}")
 }
 
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 fn run() -> anyhow::Result<()> {
     let a = args()?;
     let rust = PathBuf::from(
@@ -132,7 +126,7 @@ fn run() -> anyhow::Result<()> {
     };
     let only = a.get("only").cloned().unwrap_or_default();
     let started = Instant::now();
-    let load_before = load();
+    let load_before = proctree::loadavg();
     let server = TestServer::start(Options::default())?;
     eprintln!("[bench] test server at {}", server.url());
     let poll_s = poll.to_string();
@@ -155,11 +149,11 @@ fn run() -> anyhow::Result<()> {
         date,
         machine: machine(),
         load_before,
-        load_after: load(),
+        load_after: proctree::loadavg(),
         poll_sec: poll,
         python_version: first_line(Command::new(&python).arg("--version")),
         rust_version: first_line(Command::new(&rust).arg("--version")),
-        docker: scenarios::docker_note(&rust),
+        docker: scenarios::docker_note(),
         total_s: started.elapsed().as_secs_f64(),
     };
     let page = report::render(&ctx, &plan, &results[0], &results[1]);

@@ -96,3 +96,10 @@ pub fn ticks_per_sec() -> f64 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
 }
+
+/// The 1/5/15-minute load averages from /proc/loadavg, as "a b c".
+pub fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

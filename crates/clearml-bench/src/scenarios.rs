@@ -2,7 +2,6 @@
 //! its figure or an error text, so one failed line never stops the run.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +32,8 @@ pub struct Results {
     pub batch_s: Option<f64>,
     pub batch_done: usize,
     pub errors: Vec<String>,
+    /// Load averages when this agent's part of the run started.
+    pub load_start: String,
 }
 
 /// How much work each line does (the issue's minimums unless reduced on purpose).
@@ -298,21 +299,42 @@ pub fn lines(
     Ok((count, (count > 0).then_some(last_epoch - exited)))
 }
 
-/// `tasks.stop` on a running task (a python process with a `sleep` child) to its tree gone.
+/// `tasks.stop` on a running task (a python process with a `sleep` child) to its tree gone;
+/// median of `ABORT_SAMPLES`, the stop sent at moments spread over one poll interval (both agents
+/// notice a stop at their next status poll, so a fixed delay would measure one phase only).
 pub fn abort(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
     plan: &Plan,
+    poll: f64,
 ) -> anyhow::Result<f64> {
-    let pidfile = agent.root().join("abort-pids");
+    let mut samples = Vec::new();
+    for k in 0..ABORT_SAMPLES {
+        let delay = 1.0 + poll * (k as f64 + 0.5) / ABORT_SAMPLES as f64;
+        samples.push(abort_once(server, agent, d, plan, k, delay)?);
+    }
+    median(&mut samples).ok_or_else(|| anyhow!("no sample"))
+}
+
+const ABORT_SAMPLES: usize = 3;
+
+fn abort_once(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+    k: usize,
+    delay: f64,
+) -> anyhow::Result<f64> {
+    let pidfile = agent.root().join(format!("abort-pids-{k}"));
     let script = format!(
         "import os, subprocess, time\nchild = subprocess.Popen(['sleep', '300'])\n\
          open({p:?}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\nprint('running', flush=True)\n\
          time.sleep(300)\n",
         p = pidfile.display().to_string()
     );
-    let task = script_task(server, "abort", &script)?;
+    let task = script_task(server, &format!("abort {k}"), &script)?;
     server.enqueue(&task, &agent.queue())?;
     let deadline = Instant::now() + plan.task_timeout;
     while !pidfile.exists() || status(server, &task) != "in_progress" {
@@ -321,7 +343,7 @@ pub fn abort(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs_f64(delay));
     let pids: Vec<i32> = std::fs::read_to_string(&pidfile)?
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
@@ -380,30 +402,29 @@ pub fn batch(
     }
 }
 
-/// Docker mode line: measured only where both agents support it and an engine answers.
-pub fn docker_note(rust_binary: &Path) -> String {
+/// Docker mode line. Not measured yet: this agent's docker mode is being built, and the line
+/// (enqueue to container running, warm) is to be added here when it lands.
+pub fn docker_note() -> String {
     let engine = std::process::Command::new("docker")
         .arg("info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let ours = std::process::Command::new(rust_binary)
-        .args(["daemon", "--help"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--docker"))
-        .unwrap_or(false);
-    match (engine, ours) {
-        (false, _) => "not measured: no Docker engine on this machine".into(),
-        (true, false) => "not measured: docker mode not built".into(),
-        (true, true) => "not measured: the docker line is not in this harness yet".into(),
+    if engine {
+        "not measured: docker mode not built (this agent answers `--docker` with \"not supported yet\")".into()
+    } else {
+        "not measured: no Docker engine on this machine, and docker mode not built".into()
     }
 }
 
 /// Runs every line for one agent, in order: start, idle, cold/warm trivial, starts, lines,
 /// abort, batch.
 pub fn run_all(server: &TestServer, agent: &Agent, plan: &Plan, poll: f64) -> Results {
-    let mut r = Results::default();
+    let mut r = Results {
+        load_start: proctree::loadavg(),
+        ..Results::default()
+    };
     let note = |r: &mut Results, what: &str, e: anyhow::Error| {
         eprintln!("[bench] {}: {what} failed: {e:#}", agent.name);
         r.errors.push(format!("{what}: {e:#}"));
@@ -452,7 +473,7 @@ pub fn run_all(server: &TestServer, agent: &Agent, plan: &Plan, poll: f64) -> Re
         Err(e) => note(&mut r, "log lines", e),
     }
     eprintln!("[bench] {}: abort", agent.name);
-    match abort(server, agent, &mut d, plan) {
+    match abort(server, agent, &mut d, plan, poll) {
         Ok(v) => r.abort_s = Some(v),
         Err(e) => note(&mut r, "abort", e),
     }

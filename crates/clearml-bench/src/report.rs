@@ -256,8 +256,8 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
     let _ = writeln!(
         s,
         "- Load average (1/5/15 min) before the run: {}; after: {}. Other builds and test runs \
-         shared the 2 cores during this run, so absolute times carry noise; both agents were \
-         exposed to it alike, one after the other.",
+         shared the 2 cores during this run, so absolute times carry noise, and the agents ran \
+         one after the other, so the load each saw may differ.",
         ctx.load_before, ctx.load_after
     );
     let _ = writeln!(

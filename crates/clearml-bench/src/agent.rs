@@ -1,0 +1,148 @@
+//! An agent under test: its binary, a private HOME with a `clearml.conf` pointing at the test
+//! server, and a running `daemon` whose whole process tree is stopped on drop.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::proctree;
+
+/// Which agent, and where its files live.
+pub struct Agent {
+    /// "rust" or "python": also the queue name suffix.
+    pub name: &'static str,
+    pub binary: PathBuf,
+    pub home: tempfile::TempDir,
+    pub poll_sec: String,
+}
+
+impl Agent {
+    /// A fresh HOME (so every cache starts cold) with a `clearml.conf` for `server_url`.
+    pub fn new(
+        name: &'static str,
+        binary: &Path,
+        server_url: &str,
+        poll_sec: &str,
+    ) -> anyhow::Result<Agent> {
+        let home = tempfile::Builder::new()
+            .prefix(&format!("clearml-bench-{name}-"))
+            .tempdir()
+            .context("temp HOME")?;
+        let root = home.path().display().to_string();
+        fs::create_dir_all(home.path().join("tmp"))?;
+        let conf = format!(
+            "api {{\n  api_server: \"{server_url}\"\n  web_server: \"{server_url}\"\n  files_server: \"{server_url}\"\n  \
+             credentials {{ access_key: \"test-access-key\", secret_key: \"test-secret-key\" }}\n}}\n\
+             agent {{\n  worker_name: \"bench-{name}\"\n  package_manager {{ type: pip, pip_version: \"\" }}\n  \
+             venvs_dir: \"{root}/venvs-builds\"\n  vcs_cache.path: \"{root}/vcs-cache\"\n  \
+             venvs_cache {{ max_entries: 10, free_space_threshold_gb: 0.5, path: \"{root}/venvs-cache\" }}\n  \
+             pip_download_cache.path: \"{root}/pip-download-cache\"\n}}\n\
+             sdk {{ development {{ report_use_subprocess: false }} }}\n"
+        );
+        fs::write(home.path().join("clearml.conf"), conf)?;
+        Ok(Agent {
+            name,
+            binary: binary.to_path_buf(),
+            home,
+            poll_sec: poll_sec.to_string(),
+        })
+    }
+
+    pub fn queue(&self) -> String {
+        format!("bench-{}", self.name)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The agent binary with this agent's HOME, temp dir and poll interval.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(args)
+            .env("HOME", self.root())
+            .env("TMPDIR", self.root().join("tmp"))
+            .env("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC", &self.poll_sec)
+            .env_remove("CLEARML_CONFIG_FILE")
+            .env_remove("CLEARML_API_HOST")
+            .env_remove("CLEARML_API_ACCESS_KEY")
+            .env_remove("CLEARML_API_SECRET_KEY")
+            .env_remove("CLEARML_WORKER_ID")
+            .env_remove("CLEARML_WORKER_NAME")
+            .env_remove("VIRTUAL_ENV")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts `daemon --queue <q> --cpu-only`; output goes to `daemon.log` in its HOME.
+    pub fn daemon(&self) -> anyhow::Result<Daemon> {
+        let log = self.root().join("daemon.log");
+        let file = fs::File::create(&log)?;
+        let child = self
+            .command(&["daemon", "--queue", &self.queue(), "--cpu-only"])
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.binary.display()))?;
+        Ok(Daemon { child, log })
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// SIGTERM, wait up to 20 s, then SIGKILL whatever is left of the tree.
+    pub fn stop(&mut self) {
+        let tree = proctree::tree(self.pid());
+        signal("-TERM", &[self.pid()]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && self.running() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let left: Vec<i32> = tree.into_iter().filter(|p| proctree::alive(*p)).collect();
+        signal("-KILL", &left);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.running() {
+            self.stop();
+        }
+    }
+}
+
+/// Sends a signal with kill(1) (keeps this crate free of unsafe and extra dependencies).
+pub fn signal(sig: &str, pids: &[i32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(sig)
+        .args(pids.iter().map(i32::to_string))
+        .stderr(Stdio::null())
+        .status();
+}

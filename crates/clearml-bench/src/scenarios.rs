@@ -1,0 +1,496 @@
+//! The measurements, run against one agent at a time on the shared test server: each returns
+//! its figure or an error text, so one failed line never stops the run.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use clearml_test_server::TestServer;
+use serde_json::json;
+
+use crate::agent::{Agent, Daemon};
+use crate::proctree;
+
+/// Everything measured for one agent; `Err` holds why a line has no figure.
+#[derive(Default)]
+pub struct Results {
+    pub help_s: Option<f64>,
+    pub first_poll_s: Option<f64>,
+    pub idle_rss_mib: Option<f64>,
+    pub idle_rss_max_mib: Option<f64>,
+    pub idle_cpu_s: Option<f64>,
+    pub idle_calls_per_min: Option<f64>,
+    pub idle_calls: BTreeMap<String, u64>,
+    pub start_median_s: Option<f64>,
+    pub start_samples: Vec<f64>,
+    pub trivial_cold_s: Option<f64>,
+    pub trivial_warm_s: Option<f64>,
+    pub lines_stored: Option<usize>,
+    pub lines_exit_to_last_s: Option<f64>,
+    pub abort_s: Option<f64>,
+    pub batch_s: Option<f64>,
+    pub batch_done: usize,
+    pub errors: Vec<String>,
+    /// Load averages when this agent's part of the run started.
+    pub load_start: String,
+}
+
+/// How much work each line does (the issue's minimums unless reduced on purpose).
+pub struct Plan {
+    pub idle: Duration,
+    pub starts: usize,
+    pub lines: usize,
+    pub batch: usize,
+    pub batch_timeout: Duration,
+    pub task_timeout: Duration,
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A task whose code is a literal script (as `clearml-task --script` makes), no requirements.
+fn script_task(server: &TestServer, name: &str, script: &str) -> anyhow::Result<String> {
+    server.create_task(json!({
+        "name": name,
+        "script": {
+            "binary": "python3",
+            "entry_point": "task.py",
+            "working_dir": ".",
+            "diff": script,
+        }
+    }))
+}
+
+fn status(server: &TestServer, task: &str) -> String {
+    server
+        .task(task)
+        .ok()
+        .and_then(|t| t["status"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+const FINAL: [&str; 3] = ["completed", "failed", "stopped"];
+
+/// Waits until the task is final; returns the status and when it was seen.
+fn wait_final(
+    server: &TestServer,
+    task: &str,
+    daemon: &mut Daemon,
+    timeout: Duration,
+) -> anyhow::Result<(String, Instant)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = status(server, task);
+        if FINAL.contains(&s.as_str()) {
+            return Ok((s, Instant::now()));
+        }
+        if !daemon.running() {
+            bail!("the daemon exited; log tail:\n{}", daemon.log_tail());
+        }
+        if Instant::now() > deadline {
+            bail!("task {task} still '{s}' after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// `--help`, five runs, median wall time.
+pub fn help(agent: &Agent) -> anyhow::Result<f64> {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let st = agent
+            .command(&["--help"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("--help exited {st}");
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    median(&mut times).ok_or_else(|| anyhow!("no sample"))
+}
+
+/// Starts the daemon and returns it with the time to its first `queues.get_next_task`.
+pub fn start_daemon(server: &TestServer, agent: &Agent) -> anyhow::Result<(Daemon, f64)> {
+    server.reset_calls();
+    let t = Instant::now();
+    let mut d = agent.daemon()?;
+    loop {
+        if server.calls("queues.get_next_task") > 0 {
+            return Ok((d, t.elapsed().as_secs_f64()));
+        }
+        if !d.running() {
+            bail!("the daemon exited; log tail:\n{}", d.log_tail());
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "no queues.get_next_task within 120 s; log tail:\n{}",
+                d.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Idle daemon: mean and max RSS of the tree, CPU seconds and API calls over `plan.idle`.
+pub fn idle(server: &TestServer, d: &mut Daemon, plan: &Plan, r: &mut Results) {
+    std::thread::sleep(Duration::from_secs(5));
+    let hz = proctree::ticks_per_sec();
+    server.reset_calls();
+    let t0 = Instant::now();
+    let c0 = proctree::cpu_ticks(d.pid());
+    let mut rss = Vec::new();
+    while t0.elapsed() < plan.idle {
+        rss.push(proctree::rss_bytes(d.pid()) as f64 / (1024.0 * 1024.0));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let c1 = proctree::cpu_ticks(d.pid());
+    let secs = t0.elapsed().as_secs_f64();
+    let counts = server.call_counts();
+    let total: u64 = counts.values().sum();
+    r.idle_cpu_s = Some(c1.saturating_sub(c0) as f64 / hz);
+    r.idle_rss_mib = Some(rss.iter().sum::<f64>() / rss.len().max(1) as f64);
+    r.idle_rss_max_mib = rss.iter().copied().reduce(f64::max);
+    r.idle_calls_per_min = Some(total as f64 * 60.0 / secs);
+    r.idle_calls = counts;
+}
+
+/// One `print('hello')` task, enqueue to final status.
+pub fn trivial(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+    label: &str,
+) -> anyhow::Result<f64> {
+    let task = script_task(server, &format!("trivial {label}"), "print('hello')\n")?;
+    let t = Instant::now();
+    server.enqueue(&task, &agent.queue())?;
+    let (s, at) = wait_final(server, &task, d, plan.task_timeout)?;
+    if s != "completed" {
+        bail!("ended {s}: {}", log_tail(server, &task));
+    }
+    Ok(at.duration_since(t).as_secs_f64())
+}
+
+fn log_tail(server: &TestServer, task: &str) -> String {
+    let text = server.log_text(task).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join(" | ")
+}
+
+/// Enqueue to the task's first statement, idle agent, `plan.starts` times. The enqueue moment is
+/// spread evenly over the poll interval so both agents see the same phases.
+pub fn starts(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+    poll: f64,
+) -> anyhow::Result<Vec<f64>> {
+    let mut samples = Vec::new();
+    for i in 0..plan.starts {
+        let stamp = agent.root().join(format!("start-{i}"));
+        let script = format!(
+            "import time\nopen({:?}, 'w').write(repr(time.time()))\nprint('started')\n",
+            stamp.display().to_string()
+        );
+        let task = script_task(server, &format!("start {i}"), &script)?;
+        let phase = poll * (i as f64 + 0.5) / plan.starts as f64;
+        std::thread::sleep(Duration::from_secs_f64(phase));
+        let enqueued = now_epoch();
+        server.enqueue(&task, &agent.queue())?;
+        let (s, _) = wait_final(server, &task, d, plan.task_timeout)?;
+        let started: f64 = std::fs::read_to_string(&stamp)
+            .with_context(|| format!("task ended {s} without writing its start stamp"))?
+            .trim()
+            .parse()?;
+        samples.push(started - enqueued);
+    }
+    Ok(samples)
+}
+
+/// A task printing `plan.lines` lines: distinct lines stored, and the time from the task's exit
+/// (a stamp written after the last print) to the last line stored.
+pub fn lines(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+) -> anyhow::Result<(usize, Option<f64>)> {
+    let stamp = agent.root().join("lines-exit");
+    let script = format!(
+        "import sys, time\nfor i in range({n}):\n    print(f'bench line {{i}}')\n\
+         sys.stdout.flush()\nopen({p:?}, 'w').write(repr(time.time()))\n",
+        n = plan.lines,
+        p = stamp.display().to_string()
+    );
+    let task = script_task(server, "lines", &script)?;
+    server.enqueue(&task, &agent.queue())?;
+    let deadline = Instant::now() + plan.task_timeout;
+    while !stamp.exists() {
+        if Instant::now() > deadline || !d.running() {
+            bail!(
+                "the task never finished printing (status {})",
+                status(server, &task)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut count = 0usize;
+    let mut last_change = Instant::now();
+    loop {
+        // Events are rescanned in full each time: one that arrives late may sort before others.
+        let mut seen = vec![false; plan.lines];
+        let mut now_count = 0usize;
+        for e in server.log_events(&task)? {
+            for line in e["msg"].as_str().unwrap_or_default().lines() {
+                if let Some(i) = line
+                    .trim()
+                    .strip_prefix("bench line ")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    && i < seen.len()
+                    && !seen[i]
+                {
+                    seen[i] = true;
+                    now_count += 1;
+                }
+            }
+        }
+        if now_count != count {
+            count = now_count;
+            last_change = Instant::now();
+        }
+        if count == plan.lines {
+            break;
+        }
+        let fin = FINAL.contains(&status(server, &task).as_str());
+        if fin && last_change.elapsed() > Duration::from_secs(15) {
+            break;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let last_epoch = now_epoch() - last_change.elapsed().as_secs_f64();
+    let exited: f64 = std::fs::read_to_string(&stamp)?.trim().parse()?;
+    let _ = wait_final(server, &task, d, plan.task_timeout);
+    Ok((count, (count > 0).then_some(last_epoch - exited)))
+}
+
+/// `tasks.stop` on a running task (a python process with a `sleep` child) to its tree gone;
+/// median of `ABORT_SAMPLES`, the stop sent at moments spread over one poll interval (both agents
+/// notice a stop at their next status poll, so a fixed delay would measure one phase only).
+pub fn abort(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+    poll: f64,
+) -> anyhow::Result<f64> {
+    let mut samples = Vec::new();
+    for k in 0..ABORT_SAMPLES {
+        let delay = 1.0 + poll * (k as f64 + 0.5) / ABORT_SAMPLES as f64;
+        samples.push(abort_once(server, agent, d, plan, k, delay)?);
+    }
+    median(&mut samples).ok_or_else(|| anyhow!("no sample"))
+}
+
+const ABORT_SAMPLES: usize = 3;
+
+fn abort_once(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+    k: usize,
+    delay: f64,
+) -> anyhow::Result<f64> {
+    let pidfile = agent.root().join(format!("abort-pids-{k}"));
+    let script = format!(
+        "import os, subprocess, time\nchild = subprocess.Popen(['sleep', '300'])\n\
+         open({p:?}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\nprint('running', flush=True)\n\
+         time.sleep(300)\n",
+        p = pidfile.display().to_string()
+    );
+    let task = script_task(server, &format!("abort {k}"), &script)?;
+    server.enqueue(&task, &agent.queue())?;
+    let deadline = Instant::now() + plan.task_timeout;
+    while !pidfile.exists() || status(server, &task) != "in_progress" {
+        if Instant::now() > deadline || !d.running() {
+            bail!("the task never started (status {})", status(server, &task));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs_f64(delay));
+    let pids: Vec<i32> = std::fs::read_to_string(&pidfile)?
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let mut all: Vec<i32> = pids.iter().flat_map(|p| proctree::tree(*p)).collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.is_empty() {
+        bail!("the task's processes were gone before the stop");
+    }
+    let t = Instant::now();
+    server
+        .call("tasks.stop", json!({"task": task}))
+        .map_err(|e| anyhow!("tasks.stop: {e:?}"))?;
+    while all.iter().any(|p| proctree::alive(*p)) {
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("the task's processes outlived the stop by 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = t.elapsed().as_secs_f64();
+    let _ = wait_final(server, &task, d, plan.task_timeout);
+    Ok(took)
+}
+
+/// `plan.batch` trivial tasks enqueued at once: time until all are final.
+pub fn batch(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+) -> anyhow::Result<(usize, f64)> {
+    let mut tasks = Vec::new();
+    for i in 0..plan.batch {
+        tasks.push(script_task(
+            server,
+            &format!("batch {i}"),
+            "print('hello')\n",
+        )?);
+    }
+    let t = Instant::now();
+    for task in &tasks {
+        server.enqueue(task, &agent.queue())?;
+    }
+    let mut done = 0;
+    let mut i = 0;
+    loop {
+        while i < tasks.len() && FINAL.contains(&status(server, &tasks[i]).as_str()) {
+            done += 1;
+            i += 1;
+        }
+        if done == tasks.len() || t.elapsed() > plan.batch_timeout || !d.running() {
+            return Ok((done, t.elapsed().as_secs_f64()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Docker mode line. Not measured yet: this agent's docker mode is being built, and the line
+/// (enqueue to container running, warm) is to be added here when it lands.
+pub fn docker_note() -> String {
+    let engine = std::process::Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if engine {
+        "not measured: docker mode not built (this agent answers `--docker` with \"not supported yet\")".into()
+    } else {
+        "not measured: no Docker engine on this machine, and docker mode not built".into()
+    }
+}
+
+/// Runs every line for one agent, in order: start, idle, cold/warm trivial, starts, lines,
+/// abort, batch.
+pub fn run_all(server: &TestServer, agent: &Agent, plan: &Plan, poll: f64) -> Results {
+    let mut r = Results {
+        load_start: proctree::loadavg(),
+        ..Results::default()
+    };
+    let note = |r: &mut Results, what: &str, e: anyhow::Error| {
+        eprintln!("[bench] {}: {what} failed: {e:#}", agent.name);
+        r.errors.push(format!("{what}: {e:#}"));
+    };
+    eprintln!("[bench] {}: --help", agent.name);
+    match help(agent) {
+        Ok(v) => r.help_s = Some(v),
+        Err(e) => note(&mut r, "--help", e),
+    }
+    eprintln!("[bench] {}: daemon start", agent.name);
+    let mut d = match start_daemon(server, agent) {
+        Ok((d, v)) => {
+            r.first_poll_s = Some(v);
+            d
+        }
+        Err(e) => {
+            note(&mut r, "daemon start", e);
+            return r;
+        }
+    };
+    eprintln!("[bench] {}: idle {:?}", agent.name, plan.idle);
+    idle(server, &mut d, plan, &mut r);
+    eprintln!("[bench] {}: trivial cold/warm", agent.name);
+    match trivial(server, agent, &mut d, plan, "cold") {
+        Ok(v) => r.trivial_cold_s = Some(v),
+        Err(e) => note(&mut r, "trivial task (cold)", e),
+    }
+    match trivial(server, agent, &mut d, plan, "warm") {
+        Ok(v) => r.trivial_warm_s = Some(v),
+        Err(e) => note(&mut r, "trivial task (warm)", e),
+    }
+    eprintln!("[bench] {}: enqueue to start x{}", agent.name, plan.starts);
+    match starts(server, agent, &mut d, plan, poll) {
+        Ok(mut v) => {
+            r.start_median_s = median(&mut v);
+            r.start_samples = v;
+        }
+        Err(e) => note(&mut r, "enqueue to start", e),
+    }
+    eprintln!("[bench] {}: {} lines", agent.name, plan.lines);
+    match lines(server, agent, &mut d, plan) {
+        Ok((n, t)) => {
+            r.lines_stored = Some(n);
+            r.lines_exit_to_last_s = t;
+        }
+        Err(e) => note(&mut r, "log lines", e),
+    }
+    eprintln!("[bench] {}: abort", agent.name);
+    match abort(server, agent, &mut d, plan, poll) {
+        Ok(v) => r.abort_s = Some(v),
+        Err(e) => note(&mut r, "abort", e),
+    }
+    eprintln!("[bench] {}: batch of {}", agent.name, plan.batch);
+    match batch(server, agent, &mut d, plan) {
+        Ok((n, t)) => {
+            r.batch_done = n;
+            r.batch_s = Some(t);
+            if n < plan.batch {
+                r.errors.push(format!(
+                    "batch: {n}/{} tasks final after {t:.0} s (time limit {:?})",
+                    plan.batch, plan.batch_timeout
+                ));
+            }
+        }
+        Err(e) => note(&mut r, "batch", e),
+    }
+    d.stop();
+    r
+}

@@ -283,7 +283,12 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
         config_file: settings.config_file.clone(),
         git: git_options(settings),
         python: PythonOptions {
-            python_binary: agent.python_binary.clone(),
+            // mirrors CLEARML_AGENT_SKIP_PIP_VENV_INSTALL: a path there names the interpreter.
+            python_binary: agent
+                .skip_pip_venv_install
+                .clone()
+                .filter(|v| v.contains('/'))
+                .or_else(|| agent.python_binary.clone()),
             default_python: agent.default_python.clone(),
             ignore_requested_python_version: agent.ignore_requested_python_version,
         },

@@ -1105,25 +1105,6 @@ fn enough_free_space(path: &Path, threshold_gb: f64) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binary_versions() {
-        assert_eq!(
-            requested_python_version("python3.10").as_deref(),
-            Some("3.10")
-        );
-        assert_eq!(
-            requested_python_version("/usr/bin/python3").as_deref(),
-            Some("3")
-        );
-        assert_eq!(requested_python_version("bash"), None);
-        assert_eq!(requested_python_version("python"), None);
-    }
-}
-
 /// What a venv's last pip upgrade was: the pin arguments and the pip distribution it left
 /// (`pip-X.Y.dist-info`). Stored in the venv itself, so a recreated venv starts without it.
 struct PipPinMemo {
@@ -1178,5 +1159,24 @@ impl PipPinMemo {
         if let Some(content) = self.content() {
             let _ = fs::write(&self.file, content);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_versions() {
+        assert_eq!(
+            requested_python_version("python3.10").as_deref(),
+            Some("3.10")
+        );
+        assert_eq!(
+            requested_python_version("/usr/bin/python3").as_deref(),
+            Some("3")
+        );
+        assert_eq!(requested_python_version("bash"), None);
+        assert_eq!(requested_python_version("python"), None);
     }
 }

@@ -20,9 +20,9 @@ use super::{DockerConfig, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER}
 use crate::api::{Client, Container, StatusChange, Task};
 use crate::config::masking::sanitize_docker_args;
 use crate::exec::git::{self, ScriptInfo, SourceLayout};
-use crate::exec::logs::{LogConfig, LogLevel, LogPipeline};
+use crate::exec::logs::{LogLevel, LogPipeline};
 use crate::exec::requirements::{Requirements, find_repo_requirements};
-use crate::exec::supervise::{self, ApiLogSink, Ending, StopReason, SuperviseConfig};
+use crate::exec::supervise::{self, Ending, StopReason, SuperviseConfig};
 
 /// Where the host's child configuration is mounted (mirrors `-v <cfg>:/tmp/clearml.conf`).
 pub const CONFIG_INSIDE: &str = "/tmp/clearml.conf";
@@ -166,30 +166,13 @@ pub async fn run_task(
     shutdown: watch::Receiver<bool>,
 ) -> Ending {
     let task_id = job.task_id.clone();
-    let mut log_cfg = LogConfig::new(
-        task_id.clone(),
-        job.worker_id.clone(),
-        sup.spill_dir.clone(),
+    let pipeline = supervise::start_log_pipeline(
+        client,
+        sup,
+        &task_id,
+        &job.worker_id,
+        job.pulled_from.as_deref(),
     );
-    log_cfg.suppress_carriage_return = sup.suppress_carriage_return;
-    if let Some(path) = &sup.log_file {
-        match std::fs::File::create(path) {
-            Ok(file) => log_cfg.echo = Some(Box::new(file)),
-            Err(e) => println!("Warning: cannot write the log file {}: {e}", path.display()),
-        }
-    } else if sup.echo {
-        log_cfg.echo = Some(Box::new(std::io::stdout()));
-    }
-    let pipeline = LogPipeline::start(log_cfg, Arc::new(ApiLogSink::new(client)));
-    if let Some(queue) = &job.pulled_from {
-        pipeline.push_line(
-            LogLevel::Info,
-            format!(
-                "task {task_id} pulled from {queue} by worker {}",
-                job.worker_id
-            ),
-        );
-    }
     println!("Running task '{task_id}' in docker mode");
     supervise::set_runtime_hostname(client, &task_id).await;
     if let Err(e) = client

@@ -91,23 +91,13 @@ pub async fn run_task(
 ) -> Ending {
     let task_id = launch.task_id.clone();
     let worker_id = launch.worker_id.clone();
-    let mut log_cfg = LogConfig::new(task_id.clone(), worker_id.clone(), cfg.spill_dir.clone());
-    log_cfg.suppress_carriage_return = cfg.suppress_carriage_return;
-    if let Some(path) = &cfg.log_file {
-        match std::fs::File::create(path) {
-            Ok(file) => log_cfg.echo = Some(Box::new(file)),
-            Err(e) => println!("Warning: cannot write the log file {}: {e}", path.display()),
-        }
-    } else if cfg.echo {
-        log_cfg.echo = Some(Box::new(std::io::stdout()));
-    }
-    let pipeline = LogPipeline::start(log_cfg, Arc::new(ApiLogSink::new(client)));
-    if let Some(queue) = &launch.pulled_from {
-        pipeline.push_line(
-            LogLevel::Info,
-            format!("task {task_id} pulled from {queue} by worker {worker_id}"),
-        );
-    }
+    let pipeline = start_log_pipeline(
+        client,
+        cfg,
+        &task_id,
+        &worker_id,
+        launch.pulled_from.as_deref(),
+    );
     println!("Running task '{task_id}'");
     set_runtime_hostname(client, &task_id).await;
     // mirrors run_one_task: a task that cannot be marked started is skipped.
@@ -169,6 +159,35 @@ pub async fn run_task(
         None => println!("DONE: Running task '{task_id}' (user aborted)"),
     }
     ending
+}
+
+/// The log pipeline of one supervised task (process or container): output echoed to the
+/// `--log-file` or, in `--foreground`, to stdout, and the "pulled" notice first.
+pub(crate) fn start_log_pipeline(
+    client: &Client,
+    cfg: &SuperviseConfig,
+    task_id: &str,
+    worker_id: &str,
+    pulled_from: Option<&str>,
+) -> LogPipeline {
+    let mut log_cfg = LogConfig::new(task_id, worker_id, cfg.spill_dir.clone());
+    log_cfg.suppress_carriage_return = cfg.suppress_carriage_return;
+    if let Some(path) = &cfg.log_file {
+        match std::fs::File::create(path) {
+            Ok(file) => log_cfg.echo = Some(Box::new(file)),
+            Err(e) => println!("Warning: cannot write the log file {}: {e}", path.display()),
+        }
+    } else if cfg.echo {
+        log_cfg.echo = Some(Box::new(std::io::stdout()));
+    }
+    let pipeline = LogPipeline::start(log_cfg, Arc::new(ApiLogSink::new(client)));
+    if let Some(queue) = pulled_from {
+        pipeline.push_line(
+            LogLevel::Info,
+            format!("task {task_id} pulled from {queue} by worker {worker_id}"),
+        );
+    }
+    pipeline
 }
 
 /// Feeds output to the pipeline and waits for the process, an abort or a shutdown.

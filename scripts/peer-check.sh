@@ -176,7 +176,10 @@ log_text() { $API "$URL" events.get_task_log "{\"task\": \"$1\", \"navigate_earl
 S=$(wait_status "$OK_ID" 'completed|failed|stopped')
 if [ "$S" = completed ]; then pass "(b) peer-ok ran and ended completed"; else
     fail "(b) peer-ok ended '$S'"; tail -n 30 "$WORK/agent.log"; fi
-if log_text "$OK_ID" | grep -q "peer task: hello from the task"; then
+# Read the whole log first: `grep -q` quits at the first match, and under pipefail the writer's
+# broken pipe would fail the check although the line is there.
+OK_LOG=$(log_text "$OK_ID")
+if grep -q "peer task: hello from the task" <<<"$OK_LOG"; then
     pass "(b) peer-ok's printed line is stored as a log event"
 else
     fail "(b) peer-ok's log lacks its printed line"

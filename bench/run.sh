@@ -6,7 +6,10 @@
 #   PEER_VENV=/some/venv bench/run.sh    # reuse a venv that has clearml-agent==3.0.3
 #   bench/run.sh --idle 30 --starts 10 --batch 20 --out /tmp/b.md   # options of clearml-bench
 #
-# Needs git, python3 (with venv) and PyPI access the first time (for the Python agent).
+# Needs git, python3 (with venv) and PyPI access the first time (for the Python agent). With a
+# Docker Engine, the docker-mode line also runs: the test image is built locally
+# (scripts/build-test-image.sh) and the Python agent's containers install clearml-agent from a
+# wheel folder downloaded once into $VENV/docker-wheels (containers reach no package index here).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +29,19 @@ PY_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.vers
 say "building release binaries (clearml-agent, clearml-bench)"
 (cd "$ROOT" && cargo build -q --release -p clearml-agent -p clearml-bench)
 
+DOCKER_ARGS=()
+if docker version >/dev/null 2>&1; then
+    say "docker mode: test image and clearml-agent wheels"
+    bash "$ROOT/scripts/build-test-image.sh"
+    WHEELS=$VENV/docker-wheels
+    if ! ls "$WHEELS"/clearml_agent-3.0.3-*.whl >/dev/null 2>&1; then
+        "$VENV/bin/pip" download -q -d "$WHEELS" clearml-agent==3.0.3
+    fi
+    DOCKER_ARGS=(--wheels "$WHEELS")
+else
+    say "no Docker Engine: the docker-mode line is skipped"
+fi
+
 cd "$ROOT"
 exec "$TARGET/release/clearml-bench" --rust "$TARGET/release/clearml-agent" \
-    --python "$VENV/bin/clearml-agent" --out "$ROOT/docs/benchmarks.md" "$@"
+    --python "$VENV/bin/clearml-agent" --out "$ROOT/docs/benchmarks.md" "${DOCKER_ARGS[@]}" "$@"

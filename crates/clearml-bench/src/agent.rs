@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::docker_mode::DockerSetup;
 use crate::proctree;
 
 /// Which agent, and where its files live.
@@ -17,15 +18,22 @@ pub struct Agent {
     pub binary: PathBuf,
     pub home: tempfile::TempDir,
     pub poll_sec: String,
+    /// The clearml-agent wheel offered to the Python agent's containers (docker line only).
+    pub agent_wheel: Option<PathBuf>,
 }
 
 impl Agent {
-    /// A fresh HOME (so every cache starts cold) with a `clearml.conf` for `server_url`.
+    /// A fresh HOME (so every cache starts cold) with a `clearml.conf` for `server_url`. With
+    /// `docker`, containers get the host network (the Python agent runs its `execute` inside the
+    /// container, which must reach the test server on 127.0.0.1) and pip there is pointed at a
+    /// local wheel folder, since containers here reach no package index; both agents get the
+    /// same arguments.
     pub fn new(
         name: &'static str,
         binary: &Path,
         server_url: &str,
         poll_sec: &str,
+        docker: Option<&DockerSetup>,
     ) -> anyhow::Result<Agent> {
         let home = tempfile::Builder::new()
             .prefix(&format!("clearml-bench-{name}-"))
@@ -42,12 +50,21 @@ impl Agent {
              pip_download_cache.path: \"{root}/pip-download-cache\"\n}}\n\
              sdk {{ development {{ report_use_subprocess: false }} }}\n"
         );
+        let conf = match docker {
+            Some(d) => format!(
+                "{conf}agent.extra_docker_arguments: [\"--network\", \"host\", \"-v\", \"{}:/wheels:ro\", \
+                 \"-e\", \"PIP_FIND_LINKS=/wheels\", \"-e\", \"PIP_NO_INDEX=1\"]\n",
+                d.wheels.display()
+            ),
+            None => conf,
+        };
         fs::write(home.path().join("clearml.conf"), conf)?;
         Ok(Agent {
             name,
             binary: binary.to_path_buf(),
             home,
             poll_sec: poll_sec.to_string(),
+            agent_wheel: docker.map(|d| d.agent_wheel.clone()),
         })
     }
 
@@ -74,15 +91,22 @@ impl Agent {
             .env_remove("CLEARML_WORKER_NAME")
             .env_remove("VIRTUAL_ENV")
             .stdin(Stdio::null());
+        // Read by the Python agent only: install this wheel in its containers instead of PyPI's.
+        if let Some(w) = &self.agent_wheel {
+            cmd.env("FORCE_LOCAL_CLEARML_AGENT_WHEEL", w);
+        }
         cmd
     }
 
-    /// Starts `daemon --queue <q> --cpu-only`; output goes to `daemon.log` in its HOME.
-    pub fn daemon(&self) -> anyhow::Result<Daemon> {
-        let log = self.root().join("daemon.log");
+    /// Starts `daemon --queue <q> --cpu-only [extra...]`; output goes to `<log_name>` in its HOME.
+    pub fn daemon(&self, extra: &[&str], log_name: &str) -> anyhow::Result<Daemon> {
+        let log = self.root().join(log_name);
         let file = fs::File::create(&log)?;
+        let queue = self.queue();
+        let mut args = vec!["daemon", "--queue", &queue, "--cpu-only"];
+        args.extend_from_slice(extra);
         let child = self
-            .command(&["daemon", "--queue", &self.queue(), "--cpu-only"])
+            .command(&args)
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .spawn()

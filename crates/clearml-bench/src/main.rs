@@ -6,9 +6,15 @@
 //! clearml-bench --rust target/release/clearml-agent --python .venv-peers/bin/clearml-agent \
 //!               --out docs/benchmarks.md [--poll 5] [--idle 60] [--starts 10] [--lines 100000]
 //!               [--batch 50] [--batch-timeout 420] [--only rust|python]
+//!               [--wheels DIR] [--image clearml-agent-test:py3-git] [--docker-samples 5]
+//!               [--lines-to-run help,idle,trivial,starts,lines,abort,batch,docker]
 //! ```
+//!
+//! The docker line runs when `--wheels` names a folder holding the clearml-agent 3.0.3 wheel
+//! and its dependencies, the engine answers and the image exists.
 
 mod agent;
+mod docker_mode;
 mod proctree;
 mod report;
 mod scenarios;
@@ -22,6 +28,7 @@ use anyhow::{Context, anyhow, bail};
 use clearml_test_server::{Options, TestServer};
 
 use crate::agent::Agent;
+use crate::docker_mode::DockerSetup;
 use crate::scenarios::{Plan, Results};
 
 fn main() {
@@ -123,6 +130,20 @@ fn run() -> anyhow::Result<()> {
         batch: num(&a, "batch", 50)?,
         batch_timeout: Duration::from_secs(num(&a, "batch-timeout", 420)?),
         task_timeout: Duration::from_secs(300),
+        selected: a
+            .get("lines-to-run")
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default(),
+    };
+    let docker = match a.get("wheels") {
+        None => Err("not measured: no --wheels folder given (bench/run.sh gives one)".to_string()),
+        Some(w) => DockerSetup::check(
+            a.get("image")
+                .map_or("clearml-agent-test:py3-git", String::as_str),
+            std::path::Path::new(w),
+            num(&a, "docker-samples", 5)?,
+        )
+        .map_err(|e| format!("not measured: {e:#}")),
     };
     let only = a.get("only").cloned().unwrap_or_default();
     let started = Instant::now();
@@ -136,9 +157,15 @@ fn run() -> anyhow::Result<()> {
             results.push(Results::default());
             continue;
         }
-        let agent = Agent::new(name, bin, &server.url(), &poll_s)?;
+        let agent = Agent::new(name, bin, &server.url(), &poll_s, docker.as_ref().ok())?;
         server.create_queue(&agent.queue())?;
-        results.push(scenarios::run_all(&server, &agent, &plan, poll));
+        results.push(scenarios::run_all(
+            &server,
+            &agent,
+            &plan,
+            poll,
+            docker.as_ref().ok(),
+        ));
         if a.contains_key("keep") {
             let kept = agent.home.keep();
             eprintln!("[bench] kept {}", kept.display());
@@ -153,7 +180,10 @@ fn run() -> anyhow::Result<()> {
         poll_sec: poll,
         python_version: first_line(Command::new(&python).arg("--version")),
         rust_version: first_line(Command::new(&rust).arg("--version")),
-        docker: scenarios::docker_note(),
+        docker: match &docker {
+            Ok(d) => Ok(d.samples),
+            Err(e) => Err(e.clone()),
+        },
         total_s: started.elapsed().as_secs_f64(),
     };
     let page = report::render(&ctx, &plan, &results[0], &results[1]);

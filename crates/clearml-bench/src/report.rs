@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::docker_mode::DockerResults;
 use crate::scenarios::{Plan, Results};
 
 /// What the page says about the run besides the figures.
@@ -15,7 +16,8 @@ pub struct Context {
     pub poll_sec: f64,
     pub python_version: String,
     pub rust_version: String,
-    pub docker: String,
+    /// The docker line's warm sample count, or why it was not measured.
+    pub docker: Result<usize, String>,
     pub total_s: f64,
 }
 
@@ -113,7 +115,10 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
         "s",
     );
     row(
-        "trivial task, enqueue to final status: warm caches",
+        &format!(
+            "trivial task, enqueue to final status: warm caches (median of {})",
+            crate::scenarios::WARM_SAMPLES
+        ),
         ours.trivial_warm_s,
         py.trivial_warm_s,
         "s",
@@ -151,11 +156,39 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
         py.first_poll_s,
         "s",
     );
-    let _ = writeln!(
-        s,
-        "| docker mode: enqueue to container running, warm | {} | | |",
-        ctx.docker
-    );
+    match &ctx.docker {
+        Ok(n) => {
+            let dk = |x: &Results, pick: fn(&DockerResults) -> Option<f64>| {
+                x.docker.as_ref().and_then(pick)
+            };
+            row(
+                &format!("docker mode: enqueue to container running, warm (median of {n})"),
+                dk(ours, |d| d.start_median_s),
+                dk(py, |d| d.start_median_s),
+                "s",
+            );
+            row(
+                "docker mode: enqueue to container running, first task",
+                dk(ours, |d| d.cold_start_s),
+                dk(py, |d| d.cold_start_s),
+                "s",
+            );
+            row(
+                &format!(
+                    "docker mode: trivial task, enqueue to final status, warm (median of {n})"
+                ),
+                dk(ours, |d| d.final_median_s),
+                dk(py, |d| d.final_median_s),
+                "s",
+            );
+        }
+        Err(why) => {
+            let _ = writeln!(
+                s,
+                "| docker mode: enqueue to container running, warm | {why} | | |"
+            );
+        }
+    }
     for (who, x) in [("ours", ours), ("Python", py)] {
         if x.batch_done < plan.batch && x.batch_s.is_some() {
             let _ = writeln!(
@@ -250,6 +283,26 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
     };
     let _ = writeln!(s, "- ours: {}", fmt(&ours.start_samples));
     let _ = writeln!(s, "- Python: {}", fmt(&py.start_samples));
+    let _ = writeln!(
+        s,
+        "\n## Warm trivial task samples, enqueue to final status (s)\n"
+    );
+    let _ = writeln!(s, "- ours: {}", fmt(&ours.trivial_warm_samples));
+    let _ = writeln!(s, "- Python: {}", fmt(&py.trivial_warm_samples));
+    if ctx.docker.is_ok() {
+        let _ = writeln!(
+            s,
+            "\n## Docker mode: enqueue-to-container-running samples, warm (s)\n"
+        );
+        for (who, x) in [("ours", ours), ("Python", py)] {
+            let v = x
+                .docker
+                .as_ref()
+                .map(|d| d.start_samples.clone())
+                .unwrap_or_default();
+            let _ = writeln!(s, "- {who}: {}", fmt(&v));
+        }
+    }
 
     let _ = writeln!(s, "\n## Setup\n");
     let _ = writeln!(s, "- Machine: {}.", ctx.machine);
@@ -294,15 +347,37 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
     let _ = writeln!(
         s,
         "- Enqueue to start: the task's first statement writes `time.time()` to a file, compared \
-         with the wall clock just before `tasks.enqueue`. Lines: the task prints {} lines, flushes, \
+         with the wall clock just before `tasks.enqueue`. Warm trivial task: {} tasks after the \
+         cold one, each enqueued at a moment spread over one poll interval after the previous \
+         one ended (both agents poll again at once after a task, so enqueueing right at the \
+         final status would only measure who wins that race). Lines: the task prints {} lines, flushes, \
          then writes its exit time; the server's log events are read every 200 ms until every \
          line is there (or nothing new arrived for 15 s after the task ended). Abort: median of 3 tasks \
          (a python process with a `sleep` child), each stopped with `tasks.stop` 1 s plus 1/6, \
          1/2 or 5/6 of a poll interval after it started (both agents notice a stop at their next \
          status poll); timed until every process of the task's tree is gone (zombies count as \
          gone).",
+        crate::scenarios::WARM_SAMPLES,
         plan.lines
     );
+    if ctx.docker.is_ok() {
+        let _ = writeln!(
+            s,
+            "- Docker mode: each agent as `daemon --queue <q> --cpu-only --docker \
+             clearml-agent-test:py3-git` (Debian bookworm with python3, pip, venv and git, built \
+             locally by `scripts/build-test-image.sh`), the same trivial literal-script task. \
+             \"Container running\" is the engine's own container `start` event (`docker events`), \
+             against the wall clock just before `tasks.enqueue`; the first task of each daemon is \
+             reported apart, the warm ones are spread over one poll interval. Containers here \
+             reach no package index, so both agents get the same \
+             `agent.extra_docker_arguments`: `--network host` (the Python agent runs its own \
+             `execute` inside the container, which talks to the test server on 127.0.0.1) and a \
+             read-only wheel folder with `PIP_FIND_LINKS`/`PIP_NO_INDEX`; the Python agent also \
+             gets `FORCE_LOCAL_CLEARML_AGENT_WHEEL`, so it installs clearml-agent 3.0.3 from that \
+             folder in every container, as it would from PyPI. Our agent clones and prepares on \
+             the host and runs only the venv build and the task inside."
+        );
+    }
     let _ = writeln!(
         s,
         "- Repetitions: idle {} s, enqueue-to-start {} samples, batch {} tasks (time limit {} s); \

@@ -10,6 +10,7 @@ use clearml_test_server::TestServer;
 use serde_json::json;
 
 use crate::agent::{Agent, Daemon};
+use crate::docker_mode::{self, DockerResults, DockerSetup};
 use crate::proctree;
 
 /// Everything measured for one agent; `Err` holds why a line has no figure.
@@ -26,11 +27,13 @@ pub struct Results {
     pub start_samples: Vec<f64>,
     pub trivial_cold_s: Option<f64>,
     pub trivial_warm_s: Option<f64>,
+    pub trivial_warm_samples: Vec<f64>,
     pub lines_stored: Option<usize>,
     pub lines_exit_to_last_s: Option<f64>,
     pub abort_s: Option<f64>,
     pub batch_s: Option<f64>,
     pub batch_done: usize,
+    pub docker: Option<DockerResults>,
     pub errors: Vec<String>,
     /// Load averages when this agent's part of the run started.
     pub load_start: String,
@@ -44,9 +47,19 @@ pub struct Plan {
     pub batch: usize,
     pub batch_timeout: Duration,
     pub task_timeout: Duration,
+    /// Which lines to run (`--lines-to-run idle,docker`); empty runs them all.
+    pub selected: Vec<String>,
 }
 
-fn now_epoch() -> f64 {
+impl Plan {
+    /// Whether the line named `what` (help, idle, trivial, starts, lines, abort, batch, docker)
+    /// runs.
+    pub fn wants(&self, what: &str) -> bool {
+        self.selected.is_empty() || self.selected.iter().any(|s| s == what)
+    }
+}
+
+pub(crate) fn now_epoch() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -54,7 +67,7 @@ fn now_epoch() -> f64 {
 }
 
 /// A task whose code is a literal script (as `clearml-task --script` makes), no requirements.
-fn script_task(server: &TestServer, name: &str, script: &str) -> anyhow::Result<String> {
+pub(crate) fn script_task(server: &TestServer, name: &str, script: &str) -> anyhow::Result<String> {
     server.create_task(json!({
         "name": name,
         "script": {
@@ -66,7 +79,7 @@ fn script_task(server: &TestServer, name: &str, script: &str) -> anyhow::Result<
     }))
 }
 
-fn status(server: &TestServer, task: &str) -> String {
+pub(crate) fn status(server: &TestServer, task: &str) -> String {
     server
         .task(task)
         .ok()
@@ -74,10 +87,10 @@ fn status(server: &TestServer, task: &str) -> String {
         .unwrap_or_default()
 }
 
-const FINAL: [&str; 3] = ["completed", "failed", "stopped"];
+pub(crate) const FINAL: [&str; 3] = ["completed", "failed", "stopped"];
 
 /// Waits until the task is final; returns the status and when it was seen.
-fn wait_final(
+pub(crate) fn wait_final(
     server: &TestServer,
     task: &str,
     daemon: &mut Daemon,
@@ -99,7 +112,7 @@ fn wait_final(
     }
 }
 
-fn median(v: &mut [f64]) -> Option<f64> {
+pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -134,7 +147,7 @@ pub fn help(agent: &Agent) -> anyhow::Result<f64> {
 pub fn start_daemon(server: &TestServer, agent: &Agent) -> anyhow::Result<(Daemon, f64)> {
     server.reset_calls();
     let t = Instant::now();
-    let mut d = agent.daemon()?;
+    let mut d = agent.daemon(&[], "daemon.log")?;
     loop {
         if server.calls("queues.get_next_task") > 0 {
             return Ok((d, t.elapsed().as_secs_f64()));
@@ -193,7 +206,29 @@ pub fn trivial(
     Ok(at.duration_since(t).as_secs_f64())
 }
 
-fn log_tail(server: &TestServer, task: &str) -> String {
+/// The trivial task again with warm caches, `WARM_SAMPLES` times, each enqueued at a moment
+/// spread over one poll interval after the previous one ended: both agents poll again at once
+/// after a task, so an enqueue right after the final status would measure only who wins that
+/// race.
+pub fn warm(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+    poll: f64,
+) -> anyhow::Result<Vec<f64>> {
+    let mut samples = Vec::new();
+    for i in 0..WARM_SAMPLES {
+        let phase = poll * (i as f64 + 0.5) / WARM_SAMPLES as f64;
+        std::thread::sleep(Duration::from_secs_f64(phase));
+        samples.push(trivial(server, agent, d, plan, &format!("warm {i}"))?);
+    }
+    Ok(samples)
+}
+
+pub const WARM_SAMPLES: usize = 5;
+
+pub(crate) fn log_tail(server: &TestServer, task: &str) -> String {
     let text = server.log_text(task).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(8)..].join(" | ")
@@ -402,25 +437,15 @@ pub fn batch(
     }
 }
 
-/// Docker mode line. Not measured side by side yet: the Python agent's docker mode pip-installs
-/// clearml-agent inside the container, and containers on this machine reach no package index.
-pub fn docker_note() -> String {
-    let engine = std::process::Command::new("docker")
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if engine {
-        "not measured: the Python agent's docker mode pip-installs clearml-agent inside the container, which cannot reach a package index on this machine, so there is no side-by-side figure yet".into()
-    } else {
-        "not measured: no Docker engine on this machine".into()
-    }
-}
-
-/// Runs every line for one agent, in order: start, idle, cold/warm trivial, starts, lines,
-/// abort, batch.
-pub fn run_all(server: &TestServer, agent: &Agent, plan: &Plan, poll: f64) -> Results {
+/// Runs the selected lines for one agent, in order: start, idle, cold/warm trivial, starts,
+/// lines, abort, batch, then docker mode (its own daemon) when `docker` is set up.
+pub fn run_all(
+    server: &TestServer,
+    agent: &Agent,
+    plan: &Plan,
+    poll: f64,
+    docker: Option<&DockerSetup>,
+) -> Results {
     let mut r = Results {
         load_start: proctree::loadavg(),
         ..Results::default()
@@ -429,10 +454,12 @@ pub fn run_all(server: &TestServer, agent: &Agent, plan: &Plan, poll: f64) -> Re
         eprintln!("[bench] {}: {what} failed: {e:#}", agent.name);
         r.errors.push(format!("{what}: {e:#}"));
     };
-    eprintln!("[bench] {}: --help", agent.name);
-    match help(agent) {
-        Ok(v) => r.help_s = Some(v),
-        Err(e) => note(&mut r, "--help", e),
+    if plan.wants("help") {
+        eprintln!("[bench] {}: --help", agent.name);
+        match help(agent) {
+            Ok(v) => r.help_s = Some(v),
+            Err(e) => note(&mut r, "--help", e),
+        }
     }
     eprintln!("[bench] {}: daemon start", agent.name);
     let mut d = match start_daemon(server, agent) {
@@ -445,52 +472,74 @@ pub fn run_all(server: &TestServer, agent: &Agent, plan: &Plan, poll: f64) -> Re
             return r;
         }
     };
-    eprintln!("[bench] {}: idle {:?}", agent.name, plan.idle);
-    idle(server, &mut d, plan, &mut r);
-    eprintln!("[bench] {}: trivial cold/warm", agent.name);
-    match trivial(server, agent, &mut d, plan, "cold") {
-        Ok(v) => r.trivial_cold_s = Some(v),
-        Err(e) => note(&mut r, "trivial task (cold)", e),
+    if plan.wants("idle") {
+        eprintln!("[bench] {}: idle {:?}", agent.name, plan.idle);
+        idle(server, &mut d, plan, &mut r);
     }
-    match trivial(server, agent, &mut d, plan, "warm") {
-        Ok(v) => r.trivial_warm_s = Some(v),
-        Err(e) => note(&mut r, "trivial task (warm)", e),
-    }
-    eprintln!("[bench] {}: enqueue to start x{}", agent.name, plan.starts);
-    match starts(server, agent, &mut d, plan, poll) {
-        Ok(mut v) => {
-            r.start_median_s = median(&mut v);
-            r.start_samples = v;
+    if plan.wants("trivial") {
+        eprintln!("[bench] {}: trivial cold/warm", agent.name);
+        match trivial(server, agent, &mut d, plan, "cold") {
+            Ok(v) => r.trivial_cold_s = Some(v),
+            Err(e) => note(&mut r, "trivial task (cold)", e),
         }
-        Err(e) => note(&mut r, "enqueue to start", e),
-    }
-    eprintln!("[bench] {}: {} lines", agent.name, plan.lines);
-    match lines(server, agent, &mut d, plan) {
-        Ok((n, t)) => {
-            r.lines_stored = Some(n);
-            r.lines_exit_to_last_s = t;
-        }
-        Err(e) => note(&mut r, "log lines", e),
-    }
-    eprintln!("[bench] {}: abort", agent.name);
-    match abort(server, agent, &mut d, plan, poll) {
-        Ok(v) => r.abort_s = Some(v),
-        Err(e) => note(&mut r, "abort", e),
-    }
-    eprintln!("[bench] {}: batch of {}", agent.name, plan.batch);
-    match batch(server, agent, &mut d, plan) {
-        Ok((n, t)) => {
-            r.batch_done = n;
-            r.batch_s = Some(t);
-            if n < plan.batch {
-                r.errors.push(format!(
-                    "batch: {n}/{} tasks final after {t:.0} s (time limit {:?})",
-                    plan.batch, plan.batch_timeout
-                ));
+        match warm(server, agent, &mut d, plan, poll) {
+            Ok(mut v) => {
+                r.trivial_warm_s = median(&mut v);
+                r.trivial_warm_samples = v;
             }
+            Err(e) => note(&mut r, "trivial task (warm)", e),
         }
-        Err(e) => note(&mut r, "batch", e),
+    }
+    if plan.wants("starts") {
+        eprintln!("[bench] {}: enqueue to start x{}", agent.name, plan.starts);
+        match starts(server, agent, &mut d, plan, poll) {
+            Ok(mut v) => {
+                r.start_median_s = median(&mut v);
+                r.start_samples = v;
+            }
+            Err(e) => note(&mut r, "enqueue to start", e),
+        }
+    }
+    if plan.wants("lines") {
+        eprintln!("[bench] {}: {} lines", agent.name, plan.lines);
+        match lines(server, agent, &mut d, plan) {
+            Ok((n, t)) => {
+                r.lines_stored = Some(n);
+                r.lines_exit_to_last_s = t;
+            }
+            Err(e) => note(&mut r, "log lines", e),
+        }
+    }
+    if plan.wants("abort") {
+        eprintln!("[bench] {}: abort", agent.name);
+        match abort(server, agent, &mut d, plan, poll) {
+            Ok(v) => r.abort_s = Some(v),
+            Err(e) => note(&mut r, "abort", e),
+        }
+    }
+    if plan.wants("batch") {
+        eprintln!("[bench] {}: batch of {}", agent.name, plan.batch);
+        match batch(server, agent, &mut d, plan) {
+            Ok((n, t)) => {
+                r.batch_done = n;
+                r.batch_s = Some(t);
+                if n < plan.batch {
+                    r.errors.push(format!(
+                        "batch: {n}/{} tasks final after {t:.0} s (time limit {:?})",
+                        plan.batch, plan.batch_timeout
+                    ));
+                }
+            }
+            Err(e) => note(&mut r, "batch", e),
+        }
     }
     d.stop();
+    if let Some(setup) = docker.filter(|_| plan.wants("docker")) {
+        eprintln!("[bench] {}: docker mode", agent.name);
+        match docker_mode::run(server, agent, plan, poll, setup) {
+            Ok(v) => r.docker = Some(v),
+            Err(e) => note(&mut r, "docker mode", e),
+        }
+    }
     r
 }

@@ -306,24 +306,9 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
             .login()
             .await
             .context("cannot log in to the ClearML server")?;
-        let mut task_id = exec_cfg.task_id.clone();
-        if exec_cfg.clone {
-            let task = client
-                .tasks()
-                .get_by_id(&task_id)
-                .await
-                .with_context(|| format!("Could not find task id={task_id}"))?;
-            task_id = client
-                .tasks()
-                .clone_task(&task_id, Some(&format!("Clone of {}", task.name)))
-                .await
-                .context("Cloning failed")?;
-            println!("Task cloned, new task id={task_id}");
-        } else {
-            // The claim happens here, before any child runs, so that a refused task is left as it
-            // was (mirrors Worker.execute: the dequeue comes first).
-            exec::task::take_from_queue(&client, &task_id, exec_cfg.require_queue).await?;
-        }
+        // The claim happens here, before any child runs, so that a refused task is left as it
+        // was (mirrors Worker.execute: the clone or the dequeue comes first).
+        let task_id = claimed_task(&client, &exec_cfg).await?;
         let dir = sup.spill_dir.clone();
         let child_config = worker::ChildConfig::write(&dir, &tree)?;
         let args = vec![
@@ -390,6 +375,7 @@ fn run_execute_docker(
     let mut sup = plan::supervise_config(&resolved.settings, poll, true);
     sup.log_file = opts.log_file.clone();
     let tree = resolved.tree.clone();
+    let propagate = resolved.settings.agent.propagate_exitcode;
     let rt = runtime()?;
     rt.block_on(async move {
         let engine = crate::docker::Engine::connect().await?;
@@ -398,20 +384,7 @@ fn run_execute_docker(
             .login()
             .await
             .context("cannot log in to the ClearML server")?;
-        let mut task_id = exec_cfg.task_id.clone();
-        if exec_cfg.clone {
-            let task = client
-                .tasks()
-                .get_by_id(&task_id)
-                .await
-                .with_context(|| format!("Could not find task id={task_id}"))?;
-            task_id = client
-                .tasks()
-                .clone_task(&task_id, Some(&format!("Clone of {}", task.name)))
-                .await
-                .context("Cloning failed")?;
-            println!("Task cloned, new task id={task_id}");
-        }
+        let task_id = claimed_task(&client, &exec_cfg).await?;
         let child_config = worker::ChildConfig::write(&sup.spill_dir, &tree)?;
         let job = crate::docker::run::ContainerJob {
             task_id,
@@ -425,11 +398,24 @@ fn run_execute_docker(
         let shutdown = shutdown_signal()?;
         let ending =
             crate::docker::run::run_task(&client, &sup, &docker_cfg, &engine, job, shutdown).await;
+        // mirrors Worker.execute: with --docker the run ends like --full-monitoring, 0 unless
+        // CLEARML_AGENT_PROPAGATE_EXITCODE asks for the task's code.
         Ok(match ending {
+            _ if !propagate => 0,
             exec::supervise::Ending::Exited(code) => u8::try_from(code).unwrap_or(1),
             _ => 1,
         })
     })
+}
+
+/// The id of the task `execute` runs: a clone of `--id`, or `--id` taken out of its queue.
+async fn claimed_task(client: &Client, cfg: &exec::task::ExecuteConfig) -> anyhow::Result<String> {
+    let task = client
+        .tasks()
+        .get_by_id(&cfg.task_id)
+        .await
+        .with_context(|| format!("Could not find task id={}", cfg.task_id))?;
+    Ok(exec::task::claim(client, cfg, task).await?.id)
 }
 
 /// SIGINT or SIGTERM turn the returned flag true (mirrors the Python agent's handlers: the

@@ -51,6 +51,15 @@ pub struct DockerConfig {
     pub extra_args: Vec<String>,
     /// `agent.extra_docker_shell_script` lines.
     pub extra_shell_script: Vec<String>,
+    /// `agent.docker_preprocess_bash_script` lines, first in the container.
+    pub preprocess_script: Vec<String>,
+    /// `agent.docker_init_bash_script` lines, instead of the built-in system setup.
+    pub init_script: Option<Vec<String>>,
+    /// `agent.docker_install_opencv_libs`.
+    pub install_opencv_libs: bool,
+    /// Host apt cache (`agent.docker_apt_cache`) and where it goes inside
+    /// (`docker_internal_mounts.apt_cache`).
+    pub apt_cache: Option<(PathBuf, String)>,
     /// `agent.docker_force_pull`.
     pub force_pull: bool,
     /// `agent.hide_docker_command_env_vars`.

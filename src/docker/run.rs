@@ -596,7 +596,10 @@ pub fn container_body(
     } else if let Some(dir) = cfg.ssh_dir.as_ref().filter(|d| d.is_dir()) {
         binds.push(format!("{}:{}:ro", dir.display(), cfg.ssh_ro_folder));
     }
-    for (host, inside) in [&cfg.pip_cache, &cfg.sdk_cache].into_iter().flatten() {
+    for (host, inside) in [&cfg.pip_cache, &cfg.apt_cache, &cfg.sdk_cache]
+        .into_iter()
+        .flatten()
+    {
         let _ = std::fs::create_dir_all(host);
         binds.push(format!("{}:{inside}", host.display()));
     }
@@ -761,6 +764,9 @@ fn script_spec(
         && cfg.ssh_dir.as_ref().is_some_and(|d| d.is_dir()))
     .then(|| (cfg.ssh_ro_folder.clone(), cfg.ssh_folder.clone()));
     Ok(ScriptSpec {
+        preprocess: cfg.preprocess_script.clone(),
+        init: cfg.init_script.clone(),
+        opencv_libs: cfg.install_opencv_libs,
         ssh_copy,
         extra_shell_script: cfg.extra_shell_script.clone(),
         setup_shell_script: chosen.setup_shell_script.clone(),
@@ -855,6 +861,10 @@ mod tests {
             disable_task_override: false,
             extra_args: vec![],
             extra_shell_script: vec![],
+            preprocess_script: vec![],
+            init_script: None,
+            install_opencv_libs: false,
+            apt_cache: None,
             force_pull: false,
             hide_env: crate::config::HideDockerEnvVars {
                 enabled: true,

@@ -14,6 +14,12 @@ pub const FREEZE_END: &str = "=== clearml-agent: pip freeze end ===";
 /// What the in-container script does.
 #[derive(Debug, Clone, Default)]
 pub struct ScriptSpec {
+    /// `agent.docker_preprocess_bash_script` lines, run first.
+    pub preprocess: Vec<String>,
+    /// `agent.docker_init_bash_script` lines: replace the built-in system setup when set.
+    pub init: Option<Vec<String>>,
+    /// `agent.docker_install_opencv_libs`: the built-in setup apt-installs the OpenCV libraries.
+    pub opencv_libs: bool,
     /// `(mounted read-only copy, destination)` of the ssh folder, e.g. (`/.ssh`, `~/.ssh`).
     pub ssh_copy: Option<(String, String)>,
     /// `agent.extra_docker_shell_script` lines.
@@ -50,10 +56,66 @@ fn home_path(p: &str) -> String {
     }
 }
 
+/// Packages of `agent.docker_install_opencv_libs`.
+const OPENCV_LIBS: &str = "libsm6 libxext6 libxrender-dev libglib2.0-0";
+
+/// The built-in system setup: make apt keep what it downloads (the host's apt cache is mounted),
+/// pick the newest `python3.N` that has pip, and apt-get (else dnf) install what is missing:
+/// `python3-pip` and `python3-venv` when no python has pip, the OpenCV libraries when asked.
+/// Every line runs whatever the previous one returned. mirrors the default `bash_script` of
+/// Worker._get_docker_cmd (git is not needed here: the code is cloned on the host).
+fn system_setup(opencv_libs: bool) -> Vec<String> {
+    let versions: Vec<String> = (5..=20).rev().map(|v| v.to_string()).collect();
+    vec![
+        "if [ -d /etc/apt/apt.conf.d ]; then echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/docker-clean 2>/dev/null; fi".into(),
+        "export DEBIAN_FRONTEND=noninteractive".into(),
+        format!(
+            "CLEARML_APT_INSTALL=\"${{CLEARML_APT_INSTALL:-}}{}\"",
+            if opencv_libs { format!(" {OPENCV_LIBS}") } else { String::new() }
+        ),
+        format!(
+            "for i in {}; do if command -v python3.$i >/dev/null 2>&1 && python3.$i -m pip --version >/dev/null 2>&1; then CLEARML_PY=python3.$i; break; fi; done",
+            versions.join(" ")
+        ),
+        "if [ -z \"$CLEARML_PY\" ]; then CLEARML_APT_INSTALL=\"$CLEARML_APT_INSTALL python3-pip python3-venv\"; fi".into(),
+        "if [ -n \"$CLEARML_APT_INSTALL\" ]; then echo \"clearml-agent: installing$CLEARML_APT_INSTALL\"; (apt-get update -y && apt-get install -y $CLEARML_APT_INSTALL) || dnf install -y $CLEARML_APT_INSTALL; fi".into(),
+        // PEP 668: the image's python may refuse pip installs outside a venv.
+        "rm -f /usr/lib/python3.*/EXTERNALLY-MANAGED 2>/dev/null".into(),
+    ]
+}
+
+/// A user's `docker_init_bash_script` / `docker_preprocess_bash_script` line: the Python agent
+/// formats these with `str.format`, so `{python_single_digit}` and `{python}` name the
+/// interpreter and doubled braces stand for one.
+fn user_line(line: &str) -> String {
+    line.replace("{python_single_digit}", "python3")
+        .replace("{python}", "python3")
+        .replace("{{", "{")
+        .replace("}}", "}")
+}
+
 /// The script, for `sh -c`.
 pub fn render(spec: &ScriptSpec) -> String {
     let mut s: Vec<String> = Vec::new();
     s.push("echo 'clearml-agent: setting up the task inside the container'".into());
+    s.push("CLEARML_PY=''".into());
+    s.extend(
+        spec.preprocess
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .map(user_line),
+    );
+    match &spec.init {
+        Some(lines) => s.extend(
+            lines
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| !l.is_empty())
+                .map(user_line),
+        ),
+        None => s.extend(system_setup(spec.opencv_libs)),
+    }
     if let Some((ro, dst)) = &spec.ssh_copy {
         // mirrors the bootstrap's `cp -Rf /.ssh -T ~/.ssh` (without GNU-only flags).
         s.push(format!(
@@ -77,10 +139,10 @@ pub fn render(spec: &ScriptSpec) -> String {
         q(&spec.venv_dir)
     ));
     s.push(
-        "CLEARML_PY=''; for p in python3 python; do if command -v \"$p\" >/dev/null 2>&1; then CLEARML_PY=\"$p\"; break; fi; done".into(),
+        "if [ -z \"$CLEARML_PY\" ]; then for p in python3 python; do if command -v \"$p\" >/dev/null 2>&1; then CLEARML_PY=\"$p\"; break; fi; done; fi".into(),
     );
     s.push(
-        "if [ -z \"$CLEARML_PY\" ]; then echo 'clearml-agent: the image has no python3 on PATH' >&2; exit 1; fi".into(),
+        "if [ -z \"$CLEARML_PY\" ]; then echo 'clearml-agent: the image has no python3 on PATH and installing it failed; use an image with python3, or install it with agent.docker_init_bash_script' >&2; exit 1; fi".into(),
     );
     if spec.use_activated_venv {
         // mirrors agent.docker_use_activated_venv: an image's own activated venv is used as is.
@@ -181,6 +243,9 @@ mod tests {
     #[test]
     fn script_runs_setup_then_venv_then_task() {
         let s = render(&ScriptSpec {
+            preprocess: vec!["echo pre".into()],
+            init: None,
+            opencv_libs: true,
             ssh_copy: Some(("/.ssh".into(), "~/.ssh".into())),
             extra_shell_script: vec!["echo extra".into()],
             setup_shell_script: vec!["# comment".into(), "echo setup".into()],
@@ -193,6 +258,10 @@ mod tests {
             shell_command: None,
         });
         let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
+        assert!(pos("echo pre") < pos("python3.$i -m pip --version"));
+        assert!(pos("python3.$i -m pip --version") < pos("apt-get install -y"));
+        assert!(s.contains(OPENCV_LIBS));
+        assert!(pos("apt-get install -y") < pos("cp -Rf /.ssh"));
         assert!(pos("cp -Rf /.ssh/. \"$HOME\"/.ssh/") < pos("echo extra"));
         assert!(pos("echo extra") < pos("echo setup"));
         assert!(!s.contains("# comment"));
@@ -201,6 +270,37 @@ mod tests {
         assert!(pos("-r /w/req.txt") < pos(FREEZE_BEGIN));
         assert!(pos("VIRTUAL_ENV") < pos("-m venv"));
         assert!(s.ends_with("exec \"$CLEARML_VENV\"/bin/python -u 'my task.py'"));
+    }
+
+    #[test]
+    fn init_script_replaces_the_system_setup() {
+        let s = render(&ScriptSpec {
+            preprocess: vec!["echo first".into()],
+            init: Some(vec![
+                "".into(),
+                "{python_single_digit} -m pip --version || apt-get install -y {python_single_digit}-pip".into(),
+                "echo {{x}}".into(),
+            ]),
+            opencv_libs: true,
+            venv_dir: "/v".into(),
+            script_dir: "/w".into(),
+            ..ScriptSpec::default()
+        });
+        assert!(!s.contains("apt-get update"), "{s}");
+        assert!(!s.contains(OPENCV_LIBS), "{s}");
+        let init = s
+            .find("python3 -m pip --version || apt-get install -y python3-pip")
+            .unwrap();
+        assert!(s.find("echo first").unwrap() < init);
+        assert!(s.contains("echo {x}"));
+        // Without OpenCV, the built-in setup installs only what a missing python needs.
+        let s = render(&ScriptSpec {
+            venv_dir: "/v".into(),
+            script_dir: "/w".into(),
+            ..ScriptSpec::default()
+        });
+        assert!(!s.contains(OPENCV_LIBS), "{s}");
+        assert!(s.contains("python3-pip python3-venv"), "{s}");
     }
 
     #[test]

@@ -150,8 +150,9 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
     Err(anyhow!("cannot start the task process {program}: {err}"))
 }
 
-/// `--clone`, or claim the task from its queue. mirrors the start of Worker.execute.
-async fn claim(client: &Client, cfg: &ExecuteConfig, task: Task) -> Result<Task> {
+/// `--clone`, or claim the task from its queue: the task `execute` runs, in every mode (venv,
+/// monitored, docker). mirrors the start of Worker.execute.
+pub async fn claim(client: &Client, cfg: &ExecuteConfig, task: Task) -> Result<Task> {
     if cfg.clone {
         let new_id = client
             .tasks()

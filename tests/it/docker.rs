@@ -45,7 +45,50 @@ fn context() -> crate::context::Builder {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     );
-    AgentContext::builder().env("CLEARML_WORKER_NAME", &name)
+    // The OpenCV libraries (on by default, as in the Python agent) would make every container
+    // run apt-get, which cannot reach a mirror here; the test that checks them turns them on.
+    AgentContext::builder()
+        .env("CLEARML_WORKER_NAME", &name)
+        .conf("agent.docker_install_opencv_libs: false")
+}
+
+/// An image without python, made from the test image: its python3 is hidden and a stand-in
+/// `apt-get` prints its arguments and, on `install`, puts python3 back (containers here reach
+/// no Debian mirror). Built once per machine with the docker CLI; no registry needed.
+fn no_python_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    const TAG: &str = "clearml-agent-test:no-python";
+    BUILT.get_or_init(|| {
+        let base = image();
+        let apt_get = "#!/bin/sh\necho \"fake apt-get $*\"\n\
+                       if [ \"$1\" = install ]; then mv /opt/hidden/python3* /usr/bin/; fi\n";
+        let dockerfile = format!(
+            "FROM {base}\nRUN mkdir -p /opt/hidden && mv /usr/bin/python3* /opt/hidden/ && \
+             printf '{}' > /usr/local/bin/apt-get && chmod +x /usr/local/bin/apt-get\n",
+            apt_get.replace('\n', "\\n")
+        );
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "-t", TAG, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker build");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dockerfile.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker build of {TAG} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    TAG
 }
 
 fn docker(args: &[&str]) -> String {
@@ -531,6 +574,10 @@ fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
         disable_task_override: false,
         extra_args: vec![],
         extra_shell_script: vec![],
+        preprocess_script: vec![],
+        init_script: None,
+        install_opencv_libs: false,
+        apt_cache: None,
         force_pull: false,
         hide_env: clearml_agent::config::HideDockerEnvVars {
             enabled: true,
@@ -559,20 +606,20 @@ fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
 fn execute_with_docker_runs_one_task_in_a_container() {
     let img = image();
     let ctx = context().build();
-    let task = docker_task(
-        &ctx,
-        "execute docker",
-        "import os\nprint('worker', os.environ['CLEARML_WORKER_ID'])\nraise SystemExit(4)\n",
-        json!({}),
-    );
+    let script =
+        "import os\nprint('worker', os.environ['CLEARML_WORKER_ID'])\nraise SystemExit(4)\n";
+    // A queued task is taken out of its queue before it runs (mirrors Worker.execute).
+    let task = docker_task(&ctx, "execute docker", script, json!({}));
+    ctx.server.enqueue(&task, "default").unwrap();
     let out = ctx
         .command(&["execute", "--id", &task, "--cpu-only", "--docker", img])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    // mirrors Worker.execute: --docker ends like --full-monitoring, exit status 0 by default.
     assert_eq!(
         out.status.code(),
-        Some(4),
+        Some(0),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -580,12 +627,53 @@ fn execute_with_docker_runs_one_task_in_a_container() {
     let t = ctx.server.task(&task).unwrap();
     assert_eq!(t["status"], "failed");
     assert_eq!(t["status_reason"], "worker execution exit code 4");
+    assert!(ctx.server.queue_entries("default").unwrap().is_empty());
     assert!(
         ctx.server
             .log_text(&task)
             .unwrap()
             .contains("Executing: docker run")
     );
+    assert!(containers("clearml-task-id", &task).is_empty());
+
+    // CLEARML_AGENT_PROPAGATE_EXITCODE makes the task's code the exit status.
+    let task = docker_task(&ctx, "execute docker, propagated", script, json!({}));
+    let out = ctx
+        .command(&["execute", "--id", &task, "--cpu-only", "--docker", img])
+        .env("CLEARML_AGENT_PROPAGATE_EXITCODE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // --require-queue refuses a task that waits in no queue, and leaves it as it was.
+    let task = docker_task(&ctx, "execute docker, not queued", script, json!({}));
+    let out = ctx
+        .command(&[
+            "execute",
+            "--id",
+            &task,
+            "--cpu-only",
+            "--require-queue",
+            "--docker",
+            img,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Execution required enqueued task, but task id={task} is not queued."
+        )),
+        "{stderr}"
+    );
+    assert_eq!(ctx.server.task(&task).unwrap()["status"], "created");
     assert!(containers("clearml-task-id", &task).is_empty());
 }
 
@@ -740,4 +828,58 @@ fn task_requirements_are_installed_inside_the_container() {
         "frozen requirements not recorded: {pip}"
     );
     assert_eq!(t["script"]["requirements"]["org_pip"], "six==1.16.0");
+}
+
+#[test]
+fn image_without_python_gets_it_and_the_opencv_libraries_from_apt() {
+    // mirrors the default bash_script of Worker._get_docker_cmd: no python3 with pip means
+    // `apt-get install python3-pip`, and docker_install_opencv_libs (default true) adds the
+    // OpenCV libraries; the apt cache of the host is mounted.
+    let img = no_python_image();
+    let ctx = context()
+        .conf("agent.docker_install_opencv_libs: true")
+        .build();
+    let task = docker_task(
+        &ctx,
+        "no python",
+        "import sys\nprint('python', sys.version_info[0])\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
+    assert!(log.contains("fake apt-get update -y"), "{log}");
+    assert!(
+        log.contains(
+            "fake apt-get install -y libsm6 libxext6 libxrender-dev libglib2.0-0 python3-pip python3-venv"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("python 3"), "{log}");
+    let apt_cache = ctx.root().join(".clearml/apt-cache");
+    assert!(apt_cache.is_dir(), "the host apt cache folder is made");
+    assert!(
+        log.contains(&format!("{}:/var/cache/apt/archives", apt_cache.display())),
+        "{log}"
+    );
+
+    // docker_init_bash_script replaces that setup: nothing is installed, and without python
+    // the task fails naming the cause and the fix.
+    let ctx = context()
+        .conf("agent.docker_init_bash_script: [\"echo custom init {python_single_digit}\"]")
+        .build();
+    let task = docker_task(&ctx, "custom init", "print('unreachable')\n", json!({}));
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "failed", "{log}");
+    assert!(log.contains("custom init python3"), "{log}");
+    assert!(!log.contains("fake apt-get"), "{log}");
+    assert!(
+        log.contains("the image has no python3 on PATH and installing it failed"),
+        "{log}"
+    );
 }

@@ -53,7 +53,8 @@ impl Agent {
         let conf = match docker {
             Some(d) => format!(
                 "{conf}agent.extra_docker_arguments: [\"--network\", \"host\", \"-v\", \"{}:/wheels:ro\", \
-                 \"-e\", \"PIP_FIND_LINKS=/wheels\", \"-e\", \"PIP_NO_INDEX=1\"]\n",
+                 \"-e\", \"PIP_FIND_LINKS=/wheels\", \"-e\", \"PIP_NO_INDEX=1\"]\n\
+                 agent.docker_install_opencv_libs: false\n",
                 d.wheels.display()
             ),
             None => conf,

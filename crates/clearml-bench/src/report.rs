@@ -372,7 +372,10 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
              reach no package index, so both agents get the same \
              `agent.extra_docker_arguments`: `--network host` (the Python agent runs its own \
              `execute` inside the container, which talks to the test server on 127.0.0.1) and a \
-             read-only wheel folder with `PIP_FIND_LINKS`/`PIP_NO_INDEX`; the Python agent also \
+             read-only wheel folder with `PIP_FIND_LINKS`/`PIP_NO_INDEX`, and \
+             `agent.docker_install_opencv_libs: false` (so neither runs `apt-get` in a container \
+             whose image has python and pip; that default costs both the same mirror round \
+             trips); the Python agent also \
              gets `FORCE_LOCAL_CLEARML_AGENT_WHEEL`, so it installs clearml-agent 3.0.3 from that \
              folder in every container, as it would from PyPI. Our agent clones and prepares on \
              the host and runs only the venv build and the task inside."

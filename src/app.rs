@@ -342,7 +342,12 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         let worker_id = launch.worker_id.clone();
         let ending = exec::supervise::run_task(&client, &sup, launch, shutdown).await;
         reporter.stop().await;
-        if let Err(e) = client.workers().unregister(&worker_id, &[]).await {
+        if let Err(e) = client
+            .with_retries(worker::UNREGISTER_RETRIES)
+            .workers()
+            .unregister(&worker_id, &[])
+            .await
+        {
             tracing::warn!("cannot unregister worker {worker_id}: {e}");
         }
         // mirrors Worker.execute: the task's exit code is the process's exit status.

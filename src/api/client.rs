@@ -154,6 +154,8 @@ struct Inner {
     base: String,
     token: RwLock<Option<Arc<Token>>>,
     login_lock: tokio::sync::Mutex<()>,
+    /// When it turns true, waits between retries end and the last outcome is returned.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// One prepared request.
@@ -222,16 +224,32 @@ impl Client {
                 base,
                 token: RwLock::new(None),
                 login_lock: tokio::sync::Mutex::new(()),
+                stop: None,
             }),
         })
     }
 
-    /// The configuration the client was built with.
     /// A client that shares this one's connection pool and current token but retries a failed
     /// call at most `total` times (the log shipper has its own backoff and spill).
     pub fn with_retries(&self, total: u32) -> Client {
         let mut config = self.inner.config.clone();
         config.retries.total = total;
+        self.derived(config, self.inner.stop.clone())
+    }
+
+    /// A client that shares this one's connection pool and current token but stops retrying
+    /// once `stop` turns true: a request in flight still completes, the wait before the next
+    /// attempt ends at once. The daemon's polls use it, so a shutdown is not held up for hours
+    /// by a server that is away.
+    pub fn with_stop(&self, stop: tokio::sync::watch::Receiver<bool>) -> Client {
+        self.derived(self.inner.config.clone(), Some(stop))
+    }
+
+    fn derived(
+        &self,
+        config: ClientConfig,
+        stop: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Client {
         let token = self.inner.token.read().ok().and_then(|t| t.clone());
         Client {
             inner: Arc::new(Inner {
@@ -240,6 +258,7 @@ impl Client {
                 token: RwLock::new(token),
                 login_lock: tokio::sync::Mutex::new(()),
                 config,
+                stop,
             }),
         }
     }
@@ -471,7 +490,8 @@ impl Client {
                 Ok(_) => return outcome,
                 Err(err) => err.to_string(),
             };
-            if retry >= policy.total {
+            let mut stop = self.inner.stop.clone();
+            if retry >= policy.total || stop.as_ref().is_some_and(|s| *s.borrow()) {
                 return outcome;
             }
             let delay = policy.delay(retry);
@@ -482,7 +502,13 @@ impl Client {
                 policy.total,
                 delay.as_secs_f64()
             );
-            tokio::time::sleep(delay).await;
+            match stop.as_mut() {
+                Some(stop) => tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return outcome,
+                },
+                None => tokio::time::sleep(delay).await,
+            }
         }
     }
 

@@ -4,6 +4,7 @@ pub mod git;
 pub mod logs;
 pub mod process;
 pub mod requirements;
+pub(crate) mod server_checks;
 mod spill;
 pub mod supervise;
 pub mod task;

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::api::{Client, StatusChange};
 use crate::exec::logs::{LogConfig, LogEvent, LogLevel, LogPipeline, LogSink, SinkError};
 use crate::exec::process::{ProcessSpec, TaskProcess};
+use crate::exec::server_checks::ServerChecks;
 
 /// How a monitored task is watched; resolved from settings.
 #[derive(Debug, Clone)]
@@ -77,9 +78,6 @@ pub enum Ending {
     /// It could not be started at all.
     NotStarted(String),
 }
-
-/// mirrors _check_if_task_should_stop: "created" must be seen this many times in a row.
-const RESET_POLLS: u32 = 4;
 
 /// Runs one task to its end, then reports its final status. Never fails: every problem is
 /// reported on the task (and printed) and the daemon goes on.
@@ -201,15 +199,13 @@ async fn watch_process(
 ) -> Ending {
     let mut output = process.take_output();
     let mut output_open = output.is_some();
-    let mut poll = tokio::time::interval_at(
-        tokio::time::Instant::now() + cfg.poll_interval,
+    let mut checks = ServerChecks::new(
+        client,
+        task_id,
+        pipeline,
         cfg.poll_interval,
+        cfg.ping_interval,
     );
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // mirrors _log_command_output: the first ping right after launch, then every interval.
-    let mut ping = tokio::time::interval(cfg.ping_interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut created_polls = 0u32;
 
     let stop = loop {
         tokio::select! {
@@ -230,16 +226,7 @@ async fn watch_process(
                 drain(&mut output, output_open, pipeline).await;
                 return Ending::Exited(code);
             }
-            _ = poll.tick() => {
-                if let Some(reason) = check_abort(client, task_id, &mut created_polls, pipeline).await {
-                    break reason;
-                }
-            }
-            _ = ping.tick() => {
-                if let Err(e) = client.tasks().ping(task_id).await {
-                    tracing::warn!("ping of task {task_id} failed: {e}");
-                }
-            }
+            reason = checks.abort_requested() => break reason,
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
                     break StopReason::AgentShutdown;
@@ -287,48 +274,6 @@ async fn next_chunk(output: &mut Option<crate::exec::process::OutputStream>) -> 
     match output.as_mut() {
         Some(out) => out.next_chunk().await,
         None => None,
-    }
-}
-
-/// One status poll. mirrors Worker._check_if_task_should_stop.
-pub(crate) async fn check_abort(
-    client: &Client,
-    task_id: &str,
-    created_polls: &mut u32,
-    pipeline: &LogPipeline,
-) -> Option<StopReason> {
-    let status = match client.tasks().status(task_id).await {
-        Ok(Some(status)) => status,
-        Ok(None) => return Some(StopReason::NotFound),
-        Err(e) if e.is_task_not_found() => return Some(StopReason::NotFound),
-        Err(e) => {
-            tracing::warn!("cannot poll the status of task {task_id}: {e}");
-            return None;
-        }
-    };
-    match status.status.as_str() {
-        "in_progress" if status.status_message.contains("stopping") => Some(StopReason::Stopped),
-        s @ ("closed" | "stopped" | "failed" | "published" | "queued") => {
-            Some(StopReason::StatusChanged(s.to_string()))
-        }
-        "created" => {
-            *created_polls += 1;
-            if *created_polls >= RESET_POLLS {
-                return Some(StopReason::Reset);
-            }
-            pipeline.push_line(
-                LogLevel::Warning,
-                format!(
-                    "Warning: Task {task_id} was reset! if state is consistent we shall terminate ({}/{RESET_POLLS}).",
-                    *created_polls
-                ),
-            );
-            None
-        }
-        _ => {
-            *created_polls = 0;
-            None
-        }
     }
 }
 

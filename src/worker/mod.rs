@@ -175,12 +175,41 @@ pub async fn run(
     .await;
 
     reporter.stop().await;
-    // mirrors run_tasks_loop's finally: unregister on every exit.
-    if let Err(e) = client.workers().unregister(&worker_id, &queue_ids).await {
+    // mirrors run_tasks_loop's finally: unregister on every exit. A few retries only: a server
+    // that is away drops the worker by itself, and the agent must not hang on its way out.
+    if let Err(e) = client
+        .with_retries(UNREGISTER_RETRIES)
+        .workers()
+        .unregister(&worker_id, &queue_ids)
+        .await
+    {
         tracing::warn!("cannot unregister worker {worker_id}: {e}");
     }
     drop(registration);
     result
+}
+
+/// Retries of `workers.unregister` on the way out.
+pub const UNREGISTER_RETRIES: u32 = 3;
+
+/// A flag that turns true as soon as either of two does (it watches them from a small task).
+fn either(a: watch::Receiver<bool>, b: watch::Receiver<bool>) -> watch::Receiver<bool> {
+    // A flag whose sender is gone never turns true.
+    async fn raised(mut r: watch::Receiver<bool>) {
+        if r.wait_for(|v| *v).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+    let (tx, rx) = watch::channel(*a.borrow() || *b.borrow());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = raised(a) => {}
+            _ = raised(b) => {}
+            _ = tx.closed() => return,
+        }
+        let _ = tx.send(true);
+    });
+    rx
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -201,6 +230,9 @@ async fn poll_loop(
         }
     }
     let mut was_active = true;
+    // Polls give up their retries when the agent is told to stop: a server that is away must
+    // not hold a SIGTERM for hours.
+    let poller = client.with_stop(either(shutdown.clone(), drain.clone()));
     // Dynamic GPUs run every task as a service on its share of the pool.
     let gpu_queues = if cfg.dynamic_gpus {
         dynamic_gpus::parse_queues(&cfg.queues)?
@@ -248,7 +280,7 @@ async fn poll_loop(
                 // Not enough free GPUs for this queue's tasks: leave them queued.
                 continue;
             }
-            let next = match client.queues().get_next_task(&queue.id, false).await {
+            let next = match poller.queues().get_next_task(&queue.id, false).await {
                 Ok(next) => next,
                 Err(e) => {
                     // mirrors run_tasks_loop: a failing queue is skipped, not fatal.

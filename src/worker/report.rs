@@ -77,8 +77,11 @@ impl Reporter {
         self.current.send_replace(current);
     }
 
+    /// Ends the reports at once, a report in flight (or waiting to retry) included: they are
+    /// best effort, and an agent that stops must not wait for a server that is away.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        self.handle.abort();
         let _ = self.handle.await;
     }
 }

@@ -1,7 +1,7 @@
 //! The daemon end to end: the real binary pulls tasks from the real test server, runs them as
 //! real processes and reports statuses and logs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -195,6 +195,74 @@ fn server_restart_mid_task_loses_no_line() {
         assert!(log.contains(&format!("before {i}\n")), "missing before {i}");
         assert!(log.contains(&format!("after {i}\n")), "missing after {i}");
     }
+}
+
+#[test]
+fn task_output_is_read_while_the_server_is_away() {
+    // The status poll retries in the background while the server is down: the task's output
+    // (far more than a pipe holds) is still read, so the task runs on, and every line arrives
+    // once the server is back.
+    let mut ctx = AgentContext::builder()
+        .persistent()
+        .env("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC", "1")
+        .build();
+    let go = ctx.root().join("go");
+    let done = ctx.root().join("done");
+    let script = format!(
+        "import os, sys, time\nprint('ready', flush=True)\n\
+         while not os.path.exists({go:?}):\n    time.sleep(0.05)\n\
+         for i in range(200000):\n    print(f'line {{i}}')\n\
+         sys.stdout.flush()\nopen({done:?}, 'w').write('x')\n",
+        go = go.display().to_string(),
+        done = done.display().to_string()
+    );
+    let task = ctx.script_task("outage", &script);
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_log(&task, |l| l.contains("ready"), &d);
+    ctx.server.stop();
+    // Long enough for status polls to fail and wait to retry.
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::write(&go, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        done.exists(),
+        "the task stalled while the server was away:\n{}",
+        d.output()
+    );
+    ctx.server.restart().unwrap();
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    assert_eq!(t["status"], "completed", "{}", d.output());
+    let log = ctx.server.log_text(&task).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(lines.len(), 200_000);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("line {i}"));
+    }
+}
+
+#[test]
+fn sigterm_while_the_server_is_away_ends_the_daemon() {
+    // A poll waiting to retry must not hold the shutdown (the retries span hours).
+    let mut ctx = AgentContext::builder()
+        .env("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC", "1")
+        .build();
+    let mut d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ctx.server.workers().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ctx.server.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        d.stop().is_some(),
+        "the daemon did not exit within 30 s of SIGTERM:\n{}",
+        d.output()
+    );
+    assert!(d.output().contains("get_next_task"), "{}", d.output());
 }
 
 #[test]

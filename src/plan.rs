@@ -235,6 +235,13 @@ pub fn docker_config(
         update_back_task: agent.default_docker.update_back_task,
         disable_task_override: agent.disable_task_docker_override,
         extra_args: agent.extra_docker_arguments.clone(),
+        arg_rules: crate::docker::merge::ArgRules {
+            filters: agent.docker_args_filters.clone(),
+            forbidden: agent.forbidden_docker_args.clone(),
+            protected: agent.protected_docker_extra_args.clone(),
+            extra_precedes_task: agent.docker_args_extra_precedes_task,
+            allow_host_environ: agent.docker_allow_host_environ,
+        },
         extra_shell_script: agent.extra_docker_shell_script.clone(),
         preprocess_script: agent.docker_preprocess_bash_script.clone(),
         init_script: agent.docker_init_bash_script.clone(),

@@ -1329,11 +1329,38 @@ fn agent_settings(
         docker_force_pull: r.bool("agent.docker_force_pull", false)?,
         docker_use_activated_venv: r.bool("agent.docker_use_activated_venv", true)?,
         docker_allow_host_environ: r.bool("agent.docker_allow_host_environ", false)?,
-        docker_args_filters: match first_env(env, &[EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS]) {
-            Some(v) => shell_split(&v),
-            None => r.string_list("agent.docker_args_filters")?,
+        docker_args_filters: {
+            let (filters, origin) =
+                match first_env(env, &[EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS]) {
+                    Some(v) => (
+                        shell_split(&v),
+                        EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS.to_string(),
+                    ),
+                    None => (
+                        r.string_list("agent.docker_args_filters")?,
+                        r.origin.to_string(),
+                    ),
+                };
+            // A filter that does not compile would let every argument through or none.
+            if let Some((f, e)) = filters
+                .iter()
+                .find_map(|f| regex::Regex::new(f).err().map(|e| (f, e)))
+            {
+                let why = e.to_string();
+                return Err(Error::Value {
+                    key: "agent.docker_args_filters".into(),
+                    found: format!("{f:?}"),
+                    origin,
+                    expected: format!(
+                        "regular expressions; this one does not compile: {}",
+                        why.lines().last().unwrap_or_default().trim()
+                    ),
+                });
+            }
+            filters
         },
-        forbidden_docker_args: r.string_list("agent.forbidden_docker_args")?,
+        // mirrors the shipped agent.conf: forbidden_docker_args: ["entrypoint"].
+        forbidden_docker_args: list_or("agent.forbidden_docker_args", &["entrypoint"])?,
         docker_args_extra_precedes_task: r.bool("agent.docker_args_extra_precedes_task", true)?,
         protected_docker_extra_args: list_or(
             "agent.protected_docker_extra_args",

@@ -7,6 +7,7 @@
 //! mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd / run_one_task (docker branch)
 
 pub mod args;
+pub mod merge;
 pub mod run;
 pub mod script;
 
@@ -49,6 +50,9 @@ pub struct DockerConfig {
     pub disable_task_override: bool,
     /// `agent.extra_docker_arguments`.
     pub extra_args: Vec<String>,
+    /// How the agent's and the task's arguments combine (filters, forbidden and protected
+    /// switches, `$VAR` expansion).
+    pub arg_rules: merge::ArgRules,
     /// `agent.extra_docker_shell_script` lines.
     pub extra_shell_script: Vec<String>,
     /// `agent.docker_preprocess_bash_script` lines, first in the container.

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::args::{self, RunArgs};
+use super::merge;
 use super::script::{self, FreezeCapture, ScriptSpec};
 use super::{DockerConfig, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
 use crate::api::{Client, Container, StatusChange, Task};
@@ -22,6 +23,7 @@ use crate::config::masking::sanitize_docker_args;
 use crate::exec::git::{self, ScriptInfo, SourceLayout};
 use crate::exec::logs::{LogLevel, LogPipeline};
 use crate::exec::requirements::{Requirements, find_repo_requirements};
+use crate::exec::server_checks::ServerChecks;
 use crate::exec::supervise::{self, Ending, StopReason, SuperviseConfig};
 
 /// Where the host's child configuration is mounted (mirrors `-v <cfg>:/tmp/clearml.conf`).
@@ -314,14 +316,13 @@ async fn watch_container(
     let mut freeze = FreezeCapture::default();
     let wait = engine.wait(id);
     tokio::pin!(wait);
-    let mut poll = tokio::time::interval_at(
-        tokio::time::Instant::now() + sup.poll_interval,
+    let mut checks = ServerChecks::new(
+        client,
+        task_id,
+        pipeline,
         sup.poll_interval,
+        sup.ping_interval,
     );
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ping = tokio::time::interval(sup.ping_interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut created_polls = 0u32;
 
     let stop = loop {
         tokio::select! {
@@ -356,16 +357,7 @@ async fn watch_container(
                 }
                 return Ending::Exited(code);
             }
-            _ = poll.tick() => {
-                if let Some(reason) = supervise::check_abort(client, task_id, &mut created_polls, pipeline).await {
-                    break reason;
-                }
-            }
-            _ = ping.tick() => {
-                if let Err(e) = client.tasks().ping(task_id).await {
-                    tracing::warn!("ping of task {task_id} failed: {e}");
-                }
-            }
+            reason = checks.abort_requested() => break reason,
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
                     break StopReason::AgentShutdown;
@@ -464,18 +456,23 @@ async fn prepare(
         }
     }
 
-    // The agent's arguments first, then the task's (docker_args_extra_precedes_task).
-    let mut all_args = cfg.extra_args.clone();
-    all_args.extend(chosen.args.iter().cloned());
-    let env_file = |path: &str| std::fs::read_to_string(path);
-    let mut run_args: RunArgs = args::translate(&all_args, &env_file)?;
-    if run_args.entrypoint.take().is_some() {
-        // mirrors agent.forbidden_docker_args (default: entrypoint).
+    // The agent's and the task's arguments, merged by the agent's rules.
+    let merged = merge::merge(&cfg.arg_rules, &chosen.args, &cfg.extra_args, &|name| {
+        job.host_env.get(name).cloned()
+    });
+    if !merged.stripped.is_empty() {
+        // mirrors the warning of Worker._get_docker_cmd.
+        let names: Vec<String> = merged.stripped.iter().map(|s| format!("--{s}")).collect();
         pipeline.push_line(
             LogLevel::Warning,
-            "clearml-agent: ignoring docker argument(s) --entrypoint; the agent runs its own command",
+            format!(
+                "clearml-agent: ignoring docker argument(s) {}; they would override the agent startup script and prevent the task from running",
+                names.join(", ")
+            ),
         );
     }
+    let env_file = |path: &str| std::fs::read_to_string(path);
+    let run_args: RunArgs = args::translate(&merged.args, &env_file)?;
 
     // The code, on the host.
     let work = cfg.work_dir.join(&job.task_id);
@@ -860,6 +857,7 @@ mod tests {
             update_back_task: true,
             disable_task_override: false,
             extra_args: vec![],
+            arg_rules: Default::default(),
             extra_shell_script: vec![],
             preprocess_script: vec![],
             init_script: None,

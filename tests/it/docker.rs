@@ -269,6 +269,58 @@ fn task_container_settings_override_the_agent_default() {
 }
 
 #[test]
+fn agent_rules_merge_the_task_arguments_with_its_own() {
+    // docker_args_filters keep only the task's listed switches, the forbidden --entrypoint is
+    // dropped with a warning, the agent's protected --network wins over the task's, and $VARs
+    // in the agent's -e values come from the agent's environment.
+    let img = image();
+    let ctx = context()
+        .env("IT_AGENT_VAR", "from-the-agent")
+        .conf(
+            "agent.extra_docker_arguments: [\"--network\", \"host\", \"-e\", \"FROM_AGENT=$IT_AGENT_VAR\"]",
+        )
+        .conf("agent.docker_args_filters: [\"^-e$\", \"^--network$\", \"^--entrypoint$\"]")
+        .build();
+    let task = docker_task(
+        &ctx,
+        "merged arguments",
+        "import os\nprint('A =', os.environ.get('A'), '; FROM_AGENT =', os.environ.get('FROM_AGENT'))\n",
+        json!({
+            "image": img,
+            "arguments": "--network none -e A=1 --entrypoint /bin/false --privileged",
+        }),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("A = 1 ; FROM_AGENT = from-the-agent"), "{log}");
+    assert!(
+        log.contains("clearml-agent: ignoring docker argument(s) --entrypoint"),
+        "{log}"
+    );
+    let run_line = log
+        .lines()
+        .find(|l| l.contains("docker run"))
+        .unwrap_or_default();
+    assert!(run_line.contains("--network host"), "{run_line}");
+    assert!(!run_line.contains("--network none"), "{run_line}");
+    assert!(!run_line.contains("--privileged"), "{run_line}");
+
+    // A filter that is not a regular expression stops the agent at start, naming the key.
+    let bad = context().conf("agent.docker_args_filters: [\"(\"]").build();
+    let out = bad
+        .command(&["daemon", "--queue", "default", "--docker", img])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("agent.docker_args_filters"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
 fn untranslatable_argument_fails_the_task_naming_it() {
     let img = image();
     let ctx = context().build();
@@ -573,6 +625,7 @@ fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
         update_back_task: false,
         disable_task_override: false,
         extra_args: vec![],
+        arg_rules: Default::default(),
         extra_shell_script: vec![],
         preprocess_script: vec![],
         init_script: None,

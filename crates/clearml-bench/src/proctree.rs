@@ -1,7 +1,7 @@
 //! Reads a process tree from /proc: the descendants of a pid, their summed RSS and CPU time, and
 //! whether a process is still alive. Linux only; nothing here starts or signals processes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
 /// One process's fields from `/proc/<pid>/stat` that the benchmark uses.
@@ -84,6 +84,60 @@ pub fn cpu_ticks(root: i32) -> u64 {
         .filter_map(stat)
         .map(|s| s.ticks)
         .sum()
+}
+
+/// Time on CPU of every live thread of the tree, in nanoseconds, keyed by (pid, tid): the
+/// scheduler's own count (`/proc/<pid>/task/<tid>/schedstat`), far finer than clock ticks.
+pub fn thread_cpu_ns(root: i32) -> BTreeMap<(i32, i32), u64> {
+    let mut out = BTreeMap::new();
+    for pid in tree(root) {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for entry in tasks.flatten() {
+            let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Some(ns) = fs::read_to_string(entry.path().join("schedstat"))
+                .ok()
+                .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                out.insert((pid, tid), ns);
+            }
+        }
+    }
+    out
+}
+
+/// Accumulates the CPU time a tree spends from the first sample on: each sample adds what
+/// every thread ran since the previous one (all of it for a thread that is new), so a thread
+/// that ends loses at most one sampling interval.
+#[derive(Default)]
+pub struct CpuMeter {
+    last: BTreeMap<(i32, i32), u64>,
+    total_ns: u64,
+    started: bool,
+}
+
+impl CpuMeter {
+    pub fn sample(&mut self, root: i32) {
+        let now = thread_cpu_ns(root);
+        if self.started {
+            for (key, ns) in &now {
+                self.total_ns += ns.saturating_sub(self.last.get(key).copied().unwrap_or(0));
+            }
+        }
+        self.started = true;
+        self.last = now;
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.total_ns as f64 / 1e9
+    }
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).

@@ -88,9 +88,15 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
         "MiB",
     );
     row(
-        "idle daemon: CPU time (user+sys, tree)",
+        "idle daemon: CPU time (scheduler time of every thread of the tree)",
         ours.idle_cpu_s,
         py.idle_cpu_s,
+        "s",
+    );
+    row(
+        "… the same from clock ticks (user+sys, 10 ms steps)",
+        ours.idle_cpu_ticks_s,
+        py.idle_cpu_ticks_s,
         "s",
     );
     row(
@@ -136,7 +142,10 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
         "s",
     );
     row(
-        "abort: `tasks.stop` to the task's process tree gone",
+        &format!(
+            "abort: `tasks.stop` to the task's process tree gone (mean of {})",
+            crate::scenarios::ABORT_SAMPLES
+        ),
         ours.abort_s,
         py.abort_s,
         "s",
@@ -283,6 +292,9 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
     };
     let _ = writeln!(s, "- ours: {}", fmt(&ours.start_samples));
     let _ = writeln!(s, "- Python: {}", fmt(&py.start_samples));
+    let _ = writeln!(s, "\n## Abort samples, `tasks.stop` to the tree gone (s)\n");
+    let _ = writeln!(s, "- ours: {}", fmt(&ours.abort_samples));
+    let _ = writeln!(s, "- Python: {}", fmt(&py.abort_samples));
     let _ = writeln!(
         s,
         "\n## Warm trivial task samples, enqueue to final status (s)\n"
@@ -341,8 +353,11 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
     let _ = writeln!(
         s,
         "- Idle: sampled after the first poll plus 5 s; RSS is the sum of VmRSS over the daemon and \
-         its descendants, read every second; CPU is utime+stime (+ reaped children) of that tree \
-         over the window; API calls are every request the server received in the window."
+         its descendants, read every second; CPU is the scheduler's time on CPU \
+         (`/proc/<pid>/task/<tid>/schedstat`, nanoseconds) of every thread of that tree, summed \
+         from one-second samples, and, as a cross-check, utime+stime (+ reaped children) from \
+         `/proc/<pid>/stat` in 10 ms clock ticks; API calls are every request the server \
+         received in the window."
     );
     let _ = writeln!(
         s,
@@ -352,13 +367,16 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
          one ended (both agents poll again at once after a task, so enqueueing right at the \
          final status would only measure who wins that race). Lines: the task prints {} lines, flushes, \
          then writes its exit time; the server's log events are read every 200 ms until every \
-         line is there (or nothing new arrived for 15 s after the task ended). Abort: median of 3 tasks \
-         (a python process with a `sleep` child), each stopped with `tasks.stop` 1 s plus 1/6, \
-         1/2 or 5/6 of a poll interval after it started (both agents notice a stop at their next \
-         status poll); timed until every process of the task's tree is gone (zombies count as \
-         gone).",
+         line is there (or nothing new arrived for 15 s after the task ended). Abort: mean of {} tasks \
+         (a python process with a `sleep` child), each stopped with `tasks.stop` 1 s plus \
+         (k+0.5)/{} of a poll interval after it started (both agents notice a stop at their next \
+         status poll, whose phase the benchmark cannot see; over evenly spread moments the mean \
+         wait is half an interval whatever that phase is); timed until every process of the \
+         task's tree is gone (zombies count as gone).",
         crate::scenarios::WARM_SAMPLES,
-        plan.lines
+        plan.lines,
+        crate::scenarios::ABORT_SAMPLES,
+        crate::scenarios::ABORT_SAMPLES
     );
     if ctx.docker.is_ok() {
         let _ = writeln!(

@@ -21,6 +21,8 @@ pub struct Results {
     pub idle_rss_mib: Option<f64>,
     pub idle_rss_max_mib: Option<f64>,
     pub idle_cpu_s: Option<f64>,
+    /// The same from clock ticks (`/proc/<pid>/stat`, 10 ms steps), as a cross-check.
+    pub idle_cpu_ticks_s: Option<f64>,
     pub idle_calls_per_min: Option<f64>,
     pub idle_calls: BTreeMap<String, u64>,
     pub start_median_s: Option<f64>,
@@ -31,6 +33,7 @@ pub struct Results {
     pub lines_stored: Option<usize>,
     pub lines_exit_to_last_s: Option<f64>,
     pub abort_s: Option<f64>,
+    pub abort_samples: Vec<f64>,
     pub batch_s: Option<f64>,
     pub batch_done: usize,
     pub docker: Option<DockerResults>,
@@ -172,16 +175,20 @@ pub fn idle(server: &TestServer, d: &mut Daemon, plan: &Plan, r: &mut Results) {
     server.reset_calls();
     let t0 = Instant::now();
     let c0 = proctree::cpu_ticks(d.pid());
+    let mut meter = proctree::CpuMeter::default();
+    meter.sample(d.pid());
     let mut rss = Vec::new();
     while t0.elapsed() < plan.idle {
         rss.push(proctree::rss_bytes(d.pid()) as f64 / (1024.0 * 1024.0));
         std::thread::sleep(Duration::from_secs(1));
+        meter.sample(d.pid());
     }
     let c1 = proctree::cpu_ticks(d.pid());
     let secs = t0.elapsed().as_secs_f64();
     let counts = server.call_counts();
     let total: u64 = counts.values().sum();
-    r.idle_cpu_s = Some(c1.saturating_sub(c0) as f64 / hz);
+    r.idle_cpu_s = Some(meter.seconds());
+    r.idle_cpu_ticks_s = Some(c1.saturating_sub(c0) as f64 / hz);
     r.idle_rss_mib = Some(rss.iter().sum::<f64>() / rss.len().max(1) as f64);
     r.idle_rss_max_mib = rss.iter().copied().reduce(f64::max);
     r.idle_calls_per_min = Some(total as f64 * 60.0 / secs);
@@ -334,25 +341,32 @@ pub fn lines(
     Ok((count, (count > 0).then_some(last_epoch - exited)))
 }
 
-/// `tasks.stop` on a running task (a python process with a `sleep` child) to its tree gone;
-/// median of `ABORT_SAMPLES`, the stop sent at moments spread over one poll interval (both agents
-/// notice a stop at their next status poll, so a fixed delay would measure one phase only).
+/// `tasks.stop` on a running task (a python process with a `sleep` child) to its tree gone,
+/// `ABORT_SAMPLES` times, the stop sent at moments spread evenly over one poll interval. Both
+/// agents notice a stop at their next status poll, whose phase the benchmark cannot see: over
+/// evenly spread moments the mean wait is half an interval whatever that phase is, while a
+/// median (or a fixed delay) would depend on it.
 pub fn abort(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
     plan: &Plan,
     poll: f64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Vec<f64>> {
     let mut samples = Vec::new();
     for k in 0..ABORT_SAMPLES {
         let delay = 1.0 + poll * (k as f64 + 0.5) / ABORT_SAMPLES as f64;
         samples.push(abort_once(server, agent, d, plan, k, delay)?);
     }
-    median(&mut samples).ok_or_else(|| anyhow!("no sample"))
+    Ok(samples)
 }
 
-const ABORT_SAMPLES: usize = 3;
+pub const ABORT_SAMPLES: usize = 6;
+
+/// The mean of the samples.
+pub fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
 
 fn abort_once(
     server: &TestServer,
@@ -513,7 +527,10 @@ pub fn run_all(
     if plan.wants("abort") {
         eprintln!("[bench] {}: abort", agent.name);
         match abort(server, agent, &mut d, plan, poll) {
-            Ok(v) => r.abort_s = Some(v),
+            Ok(v) => {
+                r.abort_s = mean(&v);
+                r.abort_samples = v;
+            }
             Err(e) => note(&mut r, "abort", e),
         }
     }

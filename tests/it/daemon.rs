@@ -163,11 +163,7 @@ fn hundred_thousand_lines_all_arrive_in_order() {
     let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
     ctx.wait_status(&task, &["completed"], Some(&d));
     let log = ctx.server.log_text(&task).unwrap();
-    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("line ")).collect();
-    assert_eq!(lines.len(), 100_000);
-    for (i, l) in lines.iter().enumerate() {
-        assert_eq!(*l, format!("line {i}"));
-    }
+    assert_numbered_lines(&log, 100_000);
 }
 
 #[test]
@@ -237,11 +233,7 @@ fn task_output_is_read_while_the_server_is_away() {
     let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
     assert_eq!(t["status"], "completed", "{}", d.output());
     let log = ctx.server.log_text(&task).unwrap();
-    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("line ")).collect();
-    assert_eq!(lines.len(), 200_000);
-    for (i, l) in lines.iter().enumerate() {
-        assert_eq!(*l, format!("line {i}"));
-    }
+    assert_numbered_lines(&log, 200_000);
 }
 
 #[test]
@@ -622,5 +614,14 @@ fn module_working_dir_and_shell_entry_points_run() {
         let log = ctx.server.log_text(task).unwrap();
         assert_eq!(t["status"], "completed", "{log}");
         assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
+}
+
+/// The log holds `line 0` .. `line {n-1}`, each once, in order.
+fn assert_numbered_lines(log: &str, n: usize) {
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(lines.len(), n);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("line {i}"));
     }
 }

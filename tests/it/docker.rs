@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::context::{AgentContext, TASK_TIMEOUT};
+use crate::context::{AgentContext, Daemon, TASK_TIMEOUT};
 
 /// The test image: Debian bookworm with python3, venv, pip and git (scripts/build-test-image.sh).
 pub const IMAGE: &str = "clearml-agent-test:py3-git";
@@ -91,6 +91,16 @@ fn no_python_image() -> &'static str {
     TAG
 }
 
+/// Enqueues `task` on "default" and runs a docker-mode daemon on `image` until the task is
+/// completed or failed; returns the task, its log and the daemon, still running.
+fn run_to_end(ctx: &AgentContext, task: &str, image: &str) -> (Value, String, Daemon) {
+    ctx.server.enqueue(task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", image]);
+    let t = ctx.wait_status(task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(task).unwrap();
+    (t, log, d)
+}
+
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
@@ -161,10 +171,7 @@ fn completed_task_runs_inside_the_image() {
          print('python', sys.prefix)\n",
         json!({}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (t, log, d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("os: PRETTY_NAME=\"Debian"), "{log}");
     assert!(log.contains(&format!("task id {task}")), "{log}");
@@ -290,10 +297,7 @@ fn agent_rules_merge_the_task_arguments_with_its_own() {
             "arguments": "--network none -e A=1 --entrypoint /bin/false --privileged",
         }),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (t, log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}");
     assert!(log.contains("A = 1 ; FROM_AGENT = from-the-agent"), "{log}");
     assert!(
@@ -379,10 +383,7 @@ fn ssh_folder_is_copied_into_the_container() {
         "import os\nprint('ssh files:', sorted(os.listdir(os.path.expanduser('~/.ssh'))))\n",
         json!({}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (t, log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}");
     assert!(log.contains("ssh files: ['config']"), "{log}");
     assert!(
@@ -407,10 +408,7 @@ fn ssh_auth_socket_is_mounted_and_set() {
          print('sock', s, stat.S_ISSOCK(os.stat(s).st_mode))\n",
         json!({}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (t, log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}");
     assert!(
         log.contains(&format!("sock {} True", sock.display())),
@@ -822,10 +820,7 @@ fn repository_task_is_cloned_on_the_host_and_runs_inside() {
             },
         }))
         .unwrap();
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (t, log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}");
     assert!(log.contains("cwd scripts from the repo"), "{log}");
     assert_eq!(t["script"]["version_num"], commit.as_str());
@@ -869,10 +864,7 @@ fn task_requirements_are_installed_inside_the_container() {
             },
         }))
         .expect("create task");
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (t, log, d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("six 1.16.0"), "{log}");
     let pip = t["script"]["requirements"]["pip"].to_string();
@@ -898,10 +890,7 @@ fn image_without_python_gets_it_and_the_opencv_libraries_from_apt() {
         "import sys\nprint('python', sys.version_info[0])\n",
         json!({}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (t, log, d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("fake apt-get update -y"), "{log}");
     assert!(
@@ -924,10 +913,7 @@ fn image_without_python_gets_it_and_the_opencv_libraries_from_apt() {
         .conf("agent.docker_init_bash_script: [\"echo custom init {python_single_digit}\"]")
         .build();
     let task = docker_task(&ctx, "custom init", "print('unreachable')\n", json!({}));
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (t, log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "failed", "{log}");
     assert!(log.contains("custom init python3"), "{log}");
     assert!(!log.contains("fake apt-get"), "{log}");

@@ -270,7 +270,26 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         return run_execute_docker(resolved, opts, spec);
     }
     let client_cfg = plan::client_config(&resolved.settings)?;
-    let exec_cfg = plan::execute_config(&resolved.settings, opts);
+    let mut exec_cfg = plan::execute_config(&resolved.settings, opts);
+    // --full-monitoring takes a worker id as the daemon does (a registry slot), held to the end.
+    let registration = if opts.full_monitoring && !opts.disable_monitoring {
+        let (fixed, name, dir) = plan::full_monitoring_identity(&resolved.settings, opts);
+        let registry = worker::registry::Registry::new(&dir);
+        match fixed {
+            // A service of a daemon: the daemon holds its id and slot (and wrote its config).
+            Some(id) if registry.held_by_parent(&id) => {
+                exec_cfg.worker_id = id;
+                None
+            }
+            fixed => {
+                let reg = registry.register(fixed.as_deref(), &name, false)?;
+                exec_cfg.worker_id = reg.worker_id.clone();
+                Some(reg)
+            }
+        }
+    } else {
+        None
+    };
     let rt = runtime()?;
     if opts.disable_monitoring {
         // The pipeline ends by exec'ing the task; it only returns on failure.
@@ -300,6 +319,7 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     // mirrors Worker.execute: --full-monitoring runs the task as the daemon does and returns 0
     // unless CLEARML_AGENT_PROPAGATE_EXITCODE is set; plain monitoring returns the task's code.
     let propagate = !opts.full_monitoring || resolved.settings.agent.propagate_exitcode;
+    let venvs_dir = resolved.settings.agent.venvs_dir.clone();
     rt.block_on(async move {
         let client = Client::new(client_cfg)?;
         client
@@ -310,7 +330,12 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         // was (mirrors Worker.execute: the clone or the dequeue comes first).
         let task_id = claimed_task(&client, &exec_cfg).await?;
         let dir = sup.spill_dir.clone();
-        let child_config = worker::ChildConfig::write(&dir, &tree)?;
+        // A registry slot has its own venvs folder, as the daemon's slots do.
+        let child_tree = match &registration {
+            Some(reg) => worker::slot_config(&tree, &venvs_dir, reg.slot),
+            None => tree.clone(),
+        };
+        let child_config = worker::ChildConfig::write(&dir, &child_tree)?;
         let args = vec![
             "--config-file".to_string(),
             child_config.path.display().to_string(),
@@ -350,6 +375,7 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         {
             tracing::warn!("cannot unregister worker {worker_id}: {e}");
         }
+        drop(registration);
         // mirrors Worker.execute: the task's exit code is the process's exit status.
         Ok(match ending {
             _ if !propagate => 0,

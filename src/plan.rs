@@ -194,6 +194,27 @@ pub fn daemon_config(
     })
 }
 
+/// How a full-monitoring `execute` takes its worker id, as the daemon does: the id of
+/// `CLEARML_WORKER_ID` if set (one in `clearml.conf` is ignored), else one derived from the
+/// visible GPUs or a free slot `<worker_name>:<n>` of the local registry. Returns the fixed id
+/// (if any), the name slots are made from and the registry folder. mirrors Worker.execute
+/// (`--full-monitoring`: clear agent.worker_id unless set in the environment, then _singleton).
+pub fn full_monitoring_identity(
+    settings: &Settings,
+    opts: &ExecuteOptions,
+) -> (Option<String>, String, PathBuf) {
+    let agent = &settings.agent;
+    let env = base_env(settings, &opts.worker);
+    let from_env = agent.worker_id.clone().filter(|_| agent.worker_id_from_env);
+    let (fixed, name) = crate::worker::registry::worker_identity(
+        from_env.as_deref(),
+        &agent.worker_name,
+        env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).map(String::as_str),
+        false,
+    );
+    (fixed, name, std::env::temp_dir())
+}
+
 /// The status reports of a monitored `execute` (mirrors Worker.execute: report_monitor with the
 /// task, no queues, `is_daemon` false).
 pub fn execute_report_config(

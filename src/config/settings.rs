@@ -106,6 +106,9 @@ pub struct HttpRetries {
 pub struct AgentSettings {
     /// `agent.worker_id` / `CLEARML_WORKER_ID`: full worker id override.
     pub worker_id: Option<String>,
+    /// Whether `worker_id` came from `CLEARML_WORKER_ID`/`TRAINS_WORKER_ID` (a full-monitoring
+    /// `execute` ignores one from the file, as Worker.execute does).
+    pub worker_id_from_env: bool,
     /// `agent.worker_name` / `CLEARML_WORKER_NAME`, default the host name.
     pub worker_name: String,
     /// `agent.crash_on_exception` / `CLEARML_AGENT_CRASH_ON_EXCEPTION`.
@@ -1230,12 +1233,15 @@ fn agent_settings(
         })?),
     };
 
+    let env_worker_id = first_env(
+        env,
+        &[EnvVars::CLEARML_WORKER_ID, EnvVars::TRAINS_WORKER_ID],
+    );
     Ok(AgentSettings {
-        worker_id: first_env(
-            env,
-            &[EnvVars::CLEARML_WORKER_ID, EnvVars::TRAINS_WORKER_ID],
-        )
-        .or(r.opt_string("agent.worker_id")?),
+        worker_id_from_env: env_worker_id
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty()),
+        worker_id: env_worker_id.or(r.opt_string("agent.worker_id")?),
         worker_name: r.opt_string("agent.worker_name")?.unwrap_or_else(hostname),
         crash_on_exception: r.bool("agent.crash_on_exception", false)?,
         reload_config: r.bool("agent.reload_config", false)?,

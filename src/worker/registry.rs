@@ -90,6 +90,17 @@ impl Registry {
     }
 
     /// Every pid file in the registry, live or not, sorted by worker id.
+    /// Whether the process that started this one holds `worker_id` in the registry (a daemon
+    /// registers each service it starts under the service's id, before the service runs).
+    pub fn held_by_parent(&self, worker_id: &str) -> bool {
+        let parent = std::os::unix::process::parent_id() as i32;
+        self.entries().is_ok_and(|entries| {
+            entries
+                .iter()
+                .any(|e| e.pid == Some(parent) && e.worker_id.as_deref() == Some(worker_id))
+        })
+    }
+
     pub fn entries(&self) -> Result<Vec<Entry>, RegistryError> {
         let rd = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,

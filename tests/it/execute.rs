@@ -61,6 +61,39 @@ fn monitored_execute_runs_the_task_and_exits_with_its_code() {
 }
 
 #[test]
+fn full_monitoring_takes_a_worker_slot_as_the_daemon_does() {
+    // mirrors Worker.execute: --full-monitoring ignores agent.worker_id from the file and takes
+    // `<worker_name>:<slot>` from the local registry; CLEARML_WORKER_ID still wins.
+    let ctx = AgentContext::builder()
+        .env("CLEARML_WORKER_NAME", "fullmon")
+        .conf("agent.worker_id: \"from-the-file\"")
+        .build();
+    let script = "import os\nprint('worker is', os.environ['CLEARML_WORKER_ID'])\n";
+    let task = ctx.script_task("slot", script);
+    let out = execute(&ctx, &["--id", &task, "--full-monitoring"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert!(log.contains("worker is fullmon:0\n"), "{log}");
+
+    let task = ctx.script_task("fixed", script);
+    let out = ctx
+        .command(&["execute", "--id", &task, "--full-monitoring"])
+        .env("CLEARML_WORKER_ID", "fixed-id")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert!(log.contains("worker is fixed-id\n"), "{log}");
+
+    // Without --full-monitoring the configured id is used as it is.
+    let task = ctx.script_task("plain", script);
+    let out = execute(&ctx, &["--id", &task]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert!(log.contains("worker is from-the-file\n"), "{log}");
+}
+
+#[test]
 fn execute_of_a_git_task_with_full_monitoring() {
     let ctx = AgentContext::new();
     let repo = GitRepo::new();

@@ -11,7 +11,8 @@
 # process is gone; (c) Task.init() inside the task reports a scalar that the server stores;
 # (d) the same literal-script task with one requirement, run once by the Python agent and once by
 # ours (target/debug/clearml-agent), leaves the same status, reasons, runtime keys, requirement
-# keys and printed lines on the server.
+# keys and printed lines on the server; (e) a task that registers the SDK's abort callback is left
+# running by our agent after tasks.stop until the callback has run, then ends stopped.
 # Prints "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 
@@ -272,6 +273,39 @@ if kill -0 "$AGENT_PID" 2>/dev/null; then
     fi
 else
     fail "(d) the Python agent is gone before the comparison stage"
+fi
+
+# --- (e) the SDK's abort callback under our agent ------------------------------------------------
+# Task.register_abort_callback in the task: after tasks.stop our agent must leave the task
+# running until the SDK has run the callback and said so, then stop it.
+if [ -x "$RS_AGENT" ] && [ -z "$AGENT_PID" ]; then
+    cp "$ROOT/scripts/peer_task_abort.py" "$TASKS/"
+    ABORT_ID=$(create_task peer-abort peer_task_abort.py) || die "clearml-task could not create peer-abort"
+    CLEARML_AGENT_QUEUE_POLL_FREQ_SEC=1 "$RS_AGENT" daemon --queue default --foreground \
+        --cpu-only >"$WORK/our-agent-abort.log" 2>&1 &
+    AGENT_PID=$!
+    REGISTERED=no
+    for _ in $(seq 1 "$WAIT_SEC"); do
+        ABORT_LOG=$(log_text "$ABORT_ID")
+        grep -q "peer-abort: registered" <<<"$ABORT_LOG" && { REGISTERED=yes; break; }
+        kill -0 "$AGENT_PID" 2>/dev/null || break
+        sleep 1
+    done
+    if [ "$REGISTERED" = yes ]; then
+        $API "$URL" tasks.stop "{\"task\": \"$ABORT_ID\"}" >/dev/null || fail "(e) tasks.stop was refused"
+        S=$(wait_status "$ABORT_ID" 'completed|failed|stopped')
+        ABORT_LOG=$(log_text "$ABORT_ID")
+        if [ "$S" = stopped ] && grep -q "peer-abort: callback ran" <<<"$ABORT_LOG" \
+            && grep -q "### Task abort callback completed in" <<<"$ABORT_LOG"; then
+            pass "(e) our agent waited for the SDK's abort callback, then the task ended stopped"
+        else
+            fail "(e) after tasks.stop: status '$S'; log tail: $(tail -n 8 <<<"$ABORT_LOG" | tr '\n' '|')"
+        fi
+    else
+        fail "(e) peer-abort never registered its callback (status $(status_of "$ABORT_ID"))"
+        tail -n 30 "$WORK/our-agent-abort.log"
+    fi
+    stop_agent
 fi
 
 if [ "$FAILED" -gt 0 ]; then

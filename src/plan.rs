@@ -121,6 +121,7 @@ pub fn supervise_config(
         poll_interval,
         ping_interval: settings.agent.task_ping_interval,
         kill_grace: KILL_GRACE,
+        abort_callback_max: settings.agent.abort_callback_max_timeout,
         suppress_carriage_return: settings.agent.suppress_carriage_return,
         echo,
         spill_dir: temp_dir(settings),

@@ -22,7 +22,8 @@ pub use events::{BatchResult, Events, MAX_EVENT_MSG_CHARS};
 pub use projects::{ProjectQuery, Projects};
 pub use queues::{NextTask, QueueQuery, Queues, TaskOwner, escape_regex};
 pub use tasks::{
-    EnqueueResult, HyperParam, StatusChange, TaskHyperParams, TaskQuery, TaskStatus, Tasks,
+    AbortCallback, EnqueueResult, HyperParam, StatusChange, TaskHyperParams, TaskQuery, TaskStatus,
+    Tasks,
 };
 pub use token::{Identity, Token, TokenClaims};
 pub use types::{

@@ -95,6 +95,45 @@ pub struct TaskStatus {
     pub status_reason: String,
 }
 
+/// What `Task.register_abort_callback` of the SDK leaves in the task's `runtime`:
+/// `_abort_callback_timeout` (seconds the callback may take), `_abort_poll_freq` (how often the
+/// SDK looks for a stop) and `_abort_callback_completed` (set once the callback has run).
+/// Values are read the way Python tests them: a non-empty string or a non-zero number is set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AbortCallback {
+    /// `None`: no callback registered (the task is stopped at once).
+    pub timeout_sec: Option<f64>,
+    pub poll_freq_sec: f64,
+    pub completed: bool,
+}
+
+impl AbortCallback {
+    pub fn from_runtime(runtime: &Map<String, Value>) -> AbortCallback {
+        let number = |v: &Value| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        let truthy = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(o)) => !o.is_empty(),
+            Some(Value::Null) | None => false,
+        };
+        let timeout = runtime.get("_abort_callback_timeout");
+        AbortCallback {
+            timeout_sec: timeout.filter(|v| truthy(Some(v))).and_then(number),
+            poll_freq_sec: runtime
+                .get("_abort_poll_freq")
+                .and_then(number)
+                .unwrap_or(0.0),
+            completed: truthy(runtime.get("_abort_callback_completed")),
+        }
+    }
+}
+
 /// `tasks.enqueue` reply.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -216,6 +255,13 @@ impl Tasks<'_> {
                 _ => None,
             })
             .unwrap_or_default())
+    }
+
+    /// The SDK's abort callback of a task, from its `runtime` properties.
+    /// mirrors TaskStopSignal._get_abort_callback_stat.
+    pub async fn abort_callback(&self, task: &str) -> Result<AbortCallback, Error> {
+        let runtime = self.runtime(task).await?;
+        Ok(AbortCallback::from_runtime(&runtime))
     }
 
     /// The task's `container` (`tasks.get_all` /v2.14, only_fields container).
@@ -372,5 +418,46 @@ impl Tasks<'_> {
             .call("tasks.get_hyper_params", None, &json!({ "tasks": tasks }))
             .await?;
         Ok(reply.params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn abort_callback_reads_like_python() {
+        // What the SDK writes: floats, an empty string until the callback completes, then 1.
+        let c = AbortCallback::from_runtime(&runtime(json!({
+            "_abort_callback_timeout": 30.0, "_abort_poll_freq": 10.0, "_abort_callback_completed": ""
+        })));
+        assert_eq!(
+            c,
+            AbortCallback {
+                timeout_sec: Some(30.0),
+                poll_freq_sec: 10.0,
+                completed: false
+            }
+        );
+        let c = AbortCallback::from_runtime(&runtime(json!({
+            "_abort_callback_timeout": "180", "_abort_callback_completed": 1
+        })));
+        assert_eq!(c.timeout_sec, Some(180.0));
+        assert!(c.completed);
+        // No callback, a zero, or text that is not a number: stop at once.
+        for v in [
+            json!({}),
+            json!({"_abort_callback_timeout": 0}),
+            json!({"_abort_callback_timeout": "soon"}),
+        ] {
+            assert_eq!(AbortCallback::from_runtime(&runtime(v)).timeout_sec, None);
+        }
     }
 }

@@ -316,13 +316,7 @@ async fn watch_container(
     let mut freeze = FreezeCapture::default();
     let wait = engine.wait(id);
     tokio::pin!(wait);
-    let mut checks = ServerChecks::new(
-        client,
-        task_id,
-        pipeline,
-        sup.poll_interval,
-        sup.ping_interval,
-    );
+    let mut checks = ServerChecks::new(client, task_id, pipeline, sup);
 
     let stop = loop {
         tokio::select! {
@@ -354,6 +348,9 @@ async fn watch_container(
                         }
                         None => output_open = false,
                     }
+                }
+                if checks.ended_by_abort(code).await {
+                    return Ending::Stopped(StopReason::Stopped);
                 }
                 return Ending::Exited(code);
             }

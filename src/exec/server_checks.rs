@@ -5,19 +5,29 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::OptionFuture;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::api::Client;
 use crate::exec::logs::{LogLevel, LogPipeline};
-use crate::exec::supervise::StopReason;
+use crate::exec::supervise::{StopReason, SuperviseConfig};
 
 /// mirrors _check_if_task_should_stop: "created" must be seen this many times in a row.
 const RESET_POLLS: u32 = 4;
 
 type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the status polls remember from one to the next.
+#[derive(Debug, Clone, Copy, Default)]
+struct PollState {
+    /// "created" seen this many times in a row.
+    created_polls: u32,
+    /// A stop was seen and the task's SDK abort callback is being waited for: since when, and
+    /// for how long at most.
+    callback: Option<(Instant, Duration)>,
+}
 
 /// The status poll (every `poll_interval`, first after one interval) and the ping (at once,
 /// then every `ping_interval`) of one task; at most one of each in flight.
@@ -27,9 +37,10 @@ pub(crate) struct ServerChecks<'a> {
     pipeline: &'a LogPipeline,
     poll: Interval,
     ping: Interval,
-    check: Option<Pending<'a, (Option<StopReason>, u32)>>,
+    callback_max: Duration,
+    check: Option<Pending<'a, (Option<StopReason>, PollState)>>,
     pinging: Option<Pending<'a, ()>>,
-    created_polls: u32,
+    state: PollState,
 }
 
 impl<'a> ServerChecks<'a> {
@@ -37,9 +48,9 @@ impl<'a> ServerChecks<'a> {
         client: &'a Client,
         task_id: &'a str,
         pipeline: &'a LogPipeline,
-        poll_interval: Duration,
-        ping_interval: Duration,
+        cfg: &SuperviseConfig,
     ) -> ServerChecks<'a> {
+        let (poll_interval, ping_interval) = (cfg.poll_interval, cfg.ping_interval);
         let mut poll =
             tokio::time::interval_at(tokio::time::Instant::now() + poll_interval, poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -52,10 +63,29 @@ impl<'a> ServerChecks<'a> {
             pipeline,
             poll,
             ping,
+            callback_max: cfg.abort_callback_max,
             check: None,
             pinging: None,
-            created_polls: 0,
+            state: PollState::default(),
         }
+    }
+
+    /// Whether a task that ended with `code` was ending because of an abort: a stop was seen
+    /// and its abort callback waited for, or it was killed (SIGKILL, 137) after its callback
+    /// completed (the SDK may end its own process). Such a task is stopped, not failed.
+    /// mirrors TaskStopSignal.was_abort_function_called.
+    pub(crate) async fn ended_by_abort(&self, code: i32) -> bool {
+        if self.state.callback.is_some() {
+            return true;
+        }
+        if code != -9 && code != 137 {
+            return false;
+        }
+        self.client
+            .tasks()
+            .abort_callback(self.task_id)
+            .await
+            .is_ok_and(|c| c.completed)
     }
 
     /// Resolves when a status poll says the task must stop. Cancel-safe: a poll or ping in
@@ -64,16 +94,17 @@ impl<'a> ServerChecks<'a> {
         loop {
             tokio::select! {
                 _ = self.poll.tick(), if self.check.is_none() => {
-                    self.check = Some(Box::pin(check_abort(
+                    self.check = Some(Box::pin(poll_once(
                         self.client,
                         self.task_id,
-                        self.created_polls,
+                        self.state,
+                        self.callback_max,
                         self.pipeline,
                     )));
                 }
-                Some((reason, polls)) = OptionFuture::from(self.check.as_mut()), if self.check.is_some() => {
+                Some((reason, state)) = OptionFuture::from(self.check.as_mut()), if self.check.is_some() => {
                     self.check = None;
-                    self.created_polls = polls;
+                    self.state = state;
                     if let Some(reason) = reason {
                         return reason;
                     }
@@ -91,6 +122,75 @@ impl<'a> ServerChecks<'a> {
                 }
             }
         }
+    }
+}
+
+/// One status poll, then, when it asks for a stop, the wait for the task's SDK abort callback:
+/// a task whose SDK registered one (`Task.register_abort_callback`) keeps running until the
+/// callback reports completion or its time (callback timeout plus the SDK's poll period, at most
+/// `agent.abort_callback_max_timeout`) is up. mirrors TaskStopSignal._test and
+/// _wait_for_abort_callback.
+async fn poll_once(
+    client: &Client,
+    task_id: &str,
+    mut state: PollState,
+    callback_max: Duration,
+    pipeline: &LogPipeline,
+) -> (Option<StopReason>, PollState) {
+    let (reason, polls) = check_abort(client, task_id, state.created_polls, pipeline).await;
+    state.created_polls = polls;
+    let Some(reason) = reason else {
+        return (None, state);
+    };
+    if reason == StopReason::NotFound {
+        return (Some(reason), state);
+    }
+    let say = |text: String| pipeline.push_line(LogLevel::Info, format!("### {text} ###"));
+    if let Some((since, timeout)) = state.callback {
+        let elapsed = since.elapsed();
+        if elapsed < timeout {
+            let done = client
+                .tasks()
+                .abort_callback(task_id)
+                .await
+                .is_ok_and(|c| c.completed);
+            if !done {
+                return (None, state);
+            }
+            say(format!(
+                "Task abort callback completed in {:.2} seconds",
+                elapsed.as_secs_f64()
+            ));
+        } else {
+            say(format!(
+                "Task abort callback timed out [timeout: {:?}, elapsed: {:.2}]",
+                timeout.as_secs_f64(),
+                elapsed.as_secs_f64()
+            ));
+        }
+        return (Some(reason), state);
+    }
+    let callback = match client.tasks().abort_callback(task_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("cannot read the abort callback of task {task_id}: {e}");
+            return (Some(reason), state);
+        }
+    };
+    let Some(callback_timeout) = callback.timeout_sec else {
+        return (Some(reason), state);
+    };
+    let timeout = (callback_timeout + callback.poll_freq_sec)
+        .min(callback_max.as_secs_f64())
+        .max(0.0);
+    say(format!(
+        "Task abort callback timeout set, waiting for max {timeout:?} sec"
+    ));
+    state.callback = Some((Instant::now(), Duration::from_secs_f64(timeout)));
+    if callback.completed {
+        (Some(reason), state)
+    } else {
+        (None, state)
     }
 }
 

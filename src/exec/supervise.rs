@@ -27,6 +27,8 @@ pub struct SuperviseConfig {
     pub ping_interval: Duration,
     /// SIGTERM to SIGKILL grace when a task is aborted.
     pub kill_grace: Duration,
+    /// `agent.abort_callback_max_timeout`: the longest wait for a task's SDK abort callback.
+    pub abort_callback_max: Duration,
     /// `agent.suppress_carriage_return`.
     pub suppress_carriage_return: bool,
     /// `--foreground`: the task's output is also printed on our stdout.
@@ -199,13 +201,7 @@ async fn watch_process(
 ) -> Ending {
     let mut output = process.take_output();
     let mut output_open = output.is_some();
-    let mut checks = ServerChecks::new(
-        client,
-        task_id,
-        pipeline,
-        cfg.poll_interval,
-        cfg.ping_interval,
-    );
+    let mut checks = ServerChecks::new(client, task_id, pipeline, cfg);
 
     let stop = loop {
         tokio::select! {
@@ -224,6 +220,9 @@ async fn watch_process(
                     }
                 };
                 drain(&mut output, output_open, pipeline).await;
+                if checks.ended_by_abort(code).await {
+                    return Ending::Stopped(StopReason::Stopped);
+                }
                 return Ending::Exited(code);
             }
             reason = checks.abort_requested() => break reason,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::context::{AgentContext, GitRepo, alive, git};
 
@@ -255,6 +255,78 @@ fn sigterm_while_the_server_is_away_ends_the_daemon() {
         d.output()
     );
     assert!(d.output().contains("get_next_task"), "{}", d.output());
+}
+
+#[test]
+fn abort_waits_for_the_sdk_abort_callback() {
+    // mirrors TaskStopSignal._wait_for_abort_callback: a task whose SDK registered an abort
+    // callback keeps running after the stop request until the callback reports completion (or
+    // its time is up), then it is stopped.
+    let ctx = AgentContext::builder()
+        .env("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC", "1")
+        .build();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let sleeper = "import time\nprint('up', flush=True)\ntime.sleep(300)\n";
+    // What Task.register_abort_callback(callback, timeout) leaves in the task's runtime.
+    let register = |task: &str, timeout: f64, completed: Value| {
+        ctx.server
+            .call(
+                "tasks.edit",
+                json!({"task": task, "force": true, "runtime": {
+                    "_abort_callback_timeout": timeout,
+                    "_abort_poll_freq": 1.0,
+                    "_abort_callback_completed": completed,
+                }}),
+            )
+            .unwrap();
+    };
+
+    let task = ctx.script_task("callback completes", sleeper);
+    ctx.server.enqueue(&task, "default").unwrap();
+    ctx.wait_log(&task, |l| l.contains("up"), &d);
+    register(&task, 30.0, json!(""));
+    ctx.server
+        .call("tasks.stop", json!({"task": task}))
+        .unwrap();
+    ctx.wait_log(
+        &task,
+        |l| l.contains("### Task abort callback timeout set, waiting for max 31.0 sec ###"),
+        &d,
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let t = ctx.server.task(&task).unwrap();
+    assert_eq!(
+        t["status"], "in_progress",
+        "stopped before its callback completed"
+    );
+    register(&task, 30.0, json!(1));
+    let t = ctx.wait_status(&task, &["stopped", "failed", "completed"], Some(&d));
+    assert_eq!(t["status"], "stopped");
+    let log = ctx.server.log_text(&task).unwrap();
+    assert!(
+        log.contains("### Task abort callback completed in "),
+        "{log}"
+    );
+
+    // A callback that never reports completion is waited for its timeout plus the poll period.
+    let task = ctx.script_task("callback times out", sleeper);
+    ctx.server.enqueue(&task, "default").unwrap();
+    ctx.wait_log(&task, |l| l.contains("up"), &d);
+    register(&task, 1.0, json!(""));
+    ctx.server
+        .call("tasks.stop", json!({"task": task}))
+        .unwrap();
+    let t = ctx.wait_status(&task, &["stopped", "failed", "completed"], Some(&d));
+    assert_eq!(t["status"], "stopped");
+    let log = ctx.server.log_text(&task).unwrap();
+    assert!(
+        log.contains("### Task abort callback timeout set, waiting for max 2.0 sec ###"),
+        "{log}"
+    );
+    assert!(
+        log.contains("### Task abort callback timed out [timeout: 2.0, elapsed: "),
+        "{log}"
+    );
 }
 
 #[test]

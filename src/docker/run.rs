@@ -317,13 +317,24 @@ async fn watch_container(
     let wait = engine.wait(id);
     tokio::pin!(wait);
     let mut checks = ServerChecks::new(client, task_id, pipeline, sup);
+    // The frozen requirements are recorded beside the output (a server that is away must not
+    // hold up the abort checks); the recording is awaited before the task ends.
+    let mut recording: Option<tokio::task::JoinHandle<()>> = None;
+    let mut record = |frozen: String| {
+        recording = Some(tokio::spawn(record_freeze(
+            client.clone(),
+            task_id.to_string(),
+            frozen,
+            original_requirements.clone(),
+        )));
+    };
 
     let stop = loop {
         tokio::select! {
             chunk = output.next(), if output_open => match chunk {
                 Some(bytes) => {
                     if let Some(frozen) = freeze.feed(&bytes) {
-                        record_freeze(client, task_id, &frozen, original_requirements).await;
+                        record(frozen);
                     }
                     pipeline.push_output(bytes);
                 }
@@ -342,12 +353,15 @@ async fn watch_container(
                     match output.next().await {
                         Some(bytes) => {
                             if let Some(frozen) = freeze.feed(&bytes) {
-                                record_freeze(client, task_id, &frozen, original_requirements).await;
+                                record(frozen);
                             }
                             pipeline.push_output(bytes);
                         }
                         None => output_open = false,
                     }
+                }
+                if let Some(recording) = recording.take() {
+                    let _ = recording.await;
                 }
                 if checks.ended_by_abort(code).await {
                     return Ending::Stopped(StopReason::Stopped);
@@ -376,6 +390,9 @@ async fn watch_container(
             _ => output_open = false,
         }
     }
+    if let Some(recording) = recording.take() {
+        let _ = recording.await;
+    }
     Ending::Stopped(stop)
 }
 
@@ -385,10 +402,16 @@ fn short_id(id: &str) -> &str {
 
 /// mirrors the end of Worker.execute's install step: `pip` gets the freeze, `org_pip` the
 /// original requirements.
-async fn record_freeze(client: &Client, task_id: &str, frozen: &str, original: &serde_json::Value) {
+async fn record_freeze(
+    client: Client,
+    task_id: String,
+    frozen: String,
+    original: serde_json::Value,
+) {
+    let task_id = task_id.as_str();
     let mut reqs = serde_json::Map::new();
     reqs.insert("pip".into(), frozen.into());
-    if let serde_json::Value::Object(map) = original {
+    if let serde_json::Value::Object(map) = &original {
         if let Some(org) = map.get("pip") {
             reqs.insert("org_pip".into(), org.clone());
         }

@@ -264,6 +264,8 @@ pub fn docker_config(
             extra_precedes_task: agent.docker_args_extra_precedes_task,
             allow_host_environ: agent.docker_allow_host_environ,
         },
+        allowed_port_range: agent.docker_args_allowed_port_range,
+        host_ip: agent.force_host_machine_ip.clone(),
         extra_shell_script: agent.extra_docker_shell_script.clone(),
         preprocess_script: agent.docker_preprocess_bash_script.clone(),
         init_script: agent.docker_init_bash_script.clone(),

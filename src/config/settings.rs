@@ -193,8 +193,9 @@ pub struct AgentSettings {
     pub docker_args_extra_precedes_task: bool,
     /// `agent.protected_docker_extra_args`.
     pub protected_docker_extra_args: Vec<String>,
-    /// `agent.docker_args_allowed_port_range`.
-    pub docker_args_allowed_port_range: Option<String>,
+    /// `agent.docker_args_allowed_port_range` (`[min, max]`, inclusive): where published host
+    /// ports may be remapped to.
+    pub docker_args_allowed_port_range: Option<(u16, u16)>,
     /// `agent.docker_container_name_format`.
     pub docker_container_name_format: Option<String>,
     /// `agent.disable_task_docker_override`.
@@ -1372,7 +1373,26 @@ fn agent_settings(
             "agent.protected_docker_extra_args",
             &["privileged", "security-opt", "network", "ipc"],
         )?,
-        docker_args_allowed_port_range: r.opt_string("agent.docker_args_allowed_port_range")?,
+        docker_args_allowed_port_range: {
+            // mirrors TcpPorts: the range is the min and max of the list.
+            let key = "agent.docker_args_allowed_port_range";
+            let ports = r
+                .string_list(key)?
+                .iter()
+                .map(|p| p.trim().parse::<u16>())
+                .collect::<Result<Vec<u16>, _>>()
+                .map_err(|_| Error::Value {
+                    key: key.into(),
+                    found: format!("{:?}", r.string_list(key).unwrap_or_default()),
+                    origin: r.origin.to_string(),
+                    expected: "a list of port numbers, e.g. [9000, 10000]".into(),
+                })?;
+            ports
+                .iter()
+                .min()
+                .zip(ports.iter().max())
+                .map(|(a, b)| (*a, *b))
+        },
         docker_container_name_format: r.opt_string("agent.docker_container_name_format")?,
         disable_task_docker_override: r.bool("agent.disable_task_docker_override", false)?,
         disable_ssh_mount: env_bool(env, &[EnvVars::CLEARML_AGENT_DISABLE_SSH_MOUNT])?

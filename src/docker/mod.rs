@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod merge;
+pub mod ports;
 pub mod run;
 pub mod script;
 
@@ -53,6 +54,11 @@ pub struct DockerConfig {
     /// How the agent's and the task's arguments combine (filters, forbidden and protected
     /// switches, `$VAR` expansion).
     pub arg_rules: merge::ArgRules,
+    /// `agent.docker_args_allowed_port_range`: where taken published ports are moved.
+    pub allowed_port_range: Option<(u16, u16)>,
+    /// `CLEARML_AGENT_FORCE_HOST_MACHINE_IP`: the host address containers are told (else the
+    /// machine's address on its default route).
+    pub host_ip: Option<String>,
     /// `agent.extra_docker_shell_script` lines.
     pub extra_shell_script: Vec<String>,
     /// `agent.docker_preprocess_bash_script` lines, first in the container.

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::args::{self, RunArgs};
 use super::merge;
+use super::ports;
 use super::script::{self, FreezeCapture, ScriptSpec};
 use super::{DockerConfig, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
 use crate::api::{Client, Container, StatusChange, Task};
@@ -430,6 +431,22 @@ async fn record_freeze(
     }
 }
 
+/// Adds `_external_host_tcp_port_mapping` to the task's runtime properties.
+/// mirrors TaskRuntime.update_task_runtime.
+async fn record_port_mapping(client: &Client, task_id: &str, mapping: &str) {
+    let mut runtime = match client.tasks().runtime(task_id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read the runtime properties of task {task_id}: {e}");
+            return;
+        }
+    };
+    runtime.insert("_external_host_tcp_port_mapping".into(), mapping.into());
+    if let Err(e) = client.tasks().edit_runtime(task_id, &runtime).await {
+        tracing::warn!("cannot record the port mapping of task {task_id}: {e}");
+    }
+}
+
 /// Everything before the container exists: task, image, code, requirements, script, body.
 async fn prepare(
     client: &Client,
@@ -491,8 +508,28 @@ async fn prepare(
             ),
         );
     }
+    // Published ports: taken ones move, the container learns the host's address, the task
+    // records the mapping.
+    let mut docker_args = merged.args;
+    let host_ip = cfg.host_ip.clone().or_else(ports::private_ip);
+    match ports::resolve(
+        &docker_args,
+        cfg.allowed_port_range,
+        &ports::used_ports(),
+        host_ip.as_deref(),
+    ) {
+        Ok(None) => {}
+        Ok(Some(plan)) => {
+            docker_args = plan.args;
+            record_port_mapping(client, &job.task_id, &plan.mapping).await;
+        }
+        Err(why) => pipeline.push_line(
+            LogLevel::Warning,
+            format!("WARNING: Failed parsing port mapping requested for docker execution: {why}"),
+        ),
+    }
     let env_file = |path: &str| std::fs::read_to_string(path);
-    let run_args: RunArgs = args::translate(&merged.args, &env_file)?;
+    let run_args: RunArgs = args::translate(&docker_args, &env_file)?;
 
     // The code, on the host.
     let work = cfg.work_dir.join(&job.task_id);
@@ -854,6 +891,27 @@ fn docker_command_line(
         argv.push("-v".into());
         argv.push(b.clone());
     }
+    let mut published: Vec<String> = host
+        .port_bindings
+        .iter()
+        .flatten()
+        .flat_map(|(inside, bindings)| {
+            bindings.iter().flatten().map(move |b| {
+                let ip = b
+                    .host_ip
+                    .as_deref()
+                    .map(|ip| format!("{ip}:"))
+                    .unwrap_or_default();
+                let port = b.host_port.as_deref().unwrap_or_default();
+                format!("{ip}{port}:{inside}")
+            })
+        })
+        .collect();
+    published.sort();
+    for p in published {
+        argv.push("-p".into());
+        argv.push(p);
+    }
     if let Some(name) = name {
         argv.push("--name".into());
         argv.push(name.into());
@@ -878,6 +936,8 @@ mod tests {
             disable_task_override: false,
             extra_args: vec![],
             arg_rules: Default::default(),
+            allowed_port_range: None,
+            host_ip: None,
             extra_shell_script: vec![],
             preprocess_script: vec![],
             init_script: None,

@@ -325,6 +325,49 @@ fn agent_rules_merge_the_task_arguments_with_its_own() {
 }
 
 #[test]
+fn published_ports_move_into_the_allowed_range_and_are_recorded() {
+    // mirrors DockerArgsSanitizer.resolve_port_mapping: a host port outside
+    // docker_args_allowed_port_range moves to the first free one inside, the container learns
+    // the host's address and the task records the mapping in its runtime properties.
+    let img = image();
+    let free = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ctx = context()
+        .env("CLEARML_AGENT_FORCE_HOST_MACHINE_IP", "10.1.2.3")
+        .conf(&format!(
+            "agent.docker_args_allowed_port_range: [{free}, {}]",
+            free + 20
+        ))
+        .build();
+    let task = docker_task(
+        &ctx,
+        "ports",
+        "import os\nprint('host ip', os.environ.get('CLEARML_AGENT_HOST_IP'))\n",
+        json!({"image": img, "arguments": "-p 80:8000"}),
+    );
+    let (t, log, _d) = run_to_end(&ctx, &task, img);
+    assert_eq!(t["status"], "completed", "{log}");
+    assert!(log.contains("host ip 10.1.2.3"), "{log}");
+    let mapping = t["runtime"]["_external_host_tcp_port_mapping"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let host: u16 = mapping
+        .strip_suffix(":8000")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("mapping {mapping:?}"));
+    assert!((free..=free + 20).contains(&host), "{mapping}");
+    let run_line = log
+        .lines()
+        .find(|l| l.contains("docker run"))
+        .unwrap_or_default();
+    assert!(run_line.contains(&format!("{host}:8000")), "{run_line}");
+}
+
+#[test]
 fn untranslatable_argument_fails_the_task_naming_it() {
     let img = image();
     let ctx = context().build();
@@ -624,6 +667,8 @@ fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
         disable_task_override: false,
         extra_args: vec![],
         arg_rules: Default::default(),
+        allowed_port_range: None,
+        host_ip: None,
         extra_shell_script: vec![],
         preprocess_script: vec![],
         init_script: None,

@@ -158,8 +158,9 @@ pub fn translate(
             "--device" => run.devices.push(parse_device(&v())),
             "--gpus" => run.device_requests = vec![gpu_request(&v()).map_err(|w| bad(&w))?],
             "-p" | "--publish" => {
-                let (key, binding) = parse_port(&v()).map_err(|w| bad(&w))?;
-                run.port_bindings.entry(key).or_default().push(binding);
+                for (key, binding) in parse_port(&v()).map_err(|w| bad(&w))? {
+                    run.port_bindings.entry(key).or_default().push(binding);
+                }
             }
             "--entrypoint" => run.entrypoint = Some(vec![v()]),
             "-u" | "--user" => run.user = Some(v()),
@@ -259,25 +260,45 @@ fn parse_device(value: &str) -> DeviceMapping {
 }
 
 /// `-p [ip:][host:]container[/proto]` → (`container/proto`, binding).
-fn parse_port(value: &str) -> Result<(String, PortBinding), String> {
+fn parse_port(value: &str) -> Result<Vec<(String, PortBinding)>, String> {
+    const FORM: &str = "expected [ip:][host:]container[/proto], ports or ranges a-b";
     let (spec, proto) = value.split_once('/').unwrap_or((value, "tcp"));
     let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
     let (container, host_port, host_ip) = match parts.as_slice() {
         [c] => (*c, "", ""),
         [c, h] => (*c, *h, ""),
         [c, h, ip] => (*c, *h, *ip),
-        _ => return Err("expected [ip:][host:]container[/proto]".into()),
+        _ => return Err(FORM.into()),
     };
-    if container.is_empty() || !container.chars().all(|c| c.is_ascii_digit() || c == '-') {
-        return Err("expected [ip:][host:]container[/proto]".into());
+    let range = |text: &str| -> Option<(u16, u16)> {
+        let (a, b) = text.split_once('-').unwrap_or((text, text));
+        let (a, b) = (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?);
+        (a <= b).then_some((a, b))
+    };
+    let (c0, c1) = range(container).ok_or(FORM)?;
+    // Like the docker CLI, a range publishes each port: host ports pair with container ports
+    // one to one (a single host port with a container range is refused).
+    let host = match host_port {
+        "" => None,
+        h => Some(range(h).ok_or(FORM)?),
+    };
+    if let Some((h0, h1)) = host
+        && h1 - h0 != c1 - c0
+    {
+        return Err("the host and container port ranges differ in length".into());
     }
-    Ok((
-        format!("{container}/{proto}"),
-        PortBinding {
-            host_ip: (!host_ip.is_empty()).then(|| host_ip.to_string()),
-            host_port: Some(host_port.to_string()),
-        },
-    ))
+    let ip = (!host_ip.is_empty()).then(|| host_ip.to_string());
+    Ok((0..=(c1 - c0))
+        .map(|k| {
+            (
+                format!("{}/{proto}", c0 + k),
+                PortBinding {
+                    host_ip: ip.clone(),
+                    host_port: Some(host.map(|(h0, _)| (h0 + k).to_string()).unwrap_or_default()),
+                },
+            )
+        })
+        .collect())
 }
 
 /// `--ulimit nofile=1024[:2048]`.
@@ -462,6 +483,23 @@ mod tests {
         assert_eq!(r.devices[0].path_in_container.as_deref(), Some("/dev/fuse"));
         let p = &r.port_bindings["80/tcp"][0];
         assert_eq!(p.host_port.as_deref(), Some("8080"));
+        // Ranges publish each port, host and container ports paired in order.
+        let ranges = |spec: &str| {
+            translate(
+                &["-p".to_string(), spec.to_string()],
+                &|_| Ok(String::new()),
+            )
+            .map(|r| r.port_bindings)
+        };
+        let pr = ranges("127.0.0.1:9000-9001:90-91/udp").unwrap();
+        assert_eq!(pr["91/udp"][0].host_port.as_deref(), Some("9001"));
+        assert_eq!(pr["90/udp"][0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            ranges("90-91").unwrap()["91/tcp"][0].host_port.as_deref(),
+            Some("")
+        );
+        assert!(ranges("9000:90-91").is_err());
+        assert!(ranges("x:90").is_err());
         assert_eq!(r.entrypoint, Some(vec!["/bin/sh".to_string()]));
         assert_eq!(r.user.as_deref(), Some("1000"));
         assert_eq!(r.working_dir.as_deref(), Some("/work"));

@@ -304,17 +304,7 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     // Monitored: this process supervises `execute --disable-monitoring` as its child, as the
     // daemon does for each task (mirrors Worker.execute with --full-monitoring).
     let tree = resolved.tree.clone();
-    // A monitored execute polls for aborts at the daemon's default interval.
-    let poll = std::time::Duration::from_secs_f64(
-        resolved
-            .settings
-            .agent
-            .queue_poll_freq_sec
-            .unwrap_or(5.0)
-            .max(0.1),
-    );
-    let sup = plan::supervise_config(&resolved.settings, poll, true);
-    let log_file = opts.log_file.clone();
+    let sup = plan::execute_supervise_config(&resolved.settings, opts);
     let report_cfg = plan::execute_report_config(&resolved.settings, opts, &exec_cfg.worker_id);
     // mirrors Worker.execute: --full-monitoring runs the task as the daemon does and returns 0
     // unless CLEARML_AGENT_PROPAGATE_EXITCODE is set; plain monitoring returns the task's code.
@@ -355,8 +345,6 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
             cwd: None,
             pulled_from: None,
         };
-        let mut sup = sup;
-        sup.log_file = log_file;
         let shutdown = shutdown_signal()?;
         // mirrors Worker.execute: report_monitor(task=...) while it runs, _unregister at the end.
         let reporter = worker::report::Reporter::spawn(client.clone(), report_cfg);
@@ -395,16 +383,7 @@ fn run_execute_docker(
     let client_cfg = plan::client_config(&resolved.settings)?;
     let exec_cfg = plan::execute_config(&resolved.settings, opts);
     let docker_cfg = plan::docker_config(&resolved.settings, spec, &opts.worker);
-    let poll = std::time::Duration::from_secs_f64(
-        resolved
-            .settings
-            .agent
-            .queue_poll_freq_sec
-            .unwrap_or(5.0)
-            .max(0.1),
-    );
-    let mut sup = plan::supervise_config(&resolved.settings, poll, true);
-    sup.log_file = opts.log_file.clone();
+    let sup = plan::execute_supervise_config(&resolved.settings, opts);
     let tree = resolved.tree.clone();
     let propagate = resolved.settings.agent.propagate_exitcode;
     let rt = runtime()?;

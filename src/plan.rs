@@ -112,6 +112,16 @@ fn home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// The supervision of a monitored `execute` (its own task, with or without docker): aborts are
+/// polled at the daemon's interval (`CLEARML_AGENT_QUEUE_POLL_FREQ_SEC`, else 5 s), output is
+/// echoed, and `--log-file` gets a copy.
+pub fn execute_supervise_config(settings: &Settings, opts: &ExecuteOptions) -> SuperviseConfig {
+    let poll = Duration::from_secs_f64(settings.agent.queue_poll_freq_sec.unwrap_or(5.0).max(0.1));
+    let mut sup = supervise_config(settings, poll, true);
+    sup.log_file = opts.log_file.clone();
+    sup
+}
+
 pub fn supervise_config(
     settings: &Settings,
     poll_interval: Duration,

@@ -1376,14 +1376,14 @@ fn agent_settings(
         docker_args_allowed_port_range: {
             // mirrors TcpPorts: the range is the min and max of the list.
             let key = "agent.docker_args_allowed_port_range";
-            let ports = r
-                .string_list(key)?
+            let listed = r.string_list(key)?;
+            let ports = listed
                 .iter()
                 .map(|p| p.trim().parse::<u16>())
                 .collect::<Result<Vec<u16>, _>>()
                 .map_err(|_| Error::Value {
                     key: key.into(),
-                    found: format!("{:?}", r.string_list(key).unwrap_or_default()),
+                    found: format!("{listed:?}"),
                     origin: r.origin.to_string(),
                     expected: "a list of port numbers, e.g. [9000, 10000]".into(),
                 })?;

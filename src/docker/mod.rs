@@ -111,6 +111,48 @@ pub struct DockerConfig {
     pub extra_labels: Vec<String>,
 }
 
+/// The Python agent's defaults, with no image: what settings give when nothing is configured.
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            default_image: String::new(),
+            default_args: Vec::new(),
+            update_back_task: true,
+            disable_task_override: false,
+            extra_args: Vec::new(),
+            arg_rules: merge::ArgRules::default(),
+            allowed_port_range: None,
+            host_ip: None,
+            extra_shell_script: Vec::new(),
+            preprocess_script: Vec::new(),
+            init_script: None,
+            install_opencv_libs: true,
+            apt_cache: None,
+            force_pull: false,
+            hide_env: crate::config::HideDockerEnvVars {
+                enabled: true,
+                extra_keys: Vec::new(),
+                parse_embedded_urls: true,
+            },
+            ssh_dir: None,
+            ssh_auth_sock: None,
+            ssh_ro_folder: "/.ssh".into(),
+            ssh_folder: "~/.ssh".into(),
+            pip_cache: None,
+            sdk_cache: None,
+            work_dir: PathBuf::from("/tmp/clearml-agent-docker"),
+            git: GitOptions::default(),
+            visible_gpus: None,
+            skip_gpus_flag: false,
+            log_level: "INFO".into(),
+            registry_config: None,
+            use_activated_venv: true,
+            venvs_cache: None,
+            extra_labels: Vec::new(),
+        }
+    }
+}
+
 /// A problem with the Docker Engine.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {

@@ -21,13 +21,14 @@ pub struct PortPlan {
 }
 
 /// Plans the published ports of `args`; `None` when nothing is published, or the container
-/// uses the host's network (published ports mean nothing there). `used` holds the host ports in
-/// use; `host_ip` the address the container is told.
+/// uses the host's network (published ports mean nothing there). `used` gives the host ports in
+/// use and `host_ip` the address the container is told; both are asked only when ports are
+/// published.
 pub fn resolve(
     args: &[String],
     allowed: Option<(u16, u16)>,
-    used: &BTreeSet<u16>,
-    host_ip: Option<&str>,
+    used: &dyn Fn() -> BTreeSet<u16>,
+    host_ip: &dyn Fn() -> Option<String>,
 ) -> Result<Option<PortPlan>, String> {
     let published = values_of(args, &["-p", "--publish"]);
     if published.is_empty() {
@@ -40,7 +41,7 @@ pub fn resolve(
         return Ok(None);
     }
     let mut out = args.to_vec();
-    let mut taken: BTreeSet<u16> = used.clone();
+    let mut taken: BTreeSet<u16> = used();
     let available = |port: u16, taken: &BTreeSet<u16>| {
         allowed.is_none_or(|(lo, hi)| (lo..=hi).contains(&port)) && !taken.contains(&port)
     };
@@ -53,7 +54,8 @@ pub fn resolve(
         let parts: Vec<&str> = spec.split(':').collect();
         if parts.len() < 2 {
             return Err(format!(
-                "published port '{value}' names no host port (use HOST:CONTAINER)"
+                "'{value}' has no host port (docker picks one), so no mapping is recorded; \
+                 publish HOST:CONTAINER to have it recorded"
             ));
         }
         let (host, inside) = (parts[parts.len() - 2], parts[parts.len() - 1]);
@@ -87,7 +89,7 @@ pub fn resolve(
         }
         pairs.push(format!("{host_ports}:{inside}"));
     }
-    if let Some(ip) = host_ip {
+    if let Some(ip) = host_ip() {
         out.push("-e".into());
         out.push(format!("CLEARML_AGENT_HOST_IP={ip}"));
     }
@@ -186,8 +188,8 @@ mod tests {
         let plan = resolve(
             &v("-e A=1 -p 8080:80 --publish 9000-9001:90-91"),
             None,
-            &BTreeSet::new(),
-            Some("10.0.0.5"),
+            &BTreeSet::new,
+            &|| Some("10.0.0.5".into()),
         )
         .unwrap()
         .unwrap();
@@ -204,8 +206,8 @@ mod tests {
         let plan = resolve(
             &v("-p 8080:80 -p 127.0.0.1:7000-7001:70-71/tcp"),
             None,
-            &used,
-            None,
+            &|| used.clone(),
+            &|| None,
         )
         .unwrap()
         .unwrap();
@@ -218,8 +220,8 @@ mod tests {
         let plan = resolve(
             &v("--publish=5000:50"),
             Some((9000, 9005)),
-            &BTreeSet::new(),
-            None,
+            &BTreeSet::new,
+            &|| None,
         )
         .unwrap()
         .unwrap();
@@ -229,14 +231,16 @@ mod tests {
     #[test]
     fn nothing_to_do_without_ports_or_on_the_host_network() {
         assert_eq!(
-            resolve(&v("-e A=1"), None, &BTreeSet::new(), None),
+            resolve(&v("-e A=1"), None, &|| panic!("no ports asked"), &|| None),
             Ok(None)
         );
         assert_eq!(
-            resolve(&v("--network host -p 80:80"), None, &BTreeSet::new(), None),
+            resolve(&v("--network host -p 80:80"), None, &BTreeSet::new, &|| {
+                None
+            }),
             Ok(None)
         );
-        assert!(resolve(&v("-p 80"), None, &BTreeSet::new(), None).is_err());
+        assert!(resolve(&v("-p 80"), None, &BTreeSet::new, &|| None).is_err());
     }
 
     #[test]

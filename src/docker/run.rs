@@ -169,28 +169,19 @@ pub async fn run_task(
     shutdown: watch::Receiver<bool>,
 ) -> Ending {
     let task_id = job.task_id.clone();
-    let pipeline = supervise::start_log_pipeline(
+    let pipeline = match supervise::begin_task(
         client,
         sup,
         &task_id,
         &job.worker_id,
         job.pulled_from.as_deref(),
-    );
-    println!("Running task '{task_id}' in docker mode");
-    supervise::set_runtime_hostname(client, &task_id).await;
-    if let Err(e) = client
-        .tasks()
-        .started(
-            &StatusChange::new(&task_id)
-                .message("launch by agent")
-                .force(true),
-        )
-        .await
+        " in docker mode",
+    )
+    .await
     {
-        println!("Warning: could not start task {task_id}, skipping it: {e}");
-        pipeline.finish(sup.log_finish_timeout).await;
-        return Ending::NotStarted(e.to_string());
-    }
+        Ok(pipeline) => pipeline,
+        Err(ending) => return ending,
+    };
 
     let mut container_id = None;
     let mut work = None;
@@ -242,26 +233,7 @@ pub async fn run_task(
         fail(client, &job, reason).await;
     }
 
-    let code = match &ending {
-        Ending::Exited(code) => Some(*code),
-        _ => None,
-    };
-    let change = supervise::final_status(client, &task_id, &ending, &pipeline).await;
-    let report = pipeline.finish(sup.log_finish_timeout).await;
-    if let Some(change) = change {
-        supervise::set_final_status(client, &task_id, &job.worker_id, change).await;
-    }
-    if report.undelivered_lines > 0 {
-        println!(
-            "Warning: {} log lines of task {task_id} could not be delivered to the server",
-            report.undelivered_lines
-        );
-    }
-    match code {
-        Some(code) => println!("DONE: Running task '{task_id}', exit status {code}"),
-        None => println!("DONE: Running task '{task_id}' (user aborted)"),
-    }
-    ending
+    supervise::end_task(client, sup, &task_id, &job.worker_id, pipeline, ending).await
 }
 
 async fn fail(client: &Client, job: &ContainerJob, reason: &str) {
@@ -511,12 +483,11 @@ async fn prepare(
     // Published ports: taken ones move, the container learns the host's address, the task
     // records the mapping.
     let mut docker_args = merged.args;
-    let host_ip = cfg.host_ip.clone().or_else(ports::private_ip);
     match ports::resolve(
         &docker_args,
         cfg.allowed_port_range,
-        &ports::used_ports(),
-        host_ip.as_deref(),
+        &ports::used_ports,
+        &|| cfg.host_ip.clone().or_else(ports::private_ip),
     ) {
         Ok(None) => {}
         Ok(Some(plan)) => {
@@ -697,16 +668,7 @@ async fn prepare_code(
     work: &Path,
     pipeline: &LogPipeline,
 ) -> Result<SourceLayout, SetupFailure> {
-    let script = ScriptInfo {
-        repository: task.script.repository.clone(),
-        branch: task.script.branch.clone(),
-        tag: task.script.tag.clone(),
-        version_num: task.script.version_num.clone(),
-        entry_point: task.script.entry_point.clone(),
-        working_dir: task.script.working_dir.clone(),
-        diff: task.script.diff.clone(),
-        binary: task.script.binary.clone().unwrap_or_default(),
-    };
+    let script = ScriptInfo::of(&task.script, task.script.binary.clone().unwrap_or_default());
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     let git_opts = cfg.git.clone();
@@ -932,38 +894,8 @@ mod tests {
         DockerConfig {
             default_image: "agent/default:1".into(),
             default_args: vec!["--ipc=host".into()],
-            update_back_task: true,
-            disable_task_override: false,
-            extra_args: vec![],
-            arg_rules: Default::default(),
-            allowed_port_range: None,
-            host_ip: None,
-            extra_shell_script: vec![],
-            preprocess_script: vec![],
-            init_script: None,
-            install_opencv_libs: false,
-            apt_cache: None,
-            force_pull: false,
-            hide_env: crate::config::HideDockerEnvVars {
-                enabled: true,
-                extra_keys: vec![],
-                parse_embedded_urls: true,
-            },
-            ssh_dir: None,
-            ssh_auth_sock: None,
-            ssh_ro_folder: "/.ssh".into(),
-            ssh_folder: "~/.ssh".into(),
-            pip_cache: None,
-            sdk_cache: None,
             work_dir: PathBuf::from("/tmp"),
-            git: crate::exec::git::GitOptions::default(),
-            visible_gpus: None,
-            skip_gpus_flag: false,
-            log_level: "INFO".into(),
-            registry_config: None,
-            use_activated_venv: true,
-            venvs_cache: None,
-            extra_labels: vec![],
+            ..DockerConfig::default()
         }
     }
 

@@ -111,6 +111,22 @@ pub struct ScriptInfo {
     pub binary: String,
 }
 
+impl ScriptInfo {
+    /// The task's `script` section, run with `binary`.
+    pub fn of(script: &crate::api::Script, binary: String) -> ScriptInfo {
+        ScriptInfo {
+            repository: script.repository.clone(),
+            branch: script.branch.clone(),
+            tag: script.tag.clone(),
+            version_num: script.version_num.clone(),
+            entry_point: script.entry_point.clone(),
+            working_dir: script.working_dir.clone(),
+            diff: script.diff.clone(),
+            binary,
+        }
+    }
+}
+
 /// What `git` says about the checked-out copy (printed as `type: git`, `url: ...` lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoInfo {

@@ -91,29 +91,19 @@ pub async fn run_task(
 ) -> Ending {
     let task_id = launch.task_id.clone();
     let worker_id = launch.worker_id.clone();
-    let pipeline = start_log_pipeline(
+    let pipeline = match begin_task(
         client,
         cfg,
         &task_id,
         &worker_id,
         launch.pulled_from.as_deref(),
-    );
-    println!("Running task '{task_id}'");
-    set_runtime_hostname(client, &task_id).await;
-    // mirrors run_one_task: a task that cannot be marked started is skipped.
-    if let Err(e) = client
-        .tasks()
-        .started(
-            &StatusChange::new(&task_id)
-                .message("launch by agent")
-                .force(true),
-        )
-        .await
+        "",
+    )
+    .await
     {
-        println!("Warning: could not start task {task_id}, skipping it: {e}");
-        pipeline.finish(cfg.log_finish_timeout).await;
-        return Ending::NotStarted(e.to_string());
-    }
+        Ok(pipeline) => pipeline,
+        Err(ending) => return ending,
+    };
 
     let cwd = launch
         .cwd
@@ -137,16 +127,28 @@ pub async fn run_task(
         }
     };
 
+    end_task(client, cfg, &task_id, &worker_id, pipeline, ending).await
+}
+
+/// The end of one supervised task (process or container): the final status, set once every
+/// log line has reached the server (so a client that sees the status sees the whole log),
+/// and the closing lines on the agent's output.
+pub(crate) async fn end_task(
+    client: &Client,
+    cfg: &SuperviseConfig,
+    task_id: &str,
+    worker_id: &str,
+    pipeline: LogPipeline,
+    ending: Ending,
+) -> Ending {
     let code = match &ending {
         Ending::Exited(code) => Some(*code),
         _ => None,
     };
-    // The closing line and every output line reach the server before the final status, so a
-    // client that sees the status sees the whole log.
-    let change = final_status(client, &task_id, &ending, &pipeline).await;
+    let change = final_status(client, task_id, &ending, &pipeline).await;
     let report = pipeline.finish(cfg.log_finish_timeout).await;
     if let Some(change) = change {
-        set_final_status(client, &task_id, &worker_id, change).await;
+        set_final_status(client, task_id, worker_id, change).await;
     }
     if report.undelivered_lines > 0 {
         println!(
@@ -161,9 +163,39 @@ pub async fn run_task(
     ending
 }
 
+/// The start of one supervised task (process or container, `mode` " in docker mode" or ""):
+/// its log pipeline, the runtime hostname, and the task marked started. A task that cannot be
+/// marked started is skipped: the `Err` is its ending. mirrors run_one_task.
+pub(crate) async fn begin_task(
+    client: &Client,
+    cfg: &SuperviseConfig,
+    task_id: &str,
+    worker_id: &str,
+    pulled_from: Option<&str>,
+    mode: &str,
+) -> Result<LogPipeline, Ending> {
+    let pipeline = start_log_pipeline(client, cfg, task_id, worker_id, pulled_from);
+    println!("Running task '{task_id}'{mode}");
+    set_runtime_hostname(client, task_id).await;
+    if let Err(e) = client
+        .tasks()
+        .started(
+            &StatusChange::new(task_id)
+                .message("launch by agent")
+                .force(true),
+        )
+        .await
+    {
+        println!("Warning: could not start task {task_id}, skipping it: {e}");
+        pipeline.finish(cfg.log_finish_timeout).await;
+        return Err(Ending::NotStarted(e.to_string()));
+    }
+    Ok(pipeline)
+}
+
 /// The log pipeline of one supervised task (process or container): output echoed to the
 /// `--log-file` or, in `--foreground`, to stdout, and the "pulled" notice first.
-pub(crate) fn start_log_pipeline(
+fn start_log_pipeline(
     client: &Client,
     cfg: &SuperviseConfig,
     task_id: &str,
@@ -370,7 +402,7 @@ pub(crate) async fn set_final_status(
 }
 
 /// mirrors Worker._set_runtime_hostname (runtime `_exec_agent_hostname`).
-pub(crate) async fn set_runtime_hostname(client: &Client, task_id: &str) {
+async fn set_runtime_hostname(client: &Client, task_id: &str) {
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -312,16 +312,7 @@ fn prepare_blocking(
         }
     })?;
     let venv_dir = cfg.env.venvs_dir.join(python.major_minor());
-    let script = ScriptInfo {
-        repository: task.script.repository.clone(),
-        branch: task.script.branch.clone(),
-        tag: task.script.tag.clone(),
-        version_num: task.script.version_num.clone(),
-        entry_point: task.script.entry_point.clone(),
-        working_dir: task.script.working_dir.clone(),
-        diff: task.script.diff.clone(),
-        binary: binary.clone(),
-    };
+    let script = ScriptInfo::of(&task.script, binary.clone());
     let mut git_opts = cfg.git.clone();
     git_opts.standalone = cfg.standalone;
     let layout = git::prepare_source(

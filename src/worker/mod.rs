@@ -367,16 +367,7 @@ async fn start_service(
     services: &mut services::Services,
     shutdown: &watch::Receiver<bool>,
 ) {
-    if let Err(e) = client
-        .tasks()
-        .started(
-            &StatusChange::new(task_id)
-                .message("pulled by agent")
-                .force(true),
-        )
-        .await
-    {
-        println!("Warning: could not mark task {task_id} as started, skipping it: {e}");
+    if !mark_pulled(client, task_id).await {
         return;
     }
     // Dynamic GPUs: the task runs on its share of the pool, under the worker id
@@ -426,6 +417,26 @@ async fn start_service(
     }
 }
 
+/// Marks a pulled task started ("pulled by agent", forced); false (with a warning) when the
+/// server refuses, and the task is skipped. mirrors run_tasks_loop.
+async fn mark_pulled(client: &Client, task_id: &str) -> bool {
+    match client
+        .tasks()
+        .started(
+            &StatusChange::new(task_id)
+                .message("pulled by agent")
+                .force(true),
+        )
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            println!("Warning: could not mark task {task_id} as started, skipping it: {e}");
+            false
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_pulled(
     cfg: &DaemonConfig,
@@ -439,16 +450,7 @@ async fn run_pulled(
     shutdown: &watch::Receiver<bool>,
 ) {
     // mirrors run_tasks_loop: started(force) "pulled by agent", then an immediate report.
-    if let Err(e) = client
-        .tasks()
-        .started(
-            &StatusChange::new(task_id)
-                .message("pulled by agent")
-                .force(true),
-        )
-        .await
-    {
-        println!("Warning: could not mark task {task_id} as started, skipping it: {e}");
+    if !mark_pulled(client, task_id).await {
         return;
     }
     reporter.set_current(Current {

@@ -253,6 +253,7 @@ pub fn alive(pid: i32) -> bool {
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(["-c", "init.defaultBranch=main"])
         .args(args)
         .current_dir(dir)
         .output()

@@ -198,17 +198,10 @@ fn exit_code_fails_the_task_and_removes_the_container() {
         "import sys\nprint('about to fail')\nsys.exit(3)\n",
         json!({}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["failed", "completed"], Some(&d));
+    let (t, log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "failed");
     assert_eq!(t["status_reason"], "worker execution exit code 3");
-    assert!(
-        ctx.server
-            .log_text(&task)
-            .unwrap()
-            .contains("about to fail")
-    );
+    assert!(log.contains("about to fail"), "{log}");
     assert!(containers("clearml-task-id", &task).is_empty());
 }
 
@@ -377,9 +370,7 @@ fn untranslatable_argument_fails_the_task_naming_it() {
         "print('never')\n",
         json!({"image": img, "arguments": "--cpuset-cpus 0"}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let t = ctx.wait_status(&task, &["failed", "completed"], Some(&d));
+    let (t, _log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "failed");
     assert!(
         t["status_reason"]
@@ -401,9 +392,7 @@ fn missing_image_that_cannot_be_pulled_fails_the_task() {
         "print('never')\n",
         json!({"image": "127.0.0.1:9/clearml-agent-test/none:1"}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", IMAGE]);
-    let t = ctx.wait_status(&task, &["failed", "completed"], Some(&d));
+    let (t, _log, _d) = run_to_end(&ctx, &task, IMAGE);
     assert_eq!(t["status"], "failed");
     let reason = t["status_reason"].as_str().unwrap();
     assert!(
@@ -662,39 +651,10 @@ fn gpu_requests_and_mounts_on_the_created_container() {
 fn test_config(root: &Path) -> clearml_agent::docker::DockerConfig {
     clearml_agent::docker::DockerConfig {
         default_image: IMAGE.into(),
-        default_args: vec![],
         update_back_task: false,
-        disable_task_override: false,
-        extra_args: vec![],
-        arg_rules: Default::default(),
-        allowed_port_range: None,
-        host_ip: None,
-        extra_shell_script: vec![],
-        preprocess_script: vec![],
-        init_script: None,
-        install_opencv_libs: false,
-        apt_cache: None,
-        force_pull: false,
-        hide_env: clearml_agent::config::HideDockerEnvVars {
-            enabled: true,
-            extra_keys: vec![],
-            parse_embedded_urls: true,
-        },
-        ssh_dir: None,
-        ssh_auth_sock: None,
-        ssh_ro_folder: "/.ssh".into(),
-        ssh_folder: "~/.ssh".into(),
-        pip_cache: None,
-        sdk_cache: None,
         work_dir: root.join("work"),
-        git: Default::default(),
-        visible_gpus: None,
-        skip_gpus_flag: false,
-        log_level: "INFO".into(),
-        registry_config: None,
-        use_activated_venv: true,
-        venvs_cache: None,
         extra_labels: vec!["team=vision".into()],
+        ..Default::default()
     }
 }
 

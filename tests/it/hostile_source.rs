@@ -1,0 +1,1 @@
+//! Hostile task definitions: placeholder, filled by its own change.

@@ -17,7 +17,7 @@ die() { say "ERROR: $*"; exit 1; }
 
 command -v python3 >/dev/null || die "python3 is needed (the task runs on it); install it first"
 say "building clearml-agent and clearml-test-server (cargo build)"
-(cd "$ROOT" && cargo build -q --bin clearml-agent -p clearml-agent -p clearml-test-server) \
+(cd "$ROOT" && cargo build -q --bins -p clearml-agent -p clearml-test-server) \
     || die "cargo build failed"
 AGENT="$TARGET/debug/clearml-agent"
 SERVER="$TARGET/debug/clearml-test-server"

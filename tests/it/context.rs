@@ -106,7 +106,12 @@ impl AgentContext {
 
     /// The agent binary with this context's HOME, temp dir and a fast poll interval.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(AGENT);
+        self.command_of(Path::new(AGENT), args)
+    }
+
+    /// As `command`, for another build of the agent (e.g. the one a pip wheel installed).
+    pub fn command_of(&self, binary: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary);
         cmd.args(args)
             .env("HOME", self.root())
             .env("TMPDIR", self.root().join("tmp"))
@@ -123,12 +128,17 @@ impl AgentContext {
 
     /// Starts `clearml-agent daemon <args>`; its output goes to a file shown on failure.
     pub fn daemon(&self, args: &[&str]) -> Daemon {
+        self.daemon_of(Path::new(AGENT), args)
+    }
+
+    /// As `daemon`, for another build of the agent.
+    pub fn daemon_of(&self, binary: &Path, args: &[&str]) -> Daemon {
         let log = self.root().join(format!("daemon-{}.log", rand_suffix()));
         let file = std::fs::File::create(&log).expect("daemon log");
         let mut full = vec!["daemon"];
         full.extend_from_slice(args);
         let child = self
-            .command(&full)
+            .command_of(binary, &full)
             .stdout(Stdio::from(file.try_clone().expect("dup")))
             .stderr(Stdio::from(file))
             .spawn()

@@ -20,3 +20,4 @@ mod server;
 mod settings;
 mod source;
 mod venv;
+mod wheel;

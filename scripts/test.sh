@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every test, on a fresh machine with Rust, Python 3 (venv) and a Docker Engine: installs what the
+# tests need first, then runs them.
+#   1. uv, maturin, cargo-zigbuild, ziglang into target/tools (scripts/test-tools.sh)
+#   2. the docker-mode test image clearml-agent-test:py3-git (scripts/build-test-image.sh)
+#   3. the pip wheel of the release binary (scripts/build-wheel.sh; its test installs it)
+#   4. cargo test --workspace
+#   5. the peer check: the real Python clearml SDK and clearml-agent 3.0.3 against our test
+#      server (scripts/peer-check.sh); TEST_SKIP_PEER=1 skips it
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test it docker`).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools (uv, maturin, cargo-zigbuild, ziglang)"
+bash scripts/test-tools.sh
+export PATH="$ROOT/target/tools/bin:$PATH"
+uv --version
+
+# Tests create git commits; give git an identity when the machine has none.
+git config --global user.email >/dev/null 2>&1 || git config --global user.email "tests@localhost"
+git config --global user.name >/dev/null 2>&1 || git config --global user.name "tests"
+
+step "docker test image"
+bash scripts/build-test-image.sh
+
+step "pip wheel (release binary, manylinux2014)"
+bash scripts/build-wheel.sh >/dev/null
+
+step "cargo test --workspace"
+cargo test --workspace "$@"
+
+if [ "${TEST_SKIP_PEER:-0}" != 1 ] && [ $# -eq 0 ]; then
+    step "peer check: the real Python SDK and agent against our test server"
+    bash scripts/peer-check.sh
+fi

@@ -105,7 +105,7 @@ impl Token {
         let left = exp as f64 - now;
         let mut margin = threshold.as_secs_f64();
         if let Some(iat) = self.claims.iat {
-            let lifetime = (exp - iat) as f64;
+            let lifetime = exp as f64 - iat as f64;
             if lifetime > 0.0 {
                 margin = margin.min(lifetime / 2.0);
             }

@@ -764,6 +764,7 @@ impl Reader<'_> {
         Ok(self.opt_bool(key)?.unwrap_or(default))
     }
 
+    /// A finite number (`inf`, `nan` and the like are refused: no later arithmetic can blow up).
     fn opt_f64(&self, key: &str) -> Result<Option<f64>, Error> {
         match self.get(key) {
             None => Ok(None),
@@ -772,8 +773,10 @@ impl Reader<'_> {
             Some(v @ Value::String(s)) => s
                 .trim()
                 .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
                 .map(Some)
-                .map_err(|_| self.err(key, v, "expected a number")),
+                .ok_or_else(|| self.err(key, v, "expected a finite number")),
             Some(other) => Err(self.err(key, other, "expected a number")),
         }
     }
@@ -812,7 +815,8 @@ impl Reader<'_> {
     /// Seconds as a duration (fractions allowed, negatives clamp to 0 as Python's `max(0, ...)`).
     fn seconds(&self, key: &str, default: f64) -> Result<Duration, Error> {
         let s = self.f64(key, default)?;
-        Ok(Duration::from_secs_f64(s.max(0.0)))
+        seconds_duration(s)
+            .ok_or_else(|| self.err(key, self.get(key).unwrap_or(&Value::Null), SECONDS_EXPECTED))
     }
 
     /// A list of strings; a single string becomes a one-element list (Python does this for
@@ -865,18 +869,28 @@ fn env_bool(
     Ok(None)
 }
 
+/// The most seconds any interval or timeout may be set to (about 31 years): beyond it, adding the
+/// value to a clock reading could overflow.
+const MAX_SECONDS: f64 = 1e9;
+const SECONDS_EXPECTED: &str = "expected a number of seconds from 0 to 1000000000";
+
+/// `secs` as a duration: negatives clamp to 0; non-finite or above [`MAX_SECONDS`] is `None`.
+fn seconds_duration(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs <= MAX_SECONDS).then(|| Duration::from_secs_f64(secs.max(0.0)))
+}
+
+/// A number of seconds from the environment: finite and at most [`MAX_SECONDS`].
 fn env_f64(env: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<f64>, Error> {
     match env(name).filter(|v| !v.trim().is_empty()) {
         None => Ok(None),
-        Some(value) => value
-            .trim()
-            .parse::<f64>()
-            .map(Some)
-            .map_err(|_| Error::Env {
+        Some(value) => match value.trim().parse::<f64>() {
+            Ok(f) if seconds_duration(f).is_some() => Ok(Some(f)),
+            _ => Err(Error::Env {
                 name,
                 value,
-                expected: "expected a number of seconds".into(),
+                expected: SECONDS_EXPECTED.into(),
             }),
+        },
     }
 }
 
@@ -1451,7 +1465,7 @@ fn agent_settings(
         status_report_interval: Duration::from_secs_f64(
             env_f64(env, EnvVars::CLEARML_AGENT_STATUS_REPORT_FREQ_SEC)?
                 .unwrap_or(30.0)
-                .max(0.0),
+                .clamp(0.0, MAX_SECONDS),
         ),
         suppress_carriage_return: r.bool("agent.suppress_carriage_return", true)?,
         truncate_task_output_files: r.bool("agent.truncate_task_output_files", false)?,
@@ -1460,7 +1474,7 @@ fn agent_settings(
         abort_callback_timeout: Duration::from_secs_f64(
             env_f64(env, EnvVars::CLEARML_AGENT_ABORT_CALLBACK_TIMEOUT)?
                 .unwrap_or(180.0)
-                .max(0.0),
+                .clamp(0.0, MAX_SECONDS),
         ),
         apply_environment: env_bool(env, &[EnvVars::CLEARML_AGENT_ENABLE_ENV_CONFIG_SECTION])?
             .map(Ok)
@@ -1719,7 +1733,14 @@ fn command_options(
             };
             // mirrors worker.py: ENV_QUEUE_POLL_FREQ_SEC.get() or max(polling_interval, 5)
             let polling_interval = match agent.queue_poll_freq_sec.filter(|s| *s > 0.0) {
-                Some(secs) => Duration::from_secs_f64(secs),
+                Some(secs) => Duration::from_secs_f64(secs.min(MAX_SECONDS)),
+                None if d.polling_interval as f64 > MAX_SECONDS => {
+                    return Err(Error::Flag {
+                        flag: "--polling-interval",
+                        value: d.polling_interval.to_string(),
+                        expected: SECONDS_EXPECTED.into(),
+                    });
+                }
                 None => Duration::from_secs(d.polling_interval.max(5) as u64),
             };
             let non_empty = |v: &Vec<String>| !v.is_empty();

@@ -703,3 +703,171 @@ fn init_verifies_credentials_against_a_real_server_and_the_file_it_writes_works(
         "{stdout}"
     );
 }
+
+#[test]
+fn non_finite_negative_and_huge_numbers_are_one_line_errors_naming_the_key() {
+    for value in ["inf", "-inf", "nan", "1e30", "infinity", "1e10"] {
+        let e = Ctx::new()
+            .env("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC", value)
+            .error("daemon --queue q");
+        assert!(
+            e.contains("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC"),
+            "{value}: {e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        let e = Ctx::new()
+            .conf(&format!("agent.task_ping_interval_sec: \"{value}\"\n"))
+            .error("daemon --queue q");
+        assert!(e.contains("agent.task_ping_interval_sec"), "{value}: {e}");
+    }
+    let e = Ctx::new()
+        .conf("agent.venvs_cache.free_space_threshold_gb: \"nan\"\n")
+        .error("config");
+    assert!(
+        e.contains("free_space_threshold_gb") && e.contains("finite"),
+        "{e}"
+    );
+    let e = Ctx::new().error("daemon --queue q --polling-interval 99999999999");
+    assert!(e.contains("--polling-interval"), "{e}");
+    // Negative seconds clamp to zero, as the Python agent's max(0, ...) does.
+    let r = Ctx::new()
+        .conf("agent.task_ping_interval_sec: -5\n")
+        .resolve("daemon --queue q");
+    assert_eq!(r.settings.agent.task_ping_interval, Duration::ZERO);
+
+    // The real binary: a one-line error and exit code 1, never a panic.
+    let home = tempfile::tempdir().unwrap();
+    let out = Proc::new(env!("CARGO_BIN_EXE_clearml-agent"))
+        .args(["daemon", "--queue", "q", "--foreground"])
+        .env("HOME", home.path())
+        .env("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC", "inf")
+        .env_remove("CLEARML_CONFIG_FILE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+mod fuzz {
+    //! Arbitrary command lines, `clearml.conf` numbers and environment values never panic the
+    //! settings resolution: each either resolves or is a one-line error.
+    use super::*;
+    use proptest::prelude::*;
+
+    const WORDS: &[&str] = &[
+        "daemon",
+        "execute",
+        "build",
+        "list",
+        "config",
+        "--queue",
+        "q",
+        "--gpus",
+        "0,1",
+        "0",
+        "--polling-interval",
+        "--services-mode",
+        "--docker",
+        "img",
+        "--id",
+        "abc",
+        "--detached",
+        "--stop",
+        "--status",
+        "--cpu-only",
+        "--order-fairness",
+        "--uptime",
+        "--downtime",
+        "17-20",
+        "--dynamic-gpus",
+        "--log-level",
+        "--child-report-tags",
+        "-O",
+        "--full-monitoring",
+        "--git-user",
+        "--foreground",
+        "--clone",
+        "--target",
+        "-d",
+        "--",
+        "=",
+    ];
+    const NUMBERS: &[&str] = &[
+        "inf",
+        "-inf",
+        "nan",
+        "NaN",
+        "1e308",
+        "-1e308",
+        "1e9",
+        "1e10",
+        "18446744073709551616",
+        "-1",
+        "0",
+        "0.5",
+        "3",
+        "abc",
+        "",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "1e-320",
+    ];
+    const KEYS: &[&str] = &[
+        "agent.task_ping_interval_sec",
+        "agent.abort_callback_max_timeout",
+        "agent.venvs_cache.max_entries",
+        "agent.venvs_cache.free_space_threshold_gb",
+        "agent.log_files_buffering",
+        "agent.resource_monitoring.default_gpu_utilization",
+        "api.http.retries.total",
+        "api.http.retries.backoff_factor",
+        "api.http.retries.backoff_max",
+        "agent.docker_pull_timeout",
+        "agent.reload_config",
+    ];
+    const ENVS: &[&str] = &[
+        "CLEARML_AGENT_QUEUE_POLL_FREQ_SEC",
+        "CLEARML_AGENT_STATUS_REPORT_FREQ_SEC",
+        "CLEARML_AGENT_ABORT_CALLBACK_TIMEOUT",
+        "CLEARML_AGENT__agent__task_ping_interval_sec",
+        "CLEARML_CPU_ONLY",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn settings_never_panic(
+            words in proptest::collection::vec((0..WORDS.len(), 0..NUMBERS.len(), any::<bool>()), 0..8),
+            keys in proptest::collection::vec((0..KEYS.len(), 0..NUMBERS.len()), 0..4),
+            envs in proptest::collection::vec((0..ENVS.len(), 0..NUMBERS.len()), 0..3),
+        ) {
+            let argv: Vec<String> = std::iter::once("clearml-agent".to_string())
+                .chain(words.iter().map(|&(w, n, num)| {
+                    if num { NUMBERS[n].to_string() } else { WORDS[w].to_string() }
+                }))
+                .collect();
+            let conf: String = keys
+                .iter()
+                .map(|&(k, n)| format!("{}: \"{}\"\n", KEYS[k], NUMBERS[n]))
+                .collect();
+            let mut ctx = Ctx::new().conf(&conf);
+            for &(e, n) in &envs {
+                ctx = ctx.env(ENVS[e], NUMBERS[n]);
+            }
+            if let Ok(cli) = Cli::parse_from_args(argv) {
+                let lookup = |k: &str| ctx.env.get(k).cloned();
+                let injected: Vec<(String, String)> =
+                    ctx.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                if let Err(e) = config::resolve_with_injected(&cli, &lookup, &injected, Some(ctx.home())) {
+                    prop_assert!(!e.to_string().contains('\n'), "{}", e);
+                }
+            }
+        }
+    }
+}

@@ -548,9 +548,65 @@ impl Client {
         let transport = |err: reqwest::Error| classify(out.endpoint, url, &err);
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(transport)?.to_vec();
+        let body = read_body(response, out.endpoint, url, config.timeouts.read).await?;
         Ok(Reply { status, body })
     }
+}
+
+/// The largest reply body read: far above any reply the agent asks for (a task, a queue's
+/// entries), small enough that a broken server or proxy cannot exhaust the daemon's memory.
+pub const MAX_REPLY_BYTES: usize = 32 << 20;
+
+/// Reads a reply body of at most [`MAX_REPLY_BYTES`], all of it within `within` of the headers:
+/// a per-read timeout alone lets a reply that trickles a byte at a time hold a call for ever.
+async fn read_body(
+    mut response: reqwest::Response,
+    endpoint: &str,
+    url: &str,
+    within: Duration,
+) -> Result<Vec<u8>, Error> {
+    let too_large = |status: u16, size: String| Error::BadResponse {
+        endpoint: endpoint.to_owned(),
+        status,
+        detail: format!(
+            "the reply body ({size}) is over the {} MiB limit; is api_server a ClearML API server?",
+            MAX_REPLY_BYTES >> 20
+        ),
+        snippet: String::new(),
+    };
+    let status = response.status().as_u16();
+    if let Some(length) = response
+        .content_length()
+        .filter(|n| *n > MAX_REPLY_BYTES as u64)
+    {
+        return Err(too_large(status, format!("{length} bytes")));
+    }
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|err| classify(endpoint, url, &err))?
+        {
+            if body.len() + chunk.len() > MAX_REPLY_BYTES {
+                return Err(too_large(status, "more bytes".to_owned()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                endpoint: endpoint.to_owned(),
+                url: url.to_owned(),
+                cause: format!(
+                    "the reply did not arrive whole within {}s",
+                    within.as_secs_f64()
+                ),
+            })
+        })
 }
 
 /// Whether a reply should be retried: a listed status, except a 500 that is a ClearML envelope.

@@ -178,10 +178,10 @@ struct TaskReply {
     task: Task,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
+/// `tasks` is required: a reply without the list (`data: {}` from a proxy or a failover) is a
+/// bad response, not "no such task", which would kill a running task.
+#[derive(Deserialize)]
 struct TasksReply {
-    #[serde(deserialize_with = "nullable")]
     tasks: Vec<Value>,
 }
 

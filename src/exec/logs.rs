@@ -408,6 +408,7 @@ impl<S: LogSink> Shipper<S> {
         let mut partial_since: Option<Instant> = None;
         let mut finishing: Option<(Instant, Option<oneshot::Sender<()>>)> = None;
         let mut input_open = true;
+        let send_notice = super::notice::FailureNotice::default();
         loop {
             if in_flight.is_none() && retry_at.is_none() {
                 let packet = match self.retry.take() {
@@ -433,12 +434,19 @@ impl<S: LogSink> Shipper<S> {
                     in_flight = None;
                     match result {
                         Ok(()) => {
+                            if send_notice.recovered() {
+                                tracing::info!("task log lines are delivered again");
+                            }
                             backoff = self.initial_backoff;
                             self.report.requests += 1;
                             self.report.delivered_lines += packet.lines;
                         }
                         Err(SinkError::Retryable(reason)) => {
-                            tracing::debug!("log send failed, retrying in {backoff:?}: {reason}");
+                            if send_notice.first_failure() {
+                                tracing::warn!("sending task log lines failed, kept and retried (said once until it works again): {reason}");
+                            } else {
+                                tracing::debug!("log send failed, retrying in {backoff:?}: {reason}");
+                            }
                             self.report.retries += 1;
                             self.retry = Some(packet);
                             retry_at = Some(Instant::now() + backoff);

@@ -2,6 +2,7 @@
 
 pub mod git;
 pub mod logs;
+pub mod notice;
 pub mod process;
 pub mod requirements;
 pub(crate) mod server_checks;

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::OptionFuture;
@@ -12,10 +13,14 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::api::Client;
 use crate::exec::logs::{LogLevel, LogPipeline};
+use crate::exec::notice::FailureNotice;
 use crate::exec::supervise::{StopReason, SuperviseConfig};
 
 /// mirrors _check_if_task_should_stop: "created" must be seen this many times in a row.
 const RESET_POLLS: u32 = 4;
+/// A task the server says does not exist must be missing this many polls in a row before it is
+/// killed: one empty reply from a proxy or a failover must not end a running task.
+const NOT_FOUND_POLLS: u32 = 3;
 
 type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -24,6 +29,10 @@ type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 struct PollState {
     /// "created" seen this many times in a row.
     created_polls: u32,
+    /// The task not found this many times in a row.
+    not_found_polls: u32,
+    /// The last poll failed and said so in the agent's log: the next failures stay quiet.
+    failing: bool,
     /// A stop was seen and the task's SDK abort callback is being waited for: since when, and
     /// for how long at most.
     callback: Option<(Instant, Duration)>,
@@ -40,6 +49,7 @@ pub(crate) struct ServerChecks<'a> {
     callback_max: Duration,
     check: Option<Pending<'a, (Option<StopReason>, PollState)>>,
     pinging: Option<Pending<'a, ()>>,
+    ping_notice: Arc<FailureNotice>,
     state: PollState,
 }
 
@@ -66,6 +76,7 @@ impl<'a> ServerChecks<'a> {
             callback_max: cfg.abort_callback_max,
             check: None,
             pinging: None,
+            ping_notice: Arc::default(),
             state: PollState::default(),
         }
     }
@@ -111,9 +122,16 @@ impl<'a> ServerChecks<'a> {
                 }
                 _ = self.ping.tick(), if self.pinging.is_none() => {
                     let (client, task_id) = (self.client, self.task_id);
+                    let notice = self.ping_notice.clone();
                     self.pinging = Some(Box::pin(async move {
-                        if let Err(e) = client.tasks().ping(task_id).await {
-                            tracing::warn!("ping of task {task_id} failed: {e}");
+                        match client.tasks().ping(task_id).await {
+                            Ok(_) => {
+                                notice.recovered();
+                            }
+                            Err(e) if notice.first_failure() => tracing::warn!(
+                                "ping of task {task_id} failed (said once until it works again): {e}"
+                            ),
+                            Err(e) => tracing::debug!("ping of task {task_id} failed: {e}"),
                         }
                     }));
                 }
@@ -137,8 +155,7 @@ async fn poll_once(
     callback_max: Duration,
     pipeline: &LogPipeline,
 ) -> (Option<StopReason>, PollState) {
-    let (reason, polls) = check_abort(client, task_id, state.created_polls, pipeline).await;
-    state.created_polls = polls;
+    let reason = check_abort(client, task_id, &mut state, pipeline).await;
     let Some(reason) = reason else {
         return (None, state);
     };
@@ -194,35 +211,50 @@ async fn poll_once(
     }
 }
 
-/// One status poll; `created_polls` counts "created" seen in a row, and its new value comes
-/// back. mirrors Worker._check_if_task_should_stop.
-pub(crate) async fn check_abort(
+/// One status poll; `state` counts what must be seen several times in a row ("created", not
+/// found) and whether a failure was already reported. mirrors Worker._check_if_task_should_stop.
+async fn check_abort(
     client: &Client,
     task_id: &str,
-    created_polls: u32,
+    state: &mut PollState,
     pipeline: &LogPipeline,
-) -> (Option<StopReason>, u32) {
+) -> Option<StopReason> {
     let status = match client.tasks().status(task_id).await {
-        Ok(Some(status)) => status,
-        Ok(None) => return (Some(StopReason::NotFound), created_polls),
-        Err(e) if e.is_task_not_found() => return (Some(StopReason::NotFound), created_polls),
+        Ok(found) => {
+            if std::mem::take(&mut state.failing) {
+                tracing::info!("the status poll of task {task_id} works again");
+            }
+            found
+        }
+        Err(e) if e.is_task_not_found() => None,
         Err(e) => {
-            tracing::warn!("cannot poll the status of task {task_id}: {e}");
-            return (None, created_polls);
+            // Once per run of failures: a poll every few seconds must not flood the log.
+            if !std::mem::replace(&mut state.failing, true) {
+                tracing::warn!(
+                    "cannot poll the status of task {task_id} (the task runs on; said once until it works again): {e}"
+                );
+            }
+            return None;
         }
     };
-    match status.status.as_str() {
-        "in_progress" if status.status_message.contains("stopping") => {
-            (Some(StopReason::Stopped), created_polls)
+    let Some(status) = status else {
+        state.not_found_polls += 1;
+        if state.not_found_polls >= NOT_FOUND_POLLS {
+            return Some(StopReason::NotFound);
         }
-        s @ ("closed" | "stopped" | "failed" | "published" | "queued") => (
-            Some(StopReason::StatusChanged(s.to_string())),
-            created_polls,
-        ),
+        return None;
+    };
+    state.not_found_polls = 0;
+    match status.status.as_str() {
+        "in_progress" if status.status_message.contains("stopping") => Some(StopReason::Stopped),
+        s @ ("closed" | "stopped" | "failed" | "published" | "queued") => {
+            Some(StopReason::StatusChanged(s.to_string()))
+        }
         "created" => {
-            let polls = created_polls + 1;
+            state.created_polls += 1;
+            let polls = state.created_polls;
             if polls >= RESET_POLLS {
-                return (Some(StopReason::Reset), polls);
+                return Some(StopReason::Reset);
             }
             pipeline.push_line(
                 LogLevel::Warning,
@@ -230,8 +262,11 @@ pub(crate) async fn check_abort(
                     "Warning: Task {task_id} was reset! if state is consistent we shall terminate ({polls}/{RESET_POLLS})."
                 ),
             );
-            (None, polls)
+            None
         }
-        _ => (None, 0),
+        _ => {
+            state.created_polls = 0;
+            None
+        }
     }
 }

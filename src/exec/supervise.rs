@@ -452,6 +452,11 @@ impl LogSink for ApiLogSink {
                 Err(SinkError::Retryable(e.to_string()))
             }
             Err(e) if e.is_unauthorized() => Err(SinkError::Retryable(e.to_string())),
+            // A reply that is no ClearML envelope (a proxy's page, a cut body) says nothing about
+            // the lines: sent again, as a duplicate line is better than a lost one.
+            Err(e @ crate::api::Error::BadResponse { .. }) => {
+                Err(SinkError::Retryable(e.to_string()))
+            }
             Err(e) => Err(SinkError::Rejected(e.to_string())),
         }
     }

@@ -230,6 +230,8 @@ async fn poll_loop(
         }
     }
     let mut was_active = true;
+    let queue_notices: Vec<crate::exec::notice::FailureNotice> =
+        queues.iter().map(|_| Default::default()).collect();
     // Polls give up their retries when the agent is told to stop: a server that is away must
     // not hold a SIGTERM for hours.
     let poller = client.with_stop(either(shutdown.clone(), drain.clone()));
@@ -281,13 +283,21 @@ async fn poll_loop(
                 continue;
             }
             let next = match poller.queues().get_next_task(&queue.id, false).await {
-                Ok(next) => next,
+                Ok(next) => {
+                    if queue_notices[index].recovered() {
+                        println!("Task queue [{}] can be accessed again", queue.id);
+                    }
+                    next
+                }
                 Err(e) => {
-                    // mirrors run_tasks_loop: a failing queue is skipped, not fatal.
-                    println!(
-                        "Warning: Could not access task queue [{}], error: {e}",
-                        queue.id
-                    );
+                    // mirrors run_tasks_loop: a failing queue is skipped, not fatal. Said once
+                    // per run of failures (Python says it at every poll).
+                    if queue_notices[index].first_failure() {
+                        println!(
+                            "Warning: Could not access task queue [{}], error: {e}",
+                            queue.id
+                        );
+                    }
                     continue;
                 }
             };

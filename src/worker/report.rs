@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::Client;
+use crate::exec::notice::FailureNotice;
 use crate::worker::stats::Sampler;
 
 /// What the worker is doing now; every change triggers an immediate report without stats.
@@ -44,6 +45,7 @@ impl Reporter {
         let (current_tx, mut current_rx) = watch::channel(Current::default());
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let handle = tokio::spawn(async move {
+            let notice = FailureNotice::default();
             let mut sampler = Sampler::new(cfg.disk_path.clone())
                 .with_gpus(crate::gpu::probe(cfg.gpus.as_deref()));
             // mirrors ResourceMonitor: the first report with stats comes shortly after start.
@@ -54,12 +56,12 @@ impl Reporter {
                         next = tokio::time::Instant::now() + cfg.period;
                         let cur = current_rx.borrow().clone();
                         let stats = sampler.sample();
-                        send(&client, &cfg, &cur, Some(stats)).await;
+                        send(&client, &cfg, &cur, Some(stats), &notice).await;
                     }
                     changed = current_rx.changed() => {
                         if changed.is_err() { break; }
                         let cur = current_rx.borrow_and_update().clone();
-                        send(&client, &cfg, &cur, None).await;
+                        send(&client, &cfg, &cur, None, &notice).await;
                     }
                     _ = stop_rx.changed() => break,
                 }
@@ -91,6 +93,7 @@ async fn send(
     cfg: &ReportConfig,
     cur: &Current,
     stats: Option<crate::worker::stats::MachineStats>,
+    notice: &FailureNotice,
 ) {
     let report = crate::api::StatusReport {
         worker: cfg.worker_id.clone(),
@@ -111,8 +114,13 @@ async fn send(
         machine_stats: stats.map(to_wire),
         is_daemon: cfg.is_daemon,
     };
-    if let Err(e) = client.workers().status_report(&report).await {
-        tracing::warn!("status report failed: {e}");
+    match client.workers().status_report(&report).await {
+        Ok(_) if notice.recovered() => tracing::info!("status reports work again"),
+        Ok(_) => {}
+        Err(e) if notice.first_failure() => {
+            tracing::warn!("status report failed (said once until reports work again): {e}")
+        }
+        Err(e) => tracing::debug!("status report failed: {e}"),
     }
 }
 

@@ -10,6 +10,7 @@ mod context;
 mod daemon;
 mod docker;
 mod execute;
+mod faults;
 mod hocon;
 mod hostile_docker;
 mod hostile_runtime;

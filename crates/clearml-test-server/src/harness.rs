@@ -380,6 +380,21 @@ impl TestServer {
             .unwrap_or_default()
     }
 
+    /// The next `times` requests to `endpoint` get `fault` instead of the real reply.
+    pub fn inject_fault(&self, endpoint: &str, fault: crate::Fault, times: usize) {
+        self.shared.faults.push(endpoint, fault, times);
+    }
+
+    /// How many injected faults have not been given yet.
+    pub fn pending_faults(&self) -> usize {
+        self.shared.faults.pending()
+    }
+
+    /// Drops every injected fault not given yet.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
     /// Sets every request count back to zero.
     pub fn reset_calls(&self) {
         if let Ok(mut c) = self.shared.calls.lock() {

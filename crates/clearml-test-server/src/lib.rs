@@ -6,6 +6,7 @@ mod app;
 mod clock;
 mod endpoints;
 mod error;
+mod faults;
 mod harness;
 mod ids;
 mod query;
@@ -17,6 +18,7 @@ mod wire;
 
 pub use app::serve;
 pub use error::ApiError;
+pub use faults::Fault;
 pub use harness::{DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Options, TestServer};
 pub use state::Shared;
 pub use token::{API_VERSION, SERVER_VERSION};

@@ -1,5 +1,5 @@
 //! `Shared`: what every request sees (the store, credentials, the token secret and lifetime,
-//! the per-endpoint call counter), and `Ctx`, the view a handler gets of one request.
+//! the per-endpoint call counter, injected faults), and `Ctx`, the view a handler gets of one request.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::error::ApiError;
+use crate::faults::Faults;
 use crate::ids::new_id;
 use crate::store::Store;
 use crate::token::Identity;
@@ -32,6 +33,8 @@ pub struct Shared {
     /// Watchdog: in-progress tasks whose `last_update` is older than this are stopped.
     pub non_responsive_ms: AtomicI64,
     pub calls: Mutex<BTreeMap<String, u64>>,
+    /// Replies to give instead of the real ones (tests of client robustness).
+    pub faults: Faults,
 }
 
 impl Shared {
@@ -77,6 +80,7 @@ impl Shared {
             token_lifetime_sec: AtomicI64::new(token_lifetime_sec),
             non_responsive_ms: AtomicI64::new(DEFAULT_NON_RESPONSIVE_MS),
             calls: Mutex::new(BTreeMap::new()),
+            faults: Faults::default(),
         })
     }
 

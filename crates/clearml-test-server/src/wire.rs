@@ -164,6 +164,9 @@ pub async fn handle(
     // Every request for a well-formed endpoint name counts, including 404s (benchmarks
     // measure the API traffic a client generates).
     shared.count_call(&name);
+    if let Some(fault) = shared.faults.take(&name) {
+        return fault.into_response(&name);
+    }
     let Some(endpoint) = endpoints::find(&name, requested) else {
         reply.result = Err(ApiError::new(
             404,

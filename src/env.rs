@@ -70,6 +70,12 @@ impl EnvVars {
 
     /// Full worker id (overrides `agent.worker_id`).
     pub const CLEARML_WORKER_ID: &'static str = "CLEARML_WORKER_ID";
+    /// Set by the agent for every process it starts for a task: a token unique to that process
+    /// tree. A descendant that leaves the task's process group and session (double fork,
+    /// `setsid`, closed descriptors) still carries it, so it is found in `/proc` and dies with
+    /// its task; with `CLEARML_WORKER_ID` it lets a restarted daemon find what a killed run of
+    /// the same worker left behind. Not in the Python agent.
+    pub const CLEARML_AGENT_TASK_MARK: &'static str = "CLEARML_AGENT_TASK_MARK";
     /// Legacy alias of [`Self::CLEARML_WORKER_ID`].
     pub const TRAINS_WORKER_ID: &'static str = "TRAINS_WORKER_ID";
     /// Worker name used as the prefix of generated worker ids (overrides `agent.worker_name`).

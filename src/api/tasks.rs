@@ -242,6 +242,23 @@ impl Tasks<'_> {
             .map(|t| serde_json::from_value(t).unwrap_or_default()))
     }
 
+    /// The ids of the tasks `in_progress` whose `last_worker` is `worker` (filtered here: the
+    /// server's `get_all` filters only on its documented fields).
+    pub async fn in_progress_on(&self, worker: &str) -> Result<Vec<String>, Error> {
+        let query = TaskQuery {
+            status: Some(vec!["in_progress".to_owned()]),
+            only_fields: Some(vec!["id".to_owned(), "last_worker".to_owned()]),
+            search_hidden: Some(true),
+            ..TaskQuery::default()
+        };
+        let tasks = self.get_all(&query).await?;
+        Ok(tasks
+            .iter()
+            .filter(|t| t.get("last_worker").and_then(Value::as_str) == Some(worker))
+            .filter_map(|t| t.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
     /// The task's `runtime` map (`tasks.get_all` /v2.15, only_fields runtime); empty if unset.
     pub async fn runtime(&self, task: &str) -> Result<Map<String, Value>, Error> {
         let tasks = self

@@ -3,8 +3,10 @@
 //! A task runs in a new process group with stdout and stderr sharing one pipe (the kernel keeps the
 //! order, as `2>&1` does). What a task "is" when it has to die: the child, every process still in its
 //! group, every process still holding the output pipe (a daemon it started with `setsid` usually
-//! does) and every descendant of those, found by walking `/proc`. Log shipping is not done here: the
-//! caller reads [`OutputStream`] and feeds the log pipeline.
+//! does), every process whose environment carries the task's mark (`CLEARML_AGENT_TASK_MARK`: one
+//! that double-forked, called `setsid` and closed its descriptors) and every descendant of those,
+//! found by walking `/proc`. Log shipping is not done here: the caller reads [`OutputStream`] and
+//! feeds the log pipeline.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -24,6 +26,8 @@ use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::env::EnvVars;
 
 /// How long the output stream still waits for end-of-file once the task's processes are all dead
 /// (only a process we could not kill, e.g. one owned by another user, keeps the pipe open that long).
@@ -90,6 +94,8 @@ pub enum ProcessError {
 pub struct TaskProcess {
     child: Child,
     pid: i32,
+    /// `CLEARML_AGENT_TASK_MARK=<token>`: a process whose environment has it belongs to the task.
+    mark_entry: Vec<u8>,
     /// The inode of the output pipe: a process holding it belongs to the task.
     pipe_ino: u64,
     /// Start time of the child (clock ticks since boot, from /proc).
@@ -170,6 +176,7 @@ impl TaskProcess {
             .map(|meta| meta.ino())
             .map_err(ProcessError::Pipe)?;
         let write_err = write_end.try_clone().map_err(ProcessError::Pipe)?;
+        let mark = new_mark();
         let child = {
             // The command owns our copies of the write end; dropping it right after spawn leaves
             // the child (and what it starts) the only writers, so EOF means they are all gone.
@@ -178,6 +185,7 @@ impl TaskProcess {
                 .args(&spec.args)
                 .env_clear()
                 .envs(&spec.env)
+                .env(EnvVars::CLEARML_AGENT_TASK_MARK, &mark)
                 .current_dir(&spec.cwd)
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(write_end))
@@ -203,6 +211,7 @@ impl TaskProcess {
         Ok(Self {
             child,
             pid,
+            mark_entry: format!("{}={mark}", EnvVars::CLEARML_AGENT_TASK_MARK).into_bytes(),
             pipe_ino,
             child_start,
             output: Some(OutputStream {
@@ -362,7 +371,10 @@ impl TaskProcess {
             // After the child is reaped its pid could name a new group; members of the task's
             // group started no earlier than the child.
             let in_group = entry.pgrp == self.pid && entry.start >= self.child_start;
-            if (*pid == self.pid && self.code.is_none()) || in_group || holds_pipe(*pid, &pipe_link)
+            if (*pid == self.pid && self.code.is_none())
+                || in_group
+                || holds_pipe(*pid, &pipe_link)
+                || environ_has(*pid, |entry| entry == self.mark_entry.as_slice())
             {
                 roots.push(*pid);
             }
@@ -458,6 +470,60 @@ fn read_stat(pid: i32) -> Option<StatEntry> {
     })
 }
 
+/// Whether one `NAME=value` entry of the process's environment satisfies `pred` (false when the
+/// environment cannot be read: another user's process, or one that is gone).
+fn environ_has(pid: i32, pred: impl Fn(&[u8]) -> bool) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|environ| environ.split(|b| *b == 0).any(pred))
+}
+
+/// A task mark: `<agent pid>.<agent start time>-<random>`, so that a process can be traced to the
+/// agent run that started it, and that run told alive or gone.
+fn new_mark() -> String {
+    let own = std::process::id() as i32;
+    let start = read_stat(own).map_or(0, |entry| entry.start);
+    format!("{own}.{start}-{:016x}", rand::random::<u64>())
+}
+
+/// Whether the agent run named by a mark's value is gone (its pid dead, or reused by a process
+/// that started at another time).
+fn mark_owner_gone(value: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(value);
+    let Some((pid, start)) = text
+        .split_once('-')
+        .and_then(|(owner, _)| owner.split_once('.'))
+        .and_then(|(pid, start)| Some((pid.parse::<i32>().ok()?, start.parse::<i64>().ok()?)))
+    else {
+        return false;
+    };
+    read_stat(pid).is_none_or(|entry| entry.zombie || entry.start != start)
+}
+
+/// SIGKILLs every process that an earlier, killed run of worker `worker_id` left behind: those
+/// with that worker id in their environment and a task mark of an agent run that is gone (another
+/// live agent's tasks are never touched, whatever its worker id). Returns how many were signalled.
+pub fn kill_orphans_of(worker_id: &str) -> usize {
+    let own = std::process::id() as i32;
+    let worker_entry = format!("{}={worker_id}", EnvVars::CLEARML_WORKER_ID).into_bytes();
+    let mark_prefix = format!("{}=", EnvVars::CLEARML_AGENT_TASK_MARK).into_bytes();
+    let orphans: Vec<i32> = proc_table()
+        .into_iter()
+        .filter(|(pid, entry)| *pid != own && !entry.zombie)
+        .map(|(pid, _)| pid)
+        .filter(|pid| {
+            environ_has(*pid, |entry| {
+                entry
+                    .strip_prefix(mark_prefix.as_slice())
+                    .is_some_and(mark_owner_gone)
+            }) && environ_has(*pid, |entry| entry == worker_entry.as_slice())
+        })
+        .collect();
+    for pid in &orphans {
+        ignore_gone(kill(Pid::from_raw(*pid), Signal::SIGKILL));
+    }
+    orphans.len()
+}
+
 fn holds_pipe(pid: i32, pipe_link: &str) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
@@ -476,4 +542,25 @@ fn ignore_gone(result: nix::Result<()>) {
 fn raw(fd: &OwnedFd) -> i32 {
     use std::os::fd::AsRawFd;
     fd.as_raw_fd()
+}
+
+#[cfg(test)]
+mod mark_tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_of_this_run_is_alive_and_one_of_a_gone_run_is_not() {
+        let mark = new_mark();
+        assert!(!mark_owner_gone(mark.as_bytes()), "{mark}");
+        let own = std::process::id();
+        assert!(
+            mark_owner_gone(format!("{own}.1-00").as_bytes()),
+            "another start time"
+        );
+        assert!(
+            mark_owner_gone(format!("{}.1-00", i32::MAX).as_bytes()),
+            "no such pid"
+        );
+        assert!(!mark_owner_gone(b"not a mark"), "unparsable: never killed");
+    }
 }

@@ -135,6 +135,8 @@ pub async fn run(
         }
     }
 
+    abandoned_by_a_killed_run(&client, &worker_id).await;
+
     println!("Worker \"{worker_id}\" - Listening to queues:");
     print_queue_table(&queues);
     let queue_ids: Vec<String> = queues.iter().map(|q| q.id.clone()).collect();
@@ -187,6 +189,39 @@ pub async fn run(
     }
     drop(registration);
     result
+}
+
+/// What a killed earlier run of this worker left behind (before this run starts anything): its
+/// task processes are killed, and its tasks still `in_progress` on this worker are failed with a
+/// reason that says so. The Python agent leaves them `in_progress` until the server's watchdog
+/// stops them hours later (docs/differences.md).
+async fn abandoned_by_a_killed_run(client: &Client, worker_id: &str) {
+    let killed = crate::exec::process::kill_orphans_of(worker_id);
+    if killed > 0 {
+        println!(
+            "Killed {killed} leftover task process(es) of an earlier run of worker {worker_id}"
+        );
+    }
+    let abandoned = match client.tasks().in_progress_on(worker_id).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            println!("Warning: cannot look for tasks an earlier run of this worker left: {e}");
+            return;
+        }
+    };
+    for task in abandoned {
+        let change = crate::api::StatusChange::new(&task)
+            .reason(format!(
+                "the agent running it (worker {worker_id}) was killed and restarted"
+            ))
+            .force(true);
+        match client.tasks().failed(&change).await {
+            Ok(_) => println!(
+                "Task {task} was left in progress by an earlier run of this worker: marked failed"
+            ),
+            Err(e) => println!("Warning: cannot mark task {task} failed: {e}"),
+        }
+    }
 }
 
 /// Retries of `workers.unregister` on the way out.

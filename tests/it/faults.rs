@@ -62,16 +62,17 @@ fn malformed_replies_leave_the_task_running_and_the_daemon_serving() {
         Fault::Raw(String::new()),
         Fault::Raw("{\"meta\": 5}".into()),
     ];
-    let running = [
-        "tasks.get_all",
-        "tasks.ping",
-        "events.add_batch",
-        "workers.status_report",
-    ];
+    let running = ["tasks.get_all", "tasks.ping", "workers.status_report"];
     for endpoint in running {
         for shape in &shapes {
             ctx.server.inject_fault(endpoint, shape.clone(), 1);
         }
+    }
+    // A 200 envelope to `events.add_batch` says the lines were stored (the fault stores none), so
+    // the log upload gets only the replies that are no envelope: those lines are sent again.
+    for shape in shapes.iter().filter(|s| matches!(s, Fault::Raw(_))) {
+        ctx.server
+            .inject_fault("events.add_batch", shape.clone(), 1);
     }
     let t = ctx.wait_status(&task, &["completed", "failed", "stopped"], Some(&daemon));
     assert_eq!(t["status"], "completed", "{}", daemon.output());
@@ -195,4 +196,115 @@ fn server_unreachable_at_start_is_waited_for() {
     ctx.server.restart().unwrap();
     let t = ctx.wait_status(&task, &["completed", "failed", "stopped"], Some(&daemon));
     assert_eq!(t["status"], "completed", "{}", daemon.output());
+}
+
+/// A task that starts a process which double-forks, calls `setsid` and closes every descriptor
+/// (out of the task's group, session and output pipe), writes its pid to `pidfile` and sleeps;
+/// then prints `started` and, when `linger`, sleeps too.
+fn escaping_script(pidfile: &std::path::Path, linger: bool) -> String {
+    format!(
+        "import os, time\n\
+         if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        os.closerange(0, 4096)\n        \
+         with open({pidfile:?}, 'w') as f:\n            f.write(str(os.getpid()))\n        \
+         time.sleep(300)\n        os._exit(0)\n    os._exit(0)\n\
+         os.wait()\n\
+         while not os.path.exists({pidfile:?}) or not open({pidfile:?}).read():\n    time.sleep(0.05)\n\
+         print('escapee-is-running', flush=True)\n\
+         {linger}\n",
+        pidfile = pidfile.display().to_string(),
+        linger = if linger { "time.sleep(300)" } else { "" },
+    )
+}
+
+fn escaped_pid(pidfile: &std::path::Path) -> i32 {
+    std::fs::read_to_string(pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A descendant that left the task's group, session and pipe dies when its task completes, and
+/// when its task is aborted.
+#[test]
+fn a_descendant_that_escapes_the_session_dies_with_its_task() {
+    let ctx = AgentContext::new();
+    let daemon = ctx.daemon(&["--queue", "default", "--foreground", "--cpu-only"]);
+
+    let done_file = ctx.root().join("escaped-on-completion");
+    let task = ctx.script_task(
+        "escapes then completes",
+        &escaping_script(&done_file, false),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let t = ctx.wait_status(&task, &["completed", "failed", "stopped"], Some(&daemon));
+    assert_eq!(t["status"], "completed", "{t}\n{}", daemon.output());
+    let pid = escaped_pid(&done_file);
+    wait_for(
+        "the escaped process to die",
+        Duration::from_secs(10),
+        || !crate::context::alive(pid),
+    );
+
+    let abort_file = ctx.root().join("escaped-on-abort");
+    let task = ctx.script_task(
+        "escapes then is aborted",
+        &escaping_script(&abort_file, true),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    ctx.wait_log(&task, |log| log.contains("escapee-is-running"), &daemon);
+    let pid = escaped_pid(&abort_file);
+    assert!(crate::context::alive(pid));
+    ctx.server
+        .call("tasks.stop", json!({ "task": task }))
+        .unwrap();
+    let t = ctx.wait_status(&task, &["stopped", "failed", "completed"], Some(&daemon));
+    assert_eq!(t["status"], "stopped", "{}", daemon.output());
+    wait_for(
+        "the escaped process to die",
+        Duration::from_secs(10),
+        || !crate::context::alive(pid),
+    );
+}
+
+/// The daemon killed with SIGKILL mid-task, then started again with the same worker id: the
+/// task's processes (an escaped one too) are killed, and the abandoned task ends failed with a
+/// reason that says the agent was restarted. Then the daemon serves.
+#[test]
+fn a_daemon_killed_mid_task_cleans_up_when_started_again() {
+    let ctx = AgentContext::builder()
+        .env("CLEARML_WORKER_ID", "restarted-worker")
+        .build();
+    let pidfile = ctx.root().join("escaped");
+    let task = ctx.script_task("outlives its agent", &escaping_script(&pidfile, true));
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut first = ctx.daemon(&["--queue", "default", "--foreground", "--cpu-only"]);
+    ctx.wait_log(&task, |log| log.contains("escapee-is-running"), &first);
+    let escaped = escaped_pid(&pidfile);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(first.stop().is_none(), "killed by a signal");
+    assert!(
+        crate::context::alive(escaped),
+        "the task outlives a SIGKILLed agent"
+    );
+    assert_eq!(ctx.server.task(&task).unwrap()["status"], "in_progress");
+
+    let second = ctx.daemon(&["--queue", "default", "--foreground", "--cpu-only"]);
+    let t = ctx.wait_status(&task, &["failed", "stopped", "completed"], Some(&second));
+    assert_eq!(t["status"], "failed", "{}", second.output());
+    let reason = t["status_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("restarted"), "{reason}");
+    wait_for(
+        "the abandoned task's processes to die",
+        Duration::from_secs(10),
+        || !crate::context::alive(escaped),
+    );
+    let next = ctx.script_task("after the restart", "print('serving')\n");
+    ctx.server.enqueue(&next, "default").unwrap();
+    let t = ctx.wait_status(&next, &["completed", "failed", "stopped"], Some(&second));
+    assert_eq!(t["status"], "completed", "{}", second.output());
 }

@@ -105,7 +105,7 @@ fn clone_without_branch_checks_out_origin_main() {
     assert!(
         r.log
             .iter()
-            .any(|l| l.contains("checkout origin/main --force")),
+            .any(|l| l.contains("checkout --force origin/main --")),
         "{:?}",
         r.log
     );

@@ -384,26 +384,17 @@ fn entry_file(entry_point: &str) -> Result<Option<PathBuf>, SourceError> {
     }
 }
 
-/// [`fix_future_import_patch`] on a file beneath `dir`, read and written without following links.
+/// Moves the `from clearml import Task` / `Task.init(...)` two-liner that the SDK prepends to a
+/// script below the script's `__future__` imports (which must stay first), in a file beneath
+/// `dir`, read and written without following links. Best effort: any read or write problem
+/// leaves the file as it is.
+/// Mirrors clearml_agent/helper/repo.py: fix_package_import_diff_patch.
 fn fix_future_import_patch_beneath(dir: &Beneath, rel: &Path) {
     let Some(text) = dir.read_to_string(rel) else {
         return;
     };
     if let Some(fixed) = move_task_init_below_future(&text) {
         let _ = dir.rewrite(rel, fixed.as_bytes());
-    }
-}
-
-/// Moves the `from clearml import Task` / `Task.init(...)` two-liner that the SDK prepends to a
-/// script below the script's `__future__` imports (which must stay first). Best effort: any read
-/// or write problem leaves the file as it is.
-/// Mirrors clearml_agent/helper/repo.py: fix_package_import_diff_patch.
-pub fn fix_future_import_patch(script: &Path) {
-    let Ok(text) = fs::read_to_string(script) else {
-        return;
-    };
-    if let Some(fixed) = move_task_init_below_future(&text) {
-        let _ = fs::write(script, fixed);
     }
 }
 

@@ -92,9 +92,21 @@ impl HostileRepo {
         let path = tmp.path().join("hostile");
         std::fs::create_dir_all(&path).unwrap();
         std::fs::write(path.join("task.py"), "print('normal repo task ran')\n").unwrap();
+        // prints its .git/config, and names every file of its task folder (and the mounted
+        // config) that holds the URL token (split here so this file does not)
+        let (head, tail) = TOKEN.split_at(8);
         std::fs::write(
             path.join("show_config.py"),
-            "print(open('.git/config').read())\nprint('config shown')\n",
+            format!(
+                "import os\ntok = ('{head}' + '{tail}').encode()\n\
+                 print(open('.git/config').read())\n\
+                 root = os.path.dirname(os.path.dirname(os.getcwd()))\n\
+                 paths = ['/tmp/clearml.conf']\n\
+                 for d, _, files in os.walk(root):\n    paths += [os.path.join(d, f) for f in files]\n\
+                 for p in paths:\n    try:\n        data = open(p, 'rb').read()\n    except OSError:\n        continue\n\
+                 \x20   if tok in data:\n        print('LEAK in', p)\n\
+                 print('config shown', len(paths))\n"
+            ),
         )
         .unwrap();
         std::os::unix::fs::symlink(&canary.dir, path.join("link_out")).unwrap();
@@ -383,6 +395,13 @@ fn run_table(ctx: &AgentContext, canary: &Canary, table: Vec<Hostile>, daemon_ar
                 h.name
             );
         }
+        assert!(!log.contains("LEAK in"), "{}: {log}", h.name);
+        if let Some(line) = log.lines().find(|l| l.starts_with("config shown ")) {
+            // the task looked at its whole folder (the checkout's .git files included)
+            let files: usize = line["config shown ".len()..].trim().parse().unwrap();
+            assert!(files > 10, "{line}");
+            assert!(log.contains("[remote \"origin\"]"), "{log}");
+        }
         assert!(
             log.contains(h.expect),
             "{} ({}): missing {:?} in:\n{log}",
@@ -517,4 +536,42 @@ fn docker_work_folder_is_private_and_unpredictable() {
     assert_eq!(words[2], "0o700", "{line}");
     let entries: Vec<_> = std::fs::read_dir(&planted).unwrap().collect();
     assert_eq!(entries.len(), 1, "the planted folder was used");
+}
+
+/// With `agent.enable_git_ask_pass: false` the agent's credentials go into the clone URL (as in
+/// the Python agent); they are removed from the checkout's `.git/config` before the task runs,
+/// and never logged.
+#[test]
+fn agent_credentials_put_in_the_url_do_not_stay_in_the_checkout() {
+    let img = image();
+    let canary = Canary::new();
+    let hostile = HostileRepo::new(&canary);
+    let port = serve_dumb_http(hostile.bare.parent().unwrap().to_path_buf());
+    let conf = format!(
+        "agent.enable_git_ask_pass: false\nagent.git_user: alice\nagent.git_pass: \"{PASSWORD}\""
+    );
+    let table = || {
+        vec![Hostile {
+            name: "agent credentials in the clone URL",
+            script: repo(
+                &format!("http://127.0.0.1:{port}/hostile.git"),
+                json!({"entry_point": "show_config.py"}),
+            ),
+            expect: "config shown",
+        }]
+    };
+    let ctx = docker_context().conf(&conf).build();
+    run_table(
+        &ctx,
+        &canary,
+        table(),
+        &["--queue", "default", "--cpu-only", "--docker", img],
+    );
+    let ctx = AgentContext::builder().conf(&conf).build();
+    run_table(
+        &ctx,
+        &canary,
+        table(),
+        &["--queue", "default", "--cpu-only"],
+    );
 }

@@ -358,6 +358,28 @@ fn literal_script_with_repository_goes_to_working_dir() {
     );
 }
 
+/// The SDK's `Task.init` two-liner moves below `__future__` imports (read and rewritten beneath
+/// the task's folder, without following links).
+#[test]
+fn task_init_lines_move_below_future_imports() {
+    let venv = tempfile::tempdir().expect("tempdir");
+    let s = ScriptInfo {
+        diff:
+            "from clearml import Task\nTask.init()\nfrom __future__ import annotations\nprint(1)\n"
+                .into(),
+        entry_point: "x.py".into(),
+        binary: "python3".into(),
+        ..ScriptInfo::default()
+    };
+    let layout = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect("literal");
+    assert_eq!(
+        read(&layout.script_file.expect("file")),
+        "from __future__ import annotations\nfrom clearml import Task\nTask.init()\nprint(1)\n"
+    );
+}
+
 #[test]
 fn nothing_to_run_warns_and_uses_code_dir() {
     let venv = tempfile::tempdir().expect("tempdir");

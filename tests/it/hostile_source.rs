@@ -387,7 +387,8 @@ fn run_table(ctx: &AgentContext, canary: &Canary, table: Vec<Hostile>, daemon_ar
     let d: Daemon = ctx.daemon(daemon_args);
     for (id, h) in &tasks {
         let t = ctx.wait_status(id, &["completed", "failed"], Some(&d));
-        let log = ctx.server.log_text(id).unwrap();
+        // the child may set the status before the daemon has shipped its last line
+        let log = ctx.wait_log(id, |l| l.contains(h.expect), &d);
         for secret in [SECRET, TOKEN, PASSWORD] {
             assert!(
                 !log.contains(secret),
@@ -420,6 +421,16 @@ fn run_table(ctx: &AgentContext, canary: &Canary, table: Vec<Hostile>, daemon_ar
             !out.contains(secret),
             "secret {secret} in the agent output:\n{out}"
         );
+        // every line has been shipped by now
+        for (id, h) in &tasks {
+            let log = ctx.server.log_text(id).unwrap();
+            assert!(
+                !log.contains(secret),
+                "{}: secret {secret} in:\n{log}",
+                h.name
+            );
+            assert!(!log.contains("LEAK in"), "{}: {log}", h.name);
+        }
     }
     assert_eq!(canary.snapshot(), before, "a host file changed:\n{out}");
     for p in home_targets(ctx) {

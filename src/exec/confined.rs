@@ -26,7 +26,7 @@ pub enum ConfineError {
     )]
     Escapes { what: &'static str, value: String },
     #[error(
-        "{what} {path} goes through a symbolic link or a file where a folder is expected; the agent never follows links out of the task's folder"
+        "{what} {path} goes through a symbolic link or a file where a folder is expected; the agent never follows links there (fix the path in the task)"
     )]
     Link { what: &'static str, path: PathBuf },
     #[error("{what} {path} already exists; it is created fresh for every task")]

@@ -285,6 +285,8 @@ pub fn prepare_source(
     let mut script_dir = None;
     if has_repository {
         let url = script.repository.trim();
+        // refused before anything is cloned
+        revisions(script)?;
         if url.starts_with('-') {
             return Err(SourceError::BadRepository {
                 url: scrub_url(url),
@@ -371,6 +373,29 @@ pub fn prepare_source(
         script_file,
         commit: repo.as_ref().map(|r| r.commit.clone()),
         repo,
+    })
+}
+
+/// The revisions to try, in order: version_num > tag > origin/<branch> (origin/master, then
+/// origin/main without one); the one used is refused when git could read it as an option.
+/// Mirrors repo.py: VcsFactory.create and Git.checkout.
+fn revisions(script: &ScriptInfo) -> Result<Vec<String>, SourceError> {
+    let (version, tag, branch) = (
+        script.version_num.trim(),
+        script.tag.trim(),
+        script.branch.trim(),
+    );
+    Ok(if !version.is_empty() {
+        check_ref("script.version_num", version)?;
+        vec![version.to_string()]
+    } else if !tag.is_empty() {
+        check_ref("script.tag", tag)?;
+        vec![tag.to_string()]
+    } else if !branch.is_empty() {
+        check_ref("script.branch", branch)?;
+        vec![format!("origin/{branch}")]
+    } else {
+        vec!["origin/master".into(), "origin/main".into()]
     })
 }
 
@@ -1195,18 +1220,7 @@ impl<'a> Git<'a> {
     /// Revision order: version_num > tag > origin/<branch> (origin/master, origin/main without one).
     /// Mirrors repo.py: VcsFactory.create and Git.checkout.
     fn checkout(&self, script: &ScriptInfo, dir: &Path) -> Result<(), SourceError> {
-        let revisions: Vec<String> = if !script.version_num.trim().is_empty() {
-            check_ref("script.version_num", script.version_num.trim())?;
-            vec![script.version_num.trim().to_string()]
-        } else if !script.tag.trim().is_empty() {
-            check_ref("script.tag", script.tag.trim())?;
-            vec![script.tag.trim().to_string()]
-        } else if !script.branch.trim().is_empty() {
-            check_ref("script.branch", script.branch.trim())?;
-            vec![format!("origin/{}", script.branch.trim())]
-        } else {
-            vec!["origin/master".into(), "origin/main".into()]
-        };
+        let revisions = revisions(script)?;
         let mut last = String::new();
         let mut done = false;
         for rev in &revisions {

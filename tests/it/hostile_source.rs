@@ -349,6 +349,18 @@ fn hostile_table(c: &Canary, url: &str, http_port: u16) -> Vec<Hostile> {
             expect: "failed applying git diff",
         },
         Hostile {
+            name: "diff adding a link out of the repository and a file through it",
+            script: repo(
+                url,
+                json!({"diff": format!(
+                    "diff --git a/out b/out\nnew file mode 120000\n--- /dev/null\n+++ b/out\n@@ -0,0 +1 @@\n+{}\n\\ No newline at end of file\n\
+                     diff --git a/out/x.py b/out/x.py\nnew file mode 100644\n--- /dev/null\n+++ b/out/x.py\n@@ -0,0 +1 @@\n+print('x')\n",
+                    c.dir.display()
+                )}),
+            ),
+            expect: "failed applying git diff",
+        },
+        Hostile {
             name: "token as the user of the repository URL (kept out of .git/config)",
             script: repo(
                 &format!("http://{TOKEN}@127.0.0.1:{http_port}/hostile.git"),

@@ -20,7 +20,7 @@ pub use client::{Client, ClientConfig, Method, RetryPolicy, Timeouts};
 pub use error::Error;
 pub use events::{BatchResult, Events, MAX_EVENT_MSG_CHARS};
 pub use projects::{ProjectQuery, Projects};
-pub use queues::{NextTask, QueueQuery, Queues, TaskOwner, escape_regex};
+pub use queues::{NextTask, QueueQuery, Queues, TaskOwner, escape_regex, is_task_id};
 pub use tasks::{
     AbortCallback, EnqueueResult, HyperParam, StatusChange, TaskHyperParams, TaskQuery, TaskStatus,
     Tasks,

@@ -164,6 +164,16 @@ impl Queues<'_> {
     }
 }
 
+/// Whether a queue entry's task id looks like a task id (the server's are 32 hex digits): only
+/// ASCII letters, digits, `-` and `_`, so it can never name a path or break a bind string.
+pub fn is_task_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Escapes a literal for a server-side regex, as Python's `re.escape` (3.7+) does.
 pub fn escape_regex(literal: &str) -> String {
     let mut out = String::with_capacity(literal.len());
@@ -174,4 +184,18 @@ pub fn escape_regex(literal: &str) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_task_id;
+
+    #[test]
+    fn task_ids_are_plain_names() {
+        assert!(is_task_id("0123456789abcdef0123456789abcdef"));
+        assert!(is_task_id("my_task-1"));
+        for bad in ["", "../../home/agent", "a:b", "a/b", "a b", "."] {
+            assert!(!is_task_id(bad), "{bad}");
+        }
+    }
 }

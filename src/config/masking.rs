@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::{HideDockerEnvVars, get_path};
 use crate::env::EnvVars;
 
-/// Mask passwords in `scheme://user:pass@host` URLs found in whitespace-separated words.
+/// Mask passwords in `scheme://user:pass@host` URLs, and tokens given as the user of
+/// `http(s)://token@host` URLs, found in whitespace-separated words.
 /// Returns the new text and whether anything changed.
 pub fn sanitize_urls(s: &str) -> (String, bool) {
     let mut changed = false;
@@ -36,6 +37,20 @@ pub fn sanitize_urls(s: &str) -> (String, bool) {
                         "{}{}********{}{}",
                         &word[..netloc_start],
                         &netloc[..=colon],
+                        &netloc[at..],
+                        &word[netloc_end..]
+                    )
+                }
+                // https://TOKEN@host (a token as the user, no password) -> https://********@host
+                (None, Some(at))
+                    if at > 0
+                        && word[..scheme_end].to_lowercase().starts_with("http")
+                        && !matches!(netloc[..at].to_lowercase().as_str(), "git" | "hg") =>
+                {
+                    changed = true;
+                    format!(
+                        "{}********{}{}",
+                        &word[..netloc_start],
                         &netloc[at..],
                         &word[netloc_end..]
                     )
@@ -290,5 +305,10 @@ mod tests {
             "https://user:********@idx.example/simple"
         );
         assert!(!sanitize_urls("https://idx.example/simple").1);
+        assert_eq!(
+            sanitize_urls("clone https://ghp_abc123@github.com/o/r.git now").0,
+            "clone https://********@github.com/o/r.git now"
+        );
+        assert!(!sanitize_urls("ssh://git@github.com/o/r.git").1);
     }
 }

@@ -185,6 +185,9 @@ pub struct AgentSettings {
     pub docker_use_activated_venv: bool,
     /// `agent.docker_allow_host_environ`.
     pub docker_allow_host_environ: bool,
+    /// `agent.docker_allow_host_repositories` (default false; ours): in docker mode, allow a
+    /// task repository that is a path or `file://` URL of the host.
+    pub docker_allow_host_repositories: bool,
     /// `agent.docker_args_filters` / `CLEARML_AGENT_DOCKER_ARGS_FILTERS`.
     pub docker_args_filters: Vec<String>,
     /// `agent.forbidden_docker_args`.
@@ -1350,6 +1353,7 @@ fn agent_settings(
         docker_force_pull: r.bool("agent.docker_force_pull", false)?,
         docker_use_activated_venv: r.bool("agent.docker_use_activated_venv", true)?,
         docker_allow_host_environ: r.bool("agent.docker_allow_host_environ", false)?,
+        docker_allow_host_repositories: r.bool("agent.docker_allow_host_repositories", false)?,
         docker_args_filters: {
             let (filters, origin) =
                 match first_env(env, &[EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS]) {

@@ -89,10 +89,13 @@ pub struct DockerConfig {
     /// Host SDK cache (`sdk.storage.cache.default_base_dir`) and its inside path
     /// (`docker_internal_mounts.sdk_cache`).
     pub sdk_cache: Option<(PathBuf, String)>,
-    /// Where the agent prepares each task's code on the host (mounted at the same path).
+    /// The folder in which each task gets a private folder (0700, random name) for its code on
+    /// the host (mounted at the same path).
     pub work_dir: PathBuf,
     /// How the code is cloned on the host.
     pub git: GitOptions,
+    /// `agent.docker_allow_host_repositories`: a task repository may be a host path.
+    pub allow_host_repositories: bool,
     /// The effective `NVIDIA_VISIBLE_DEVICES` of this agent (`--gpus` / `--cpu-only`).
     pub visible_gpus: Option<String>,
     /// `agent.docker_skip_gpus_flag`: no device request, the variables only.
@@ -140,8 +143,9 @@ impl Default for DockerConfig {
             ssh_folder: "~/.ssh".into(),
             pip_cache: None,
             sdk_cache: None,
-            work_dir: PathBuf::from("/tmp/clearml-agent-docker"),
+            work_dir: PathBuf::from("/tmp"),
             git: GitOptions::default(),
+            allow_host_repositories: false,
             visible_gpus: None,
             skip_gpus_flag: false,
             log_level: "INFO".into(),

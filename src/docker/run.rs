@@ -502,8 +502,11 @@ async fn prepare(
     let env_file = |path: &str| std::fs::read_to_string(path);
     let run_args: RunArgs = args::translate(&docker_args, &env_file)?;
 
-    // The code, on the host.
-    let work = cfg.work_dir.join(&job.task_id);
+    // The code, on the host, in a folder private to the agent: 0700, a random name, created
+    // exclusively (no other local user can plant or swap anything in it); removed again when
+    // the preparation fails.
+    let work_dir = private_work_dir(&cfg.work_dir)?;
+    let work = work_dir.path().to_path_buf();
     let layout = prepare_code(cfg, job, &task, &work, pipeline).await?;
     if let Some(commit) = layout.commit.as_deref()
         && task.script.version_num.is_empty()
@@ -556,10 +559,34 @@ async fn prepare(
     Ok(Planned {
         body,
         name: run_args.name.clone(),
-        work,
+        work: work_dir.keep(),
         original_requirements: task.script.requirements.clone(),
         venv_lock: cached_venv.map(|(_, lock)| lock),
     })
+}
+
+/// A new folder for one task's code under `parent` (made 0700 first if missing): mode 0700, a
+/// random name, created exclusively; removed when dropped before `keep`.
+fn private_work_dir(parent: &Path) -> Result<tempfile::TempDir, SetupFailure> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !parent.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    tempfile::Builder::new()
+        .prefix("clearml-agent-docker-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(|e| {
+            format!(
+                "cannot create the task's folder in {}: {e}; check that it exists and is writable",
+                parent.display()
+            )
+            .into()
+        })
 }
 
 /// The host folder of the cached venv for this image and these requirements, locked for this
@@ -669,8 +696,15 @@ async fn prepare_code(
     pipeline: &LogPipeline,
 ) -> Result<SourceLayout, SetupFailure> {
     let script = ScriptInfo::of(&task.script, task.script.binary.clone().unwrap_or_default());
-    let _ = std::fs::remove_dir_all(work);
-    std::fs::create_dir_all(work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    // The Python agent clones inside the container, where host paths do not exist; here the
+    // clone runs on the host, so a host path would hand the task any repository of this host.
+    if !cfg.allow_host_repositories && git::is_host_repository(&script.repository) {
+        return Err(format!(
+            "refused the task's repository {:?}: in docker mode a repository may not be a path or file:// URL of this host; push it to a git server, or set agent.docker_allow_host_repositories: true in clearml.conf",
+            git::scrub_url(script.repository.trim())
+        )
+        .into());
+    }
     let git_opts = cfg.git.clone();
     let env: HashMap<String, String> = job.host_env.clone().into_iter().collect();
     let work = work.to_path_buf();
@@ -712,9 +746,17 @@ fn requirement_files(
 ) -> Result<Vec<String>, SetupFailure> {
     let requirements = Requirements::from_json(&task.script.requirements);
     if requirements.has_task_requirements() {
-        let file = work.join("requirements.txt");
-        std::fs::write(&file, requirements.pip_lines().join("\n") + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        let text = requirements.pip_lines().join("\n") + "\n";
+        let file = crate::exec::confined::Beneath::open("the task's folder", work)
+            .and_then(|dir| {
+                dir.create_file(
+                    "the requirements file",
+                    Path::new("requirements.txt"),
+                    text.as_bytes(),
+                    0o644,
+                )
+            })
+            .map_err(|e| e.to_string())?;
         return Ok(vec![file.display().to_string()]);
     }
     Ok(match &layout.repo_root {

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 
+use crate::exec::confined::{self, Beneath, ConfineError};
+
 /// How long to wait for the per-repository vcs-cache lock before falling back to a private cache
 /// entry. Mirrors clearml_agent/helper/repo.py: clone_repository_cached (repo_lock_timeout_sec).
 const REPO_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -178,10 +180,16 @@ pub enum SourceError {
         to: PathBuf,
         cause: io::Error,
     },
-    #[error("failed writing the literal script {path}: {cause}")]
-    WriteScript { path: PathBuf, cause: io::Error },
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
+    #[error(
+        "refused {what} {value:?}: not a commit id nor a valid git ref name (it may not start with `-`); fix the task's {what}"
+    )]
+    BadRef { what: &'static str, value: String },
+    #[error("refused the task's repository {url:?}: {why}")]
+    BadRepository { url: String, why: String },
+    #[error(transparent)]
+    Confined(#[from] ConfineError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SourceError {
@@ -258,35 +266,69 @@ pub fn prepare_source(
         });
     }
 
+    // Every path the task names stays beneath its folder (docker mode prepares the code on the
+    // host): checked before anything is cloned or written.
+    let working_rel = if has_repository {
+        confined::relative("script.working_dir", &working_dir)?
+    } else {
+        PathBuf::new()
+    };
+    // (a literal script without repository only takes its file name from the entry point)
+    let entry_rel = if has_repository {
+        entry_file(&entry_point)?
+    } else {
+        None
+    };
+
     let mut repo = None;
     let mut script_file = None;
     let mut script_dir = None;
     if has_repository {
-        let git = Git::new(script.repository.trim(), opts, env, log);
+        let url = script.repository.trim();
+        // refused before anything is cloned
+        revisions(script)?;
+        if url.starts_with('-') {
+            return Err(SourceError::BadRepository {
+                url: scrub_url(url),
+                why: "a repository URL may not start with `-`; fix the task's script.repository"
+                    .into(),
+            });
+        }
+        let git = Git::new(url, opts, env, log);
         let info = git.clone_cached(script, target_root)?;
         log("type: git");
         log(&format!("url: {}", info.url));
         log(&format!("branch: {}", info.branch));
         log(&format!("commit: {}", info.commit));
         log(&format!("root: {}", info.root.display()));
-        let dir = info.root.join(if working_dir.is_empty() {
-            "."
+        let root = Beneath::open("the repository", &info.root)?;
+        if !working_rel.as_os_str().is_empty()
+            && !root.is_dir(&working_rel)
+            && fs::symlink_metadata(info.root.join(&working_rel)).is_ok()
+        {
+            return Err(ConfineError::Link {
+                what: "script.working_dir",
+                path: info.root.join(&working_rel),
+            }
+            .into());
+        }
+        let dir = info.root.join(if working_rel.as_os_str().is_empty() {
+            Path::new(".")
         } else {
-            &working_dir
+            &working_rel
         });
         if !literal && !script.diff.is_empty() {
-            git.apply_diff(&info.root, &script.diff)?;
+            git.apply_diff(&root, &script.diff)?;
         }
-        let mut file = dir.join(&entry_point);
-        if !file.is_file()
-            && let Some(first) = first_word(&entry_point)
-        {
-            file = dir.join(first);
+        let file_rel = working_rel.join(
+            entry_rel
+                .as_deref()
+                .unwrap_or(Path::new(first_word(&entry_point).unwrap_or_default())),
+        );
+        if entry_rel.is_some() && root.is_file(&file_rel) {
+            fix_future_import_patch_beneath(&root, &file_rel);
         }
-        if file.is_file() {
-            fix_future_import_patch(&file);
-        }
-        script_file = Some(file);
+        script_file = Some(info.root.join(&file_rel));
         script_dir = Some(dir);
         repo = Some(info);
     }
@@ -301,7 +343,12 @@ pub fn prepare_source(
             code_dir,
             log,
         )?;
-        fix_future_import_patch(&written.file);
+        if let Ok(dir) = Beneath::open("the script folder", &written.dir)
+            && let Some(name) = written.file.file_name()
+            && dir.is_file(Path::new(name))
+        {
+            fix_future_import_patch_beneath(&dir, Path::new(name));
+        }
         return Ok(SourceLayout {
             repo_root: repo.as_ref().map(|r| r.root.clone()),
             script_dir: written.dir,
@@ -329,16 +376,50 @@ pub fn prepare_source(
     })
 }
 
+/// The revisions to try, in order: version_num > tag > origin/<branch> (origin/master, then
+/// origin/main without one); the one used is refused when git could read it as an option.
+/// Mirrors repo.py: VcsFactory.create and Git.checkout.
+fn revisions(script: &ScriptInfo) -> Result<Vec<String>, SourceError> {
+    let (version, tag, branch) = (
+        script.version_num.trim(),
+        script.tag.trim(),
+        script.branch.trim(),
+    );
+    Ok(if !version.is_empty() {
+        check_ref("script.version_num", version)?;
+        vec![version.to_string()]
+    } else if !tag.is_empty() {
+        check_ref("script.tag", tag)?;
+        vec![tag.to_string()]
+    } else if !branch.is_empty() {
+        check_ref("script.branch", branch)?;
+        vec![format!("origin/{branch}")]
+    } else {
+        vec!["origin/master".into(), "origin/main".into()]
+    })
+}
+
+/// The script file an entry point names (its first word), confined to the task's folder;
+/// `None` for `-m module` / `-c code` forms.
+fn entry_file(entry_point: &str) -> Result<Option<PathBuf>, SourceError> {
+    match first_word(entry_point) {
+        None => Ok(None),
+        Some(w) if w.starts_with('-') => Ok(None),
+        Some(w) => Ok(Some(confined::relative("script.entry_point", w)?)),
+    }
+}
+
 /// Moves the `from clearml import Task` / `Task.init(...)` two-liner that the SDK prepends to a
-/// script below the script's `__future__` imports (which must stay first). Best effort: any read
-/// or write problem leaves the file as it is.
+/// script below the script's `__future__` imports (which must stay first), in a file beneath
+/// `dir`, read and written without following links. Best effort: any read or write problem
+/// leaves the file as it is.
 /// Mirrors clearml_agent/helper/repo.py: fix_package_import_diff_patch.
-pub fn fix_future_import_patch(script: &Path) {
-    let Ok(text) = fs::read_to_string(script) else {
+fn fix_future_import_patch_beneath(dir: &Beneath, rel: &Path) {
+    let Some(text) = dir.read_to_string(rel) else {
         return;
     };
     if let Some(fixed) = move_task_init_below_future(&text) {
-        let _ = fs::write(script, fixed);
+        let _ = dir.rewrite(rel, fixed.as_bytes());
     }
 }
 
@@ -456,7 +537,10 @@ fn write_literal_script(
     }
 
     let dir = match repo {
-        Some(r) => r.root.join(&working_dir),
+        Some(r) => {
+            let rel = confined::relative("script.working_dir", &working_dir)?;
+            Beneath::open("the repository", &r.root)?.create_dir_all("script.working_dir", &rel)?
+        }
         None => {
             if !working_dir.trim().is_empty() && working_dir.trim() != "." {
                 log(&format!(
@@ -466,7 +550,9 @@ fn write_literal_script(
             code_dir.to_path_buf()
         }
     };
-    fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    if repo.is_none() {
+        fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    }
 
     if entry_point.is_empty() {
         entry_point = if is_bash {
@@ -486,16 +572,24 @@ fn write_literal_script(
         }
     }
 
-    let name = target.clone().unwrap_or_else(|| entry_point.clone());
+    // One plain file name in the script folder: never a path (docker mode writes it on the host).
+    let name = confined::file_name(
+        "the literal script name (script.entry_point)",
+        &target.clone().unwrap_or_else(|| entry_point.clone()),
+    )?;
     let path = dir.join(&name);
-    // an existing file wins over the literal script (mirrors LiteralScriptManager.write)
-    let (written_entry, file) = if path.exists() {
+    let beneath = Beneath::open("the script folder", &dir)?;
+    // an existing file wins over the literal script (mirrors LiteralScriptManager.write); it is
+    // looked up and created without following links
+    let (written_entry, file) = if beneath.exists(Path::new(&name)) {
         (name.clone(), path)
     } else {
-        fs::write(&path, &script.diff).map_err(|cause| SourceError::WriteScript {
-            path: path.clone(),
-            cause,
-        })?;
+        beneath.create_file(
+            "the literal script",
+            Path::new(&name),
+            script.diff.as_bytes(),
+            0o644,
+        )?;
         (path.to_string_lossy().into_owned(), path)
     };
     let entry_point = if target.is_some() {
@@ -656,10 +750,36 @@ fn parse_scp_like(url: &str) -> Option<(Option<String>, String, String)> {
     Some((user, host.to_string(), path.to_string()))
 }
 
-/// The URL with its password removed (safe to print).
+/// Whether the user part of a URL is a secret by itself: over http(s) a user without a
+/// password is the usual form of a personal access token (`https://ghp_x@github.com/...`).
+fn user_is_token(u: &GitUrl) -> bool {
+    u.pass.is_none()
+        && u.scheme.starts_with("http")
+        && u.user
+            .as_deref()
+            .is_some_and(|user| !matches!(user.to_lowercase().as_str(), "git" | "hg"))
+}
+
+/// The URL with its password removed, and a token given as the user masked (safe to print).
 pub fn scrub_url(url: &str) -> String {
     match GitUrl::parse(url) {
         Some(mut u) if u.pass.is_some() => {
+            u.pass = None;
+            u.render()
+        }
+        Some(mut u) if user_is_token(&u) => {
+            u.user = Some("********".into());
+            u.render()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The URL without any credentials (what a checkout keeps in `.git/config`).
+fn without_credentials(url: &str) -> String {
+    match GitUrl::parse(url) {
+        Some(mut u) if u.pass.is_some() || user_is_token(&u) => {
+            u.user = None;
             u.pass = None;
             u.render()
         }
@@ -850,8 +970,18 @@ impl<'a> Git<'a> {
                 final_url = with.render();
             }
         }
-        if let Some(p) = GitUrl::parse(url).and_then(|p| p.pass) {
-            secrets.push(p);
+        for u in [GitUrl::parse(url), GitUrl::parse(&final_url)]
+            .into_iter()
+            .flatten()
+        {
+            if user_is_token(&u)
+                && let Some(user) = &u.user
+            {
+                secrets.push(user.clone());
+            }
+            if let Some(p) = u.pass {
+                secrets.push(p);
+            }
         }
         secrets.retain(|s| !s.is_empty());
         Self {
@@ -888,10 +1018,8 @@ impl<'a> Git<'a> {
             Some((u, p)) => Some(AskPass::create(u, p, self.env)?),
             None => None,
         };
-        let mut cmd = Command::new("git");
-        // `-c safe.directory=*` instead of the Python agent's `git config --global --replace-all
-        // safe.directory '*'` (Git.__init__): same effect without editing the user's ~/.gitconfig.
-        cmd.arg("-c").arg("safe.directory=*").args(args);
+        let mut cmd = hardened_git(cwd);
+        cmd.args(args);
         cmd.env_clear().envs(self.env);
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_SSH_COMMAND", "ssh -oBatchMode=yes");
@@ -919,9 +1047,7 @@ impl<'a> Git<'a> {
 
     /// `git <args>` returning trimmed stdout, or `None` when it fails.
     fn query(&self, args: &[&str], cwd: &Path) -> Option<String> {
-        let out = Command::new("git")
-            .arg("-c")
-            .arg("safe.directory=*")
+        let out = hardened_git(Some(cwd))
             .args(args)
             .env_clear()
             .envs(self.env)
@@ -946,11 +1072,15 @@ impl<'a> Git<'a> {
         } else {
             "--quiet"
         };
-        self.run(&["clone", &self.url, &d, "--recursive", quiet], None, None)?
-            .map_err(|cause| SourceError::Clone {
-                url: self.printable_url(),
-                cause,
-            })
+        self.run(
+            &["clone", "--recursive", quiet, "--", &self.url, &d],
+            None,
+            None,
+        )?
+        .map_err(|cause| SourceError::Clone {
+            url: self.printable_url(),
+            cause,
+        })
     }
 
     fn fetch(&self, dir: &Path) -> Result<Result<(), String>, SourceError> {
@@ -965,7 +1095,17 @@ impl<'a> Git<'a> {
         script: &ScriptInfo,
         target_root: &Path,
     ) -> Result<RepoInfo, SourceError> {
-        let name = repo_folder_name(&self.original);
+        let name = confined::file_name(
+            "the repository folder name",
+            &repo_folder_name(&self.original),
+        )
+        .map_err(|_| SourceError::BadRepository {
+            url: scrub_url(&self.original),
+            why: format!(
+                "its folder name {:?} is not a plain name; fix the task's script.repository",
+                repo_folder_name(&self.original)
+            ),
+        })?;
         let target = target_root.join(&name);
         let printable = scrub_url(&self.original);
         if self.opts.standalone {
@@ -1034,6 +1174,7 @@ impl<'a> Git<'a> {
             self.clone_into(&target)?;
             self.checkout(script, &target)?;
         }
+        self.forget_credentials(&target)?;
         let branch = self
             .query(&["rev-parse", "--abbrev-ref", "HEAD"], &target)
             .unwrap_or_default();
@@ -1052,22 +1193,38 @@ impl<'a> Git<'a> {
         })
     }
 
+    /// Removes credentials that went into the URL from the checkout's `.git/config` (the
+    /// checkout is the task's, mounted into its container). The vcs cache keeps them: it is the
+    /// agent's and is fetched again.
+    fn forget_credentials(&self, dir: &Path) -> Result<(), SourceError> {
+        if self.opts.standalone {
+            return Ok(());
+        }
+        let clean = without_credentials(&self.url);
+        if clean == self.url {
+            return Ok(());
+        }
+        if let Err(cause) = self.run(
+            &["remote", "set-url", "origin", "--", &clean],
+            Some(dir),
+            None,
+        )? {
+            return Err(SourceError::Io {
+                context: "removing the credentials from the checkout's .git/config".into(),
+                cause: io::Error::other(cause),
+            });
+        }
+        Ok(())
+    }
+
     /// Revision order: version_num > tag > origin/<branch> (origin/master, origin/main without one).
     /// Mirrors repo.py: VcsFactory.create and Git.checkout.
     fn checkout(&self, script: &ScriptInfo, dir: &Path) -> Result<(), SourceError> {
-        let revisions: Vec<String> = if !script.version_num.trim().is_empty() {
-            vec![script.version_num.trim().to_string()]
-        } else if !script.tag.trim().is_empty() {
-            vec![script.tag.trim().to_string()]
-        } else if !script.branch.trim().is_empty() {
-            vec![format!("origin/{}", script.branch.trim())]
-        } else {
-            vec!["origin/master".into(), "origin/main".into()]
-        };
+        let revisions = revisions(script)?;
         let mut last = String::new();
         let mut done = false;
         for rev in &revisions {
-            match self.run(&["checkout", rev, "--force"], Some(dir), None)? {
+            match self.run(&["checkout", "--force", rev, "--"], Some(dir), None)? {
                 Ok(()) => {
                     done = true;
                     break;
@@ -1090,32 +1247,27 @@ impl<'a> Git<'a> {
 
     /// `git apply --unidiff-zero` with the diff on stdin; files named by `--- a/<path>` are created first.
     /// Mirrors repo.py: VCS.patch and worker.py: Worker.apply_diff.
-    fn apply_diff(&self, root: &Path, diff: &str) -> Result<(), SourceError> {
+    fn apply_diff(&self, root: &Beneath, diff: &str) -> Result<(), SourceError> {
         (self.log)("Applying uncommitted changes");
         for line in diff.lines() {
             if let Some(rel) = line.strip_prefix("--- a/") {
-                let rel = Path::new(rel.trim_end());
-                let inside = rel
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)));
-                let path = root.join(rel);
-                if inside && !path.exists() {
-                    if let Some(parent) = path.parent() {
-                        let _ = fs::create_dir_all(parent);
-                    }
-                    if fs::write(&path, b"").is_err() {
-                        (self.log)(&format!(
-                            "WARNING: failed creating file for git diff ({})",
-                            path.display()
-                        ));
-                    }
+                // created beneath the checkout, never through a link (git apply itself refuses
+                // to go past links)
+                let Ok(rel) = confined::relative("a file the diff names", rel.trim_end()) else {
+                    continue;
+                };
+                if rel.as_os_str().is_empty() || root.exists(&rel) {
+                    continue;
+                }
+                if let Err(e) = root.create_file("a file the diff names", &rel, b"", 0o644) {
+                    (self.log)(&format!("WARNING: failed creating file for git diff ({e})"));
                 }
             }
         }
         let input = format!("{diff}\n");
         match self.run(
             &["apply", "--unidiff-zero"],
-            Some(root),
+            Some(root.root()),
             Some(input.as_bytes()),
         )? {
             Ok(()) => {
@@ -1133,6 +1285,72 @@ impl<'a> Git<'a> {
             }
         }
     }
+}
+
+/// `git` with the settings that keep a task's repository from running anything on this host:
+/// no hooks, no fsmonitor, no `ext::` transport, `file://` only when the user (the task's own
+/// URL) asks for it, never for submodules. `safe.directory` is scoped to the one folder git
+/// works in. The Python agent instead runs `git config --global --replace-all safe.directory '*'`
+/// (clearml_agent/helper/repo.py: Git.__init__), which is safe only inside its container.
+fn hardened_git(cwd: Option<&Path>) -> Command {
+    let mut cmd = Command::new("git");
+    for setting in [
+        "protocol.ext.allow=never",
+        "protocol.file.allow=user",
+        "core.hooksPath=/dev/null",
+        "core.fsmonitor=false",
+    ] {
+        cmd.arg("-c").arg(setting);
+    }
+    if let Some(dir) = cwd {
+        let mut scoped = OsString::from("safe.directory=");
+        scoped.push(dir.as_os_str());
+        cmd.arg("-c").arg(scoped);
+    }
+    cmd
+}
+
+/// A revision the task names (`version_num`, `tag`, `branch`): a commit id or a name that
+/// `git check-ref-format --allow-onelevel` accepts, never one that git could read as an option.
+pub fn check_ref(what: &'static str, value: &str) -> Result<(), SourceError> {
+    let bad = value.is_empty()
+        || value.starts_with('-')
+        || value == "@"
+        || value.contains("..")
+        || value.contains("@{")
+        || value.contains("//")
+        || value.ends_with('/')
+        || value.ends_with('.')
+        || value.ends_with(".lock")
+        || value.starts_with('/')
+        || value.chars().any(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+        })
+        || value
+            .split('/')
+            .any(|part| part.starts_with('.') || part.ends_with(".lock"));
+    if bad {
+        return Err(SourceError::BadRef {
+            what,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a repository names a folder of this host (a path or a `file://` URL) rather than a
+/// remote: docker mode refuses those unless `agent.docker_allow_host_repositories`.
+pub fn is_host_repository(url: &str) -> bool {
+    let url = url.trim();
+    if url.is_empty() {
+        return false;
+    }
+    if url.to_lowercase().starts_with("file:") {
+        return true;
+    }
+    !url.contains("://") && parse_scp_like(url).is_none()
 }
 
 /// Percent-encodes a URL userinfo part (as furl does when it sets username/password).
@@ -1453,6 +1671,69 @@ mod tests {
             "https://u@h.com/a.git"
         );
         assert_eq!(scrub_url("git@h.com:a.git"), "git@h.com:a.git");
+        assert_eq!(
+            scrub_url("https://ghp_tok@github.com/o/r.git"),
+            "https://********@github.com/o/r.git"
+        );
+        assert_eq!(scrub_url("ssh://git@h.com/a.git"), "ssh://git@h.com/a.git");
+        assert_eq!(
+            without_credentials("https://ghp_tok@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            without_credentials("https://u:p@h.com/a.git"),
+            "https://h.com/a.git"
+        );
+    }
+
+    #[test]
+    fn refs_that_git_could_read_as_options_are_refused() {
+        for good in [
+            "main",
+            "origin/feature/x",
+            "v1.2.3",
+            "0123456789abcdef0123456789abcdef01234567",
+        ] {
+            assert!(check_ref("r", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "-x",
+            "--pathspec-from-file=/etc/shadow",
+            "a..b",
+            "HEAD~1",
+            "a b",
+            "x.lock",
+            "a/.hidden",
+            "@",
+            "a@{1}",
+            "/abs",
+            "a\nb",
+            "",
+        ] {
+            assert!(check_ref("r", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_repositories() {
+        for local in [
+            "/srv/repo",
+            "./r",
+            "../r",
+            "file:///srv/r",
+            "FILE:/x",
+            "ext::sh -c x",
+        ] {
+            assert!(is_host_repository(local), "{local}");
+        }
+        for remote in [
+            "https://github.com/o/r.git",
+            "git@github.com:o/r.git",
+            "ssh://git@h/r.git",
+            "",
+        ] {
+            assert!(!is_host_repository(remote), "{remote}");
+        }
     }
 
     #[test]

@@ -91,7 +91,15 @@ pub fn find_repo_requirements(
     let mut found = Vec::new();
     for d in dirs {
         let candidate = repo_root.join(&d).join("requirements.txt");
-        if candidate.is_file() && !found.iter().any(|f: &PathBuf| same_file(f, &candidate)) {
+        // a link out of the repository (to a host file) is not a requirements file of it
+        let inside = match (candidate.canonicalize(), repo_root.canonicalize()) {
+            (Ok(c), Ok(r)) => c.starts_with(r),
+            _ => false,
+        };
+        if inside
+            && candidate.is_file()
+            && !found.iter().any(|f: &PathBuf| same_file(f, &candidate))
+        {
             found.push(candidate);
         }
     }

@@ -200,7 +200,10 @@ pub async fn take_from_queue(client: &Client, task_id: &str, require_queue: bool
 fn print_execution_info(task: &Task) {
     let s = &task.script;
     println!("Executing task id [{}]:", task.id);
-    println!("repository = {}", s.repository);
+    println!(
+        "repository = {}",
+        crate::exec::git::scrub_url(&s.repository)
+    );
     println!("branch = {}", s.branch);
     println!("version_num = {}", s.version_num);
     println!("tag = {}", s.tag);

@@ -342,6 +342,13 @@ async fn poll_loop(
                 }
                 continue;
             };
+            if !crate::api::is_task_id(&next.task) {
+                println!(
+                    "ERROR: skipping a queue entry of {}: {:?} is not a task id (letters, digits, '-' and '_' only); check the server",
+                    queue.id, next.task
+                );
+                continue;
+            }
             ran_any = true;
             if let Some(services) = services.as_mut() {
                 start_service(

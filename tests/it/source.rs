@@ -105,7 +105,7 @@ fn clone_without_branch_checks_out_origin_main() {
     assert!(
         r.log
             .iter()
-            .any(|l| l.contains("checkout origin/main --force")),
+            .any(|l| l.contains("checkout --force origin/main --")),
         "{:?}",
         r.log
     );
@@ -355,6 +355,28 @@ fn literal_script_with_repository_goes_to_working_dir() {
     assert_eq!(
         read(&root.join("tools").join("run.py")),
         "print('in repo')\n"
+    );
+}
+
+/// The SDK's `Task.init` two-liner moves below `__future__` imports (read and rewritten beneath
+/// the task's folder, without following links).
+#[test]
+fn task_init_lines_move_below_future_imports() {
+    let venv = tempfile::tempdir().expect("tempdir");
+    let s = ScriptInfo {
+        diff:
+            "from clearml import Task\nTask.init()\nfrom __future__ import annotations\nprint(1)\n"
+                .into(),
+        entry_point: "x.py".into(),
+        binary: "python3".into(),
+        ..ScriptInfo::default()
+    };
+    let layout = run(&s, venv.path(), &GitOptions::default())
+        .result
+        .expect("literal");
+    assert_eq!(
+        read(&layout.script_file.expect("file")),
+        "from __future__ import annotations\nfrom clearml import Task\nTask.init()\nprint(1)\n"
     );
 }
 

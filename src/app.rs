@@ -429,7 +429,9 @@ async fn claimed_task(client: &Client, cfg: &exec::task::ExecuteConfig) -> anyho
 }
 
 /// SIGINT or SIGTERM turn the returned flag true (mirrors the Python agent's handlers: the
-/// running task is stopped and the worker unregistered).
+/// running task is stopped and the worker unregistered). A second one exits at once with 130,
+/// as a second Ctrl-C does in most tools: what the orderly shutdown did not finish (a task's
+/// processes, its container, its final status) the next start of the same worker cleans up.
 fn shutdown_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
     use tokio::signal::unix::{SignalKind, signal};
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -441,6 +443,12 @@ fn shutdown_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
             _ = int.recv() => {}
         }
         let _ = tx.send(true);
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("clearml_agent: second signal: exiting now without waiting for the shutdown");
+        std::process::exit(130);
     });
     Ok(rx)
 }

@@ -137,6 +137,7 @@ pub fn supervise_config(
         spill_dir: temp_dir(settings),
         log_finish_timeout: LOG_FINISH_TIMEOUT,
         log_file: None,
+        pending_status_dir: None,
     }
 }
 
@@ -197,7 +198,10 @@ pub fn daemon_config(
         temp_dir: temp_dir(settings),
         self_exe,
         base_env,
-        supervise: supervise_config(settings, opts.polling_interval, opts.foreground),
+        supervise: SuperviseConfig {
+            pending_status_dir: Some(std::env::temp_dir()),
+            ..supervise_config(settings, opts.polling_interval, opts.foreground)
+        },
         docker: opts
             .docker
             .as_ref()

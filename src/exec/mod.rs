@@ -4,6 +4,7 @@ pub mod confined;
 pub mod git;
 pub mod logs;
 pub mod notice;
+pub mod pending_status;
 pub mod process;
 pub mod requirements;
 pub(crate) mod server_checks;

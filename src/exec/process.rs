@@ -545,6 +545,7 @@ fn raw(fd: &OwnedFd) -> i32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod mark_tests {
     use super::*;
 

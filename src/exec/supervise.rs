@@ -6,6 +6,7 @@
 //! mirrors clearml_agent/commands/worker.py: Worker.run_one_task, _log_command_output,
 //! _check_if_task_should_stop (abort detection) and handle_task_termination (final status)
 
+use crate::exec::pending_status::{self, PendingStatus};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +40,13 @@ pub struct SuperviseConfig {
     pub log_finish_timeout: Duration,
     /// `execute --log-file`: the processed output is also written to this file.
     pub log_file: Option<PathBuf>,
+    /// Where a final status the server did not take during a shutdown is kept for the next
+    /// start (the daemon's state folder; `None` for `execute`, which has no next start).
+    pub pending_status_dir: Option<PathBuf>,
 }
+
+/// How long the end of a task waits for its last log lines when the agent is stopping.
+const SHUTDOWN_LOG_FINISH: Duration = Duration::from_secs(3);
 
 /// The process to run for one task.
 #[derive(Debug, Clone)]
@@ -114,6 +121,7 @@ pub async fn run_task(
     spec.args = launch.args.iter().map(Into::into).collect();
     spec.env = launch.env.clone();
 
+    let stopping = shutdown.clone();
     let ending = match TaskProcess::spawn(&spec) {
         Ok(mut process) => {
             watch_process(client, cfg, &task_id, &mut process, &pipeline, shutdown).await
@@ -127,7 +135,28 @@ pub async fn run_task(
         }
     };
 
-    end_task(client, cfg, &task_id, &worker_id, pipeline, ending).await
+    // The final status retries as long as the policy allows, unless the agent is stopping: then
+    // it is kept for the next start rather than holding the exit, and the last log lines get a
+    // short wait only (a server that is away cannot take them).
+    let shutdown_cfg;
+    let cfg = if *stopping.borrow() {
+        shutdown_cfg = SuperviseConfig {
+            log_finish_timeout: cfg.log_finish_timeout.min(SHUTDOWN_LOG_FINISH),
+            ..cfg.clone()
+        };
+        &shutdown_cfg
+    } else {
+        cfg
+    };
+    end_task(
+        &client.with_stop(stopping),
+        cfg,
+        &task_id,
+        &worker_id,
+        pipeline,
+        ending,
+    )
+    .await
 }
 
 /// The end of one supervised task (process or container): the final status, set once every
@@ -148,7 +177,7 @@ pub(crate) async fn end_task(
     let change = final_status(client, task_id, &ending, &pipeline).await;
     let report = pipeline.finish(cfg.log_finish_timeout).await;
     if let Some(change) = change {
-        set_final_status(client, task_id, worker_id, change).await;
+        set_final_status(client, cfg, task_id, worker_id, change).await;
     }
     if report.undelivered_lines > 0 {
         println!(
@@ -375,30 +404,57 @@ pub(crate) async fn final_status(
 
 pub(crate) async fn set_final_status(
     client: &Client,
+    cfg: &SuperviseConfig,
     task_id: &str,
     worker_id: &str,
     change: FinalChange,
 ) {
-    let message = format!("Changed by clearml-agent {worker_id}");
-    let req = |reason: &str| {
-        StatusChange::new(task_id)
-            .reason(reason)
-            .message(message.clone())
-            .force(false)
+    let (status, reason) = match change {
+        FinalChange::Completed => ("completed", "worker execution done".to_owned()),
+        FinalChange::Stopped(reason) => ("stopped", reason.to_owned()),
+        FinalChange::Failed(reason) => ("failed", reason),
     };
-    let result = match change {
-        FinalChange::Completed => {
-            client
-                .tasks()
-                .completed(&req("worker execution done"))
-                .await
+    let Err(e) = send_status(client, task_id, worker_id, status, &reason).await else {
+        return;
+    };
+    println!("Warning: could not set the final status of task {task_id}: {e}");
+    // Given up because the agent is stopping: the next start of this worker sets it.
+    if let Some(dir) = &cfg.pending_status_dir {
+        let pending = PendingStatus {
+            task: task_id.to_owned(),
+            worker: worker_id.to_owned(),
+            status: status.to_owned(),
+            reason,
+        };
+        match pending_status::save(dir, &pending) {
+            Ok(path) => println!(
+                "The final status ({status}) of task {task_id} is kept in {} and set at the next start of worker {worker_id}",
+                path.display()
+            ),
+            Err(e) => println!("Warning: cannot keep the final status of task {task_id}: {e}"),
         }
-        FinalChange::Stopped(reason) => client.tasks().stopped(&req(reason)).await,
-        FinalChange::Failed(reason) => client.tasks().failed(&req(&reason)).await,
-    };
-    if let Err(e) = result {
-        println!("Warning: could not set the final status of task {task_id}: {e}");
     }
+}
+
+/// Sets a final status (`completed`, `stopped` or `failed`) with the agent's message.
+pub async fn send_status(
+    client: &Client,
+    task_id: &str,
+    worker_id: &str,
+    status: &str,
+    reason: &str,
+) -> Result<(), crate::api::Error> {
+    let change = StatusChange::new(task_id)
+        .reason(reason)
+        .message(format!("Changed by clearml-agent {worker_id}"))
+        .force(false);
+    let tasks = client.tasks();
+    match status {
+        "completed" => tasks.completed(&change).await,
+        "stopped" => tasks.stopped(&change).await,
+        _ => tasks.failed(&change).await,
+    }
+    .map(drop)
 }
 
 /// mirrors Worker._set_runtime_hostname (runtime `_exec_agent_hostname`).

@@ -135,7 +135,7 @@ pub async fn run(
         }
     }
 
-    abandoned_by_a_killed_run(&client, &worker_id).await;
+    abandoned_by_a_killed_run(&client, &cfg, &worker_id).await;
 
     println!("Worker \"{worker_id}\" - Listening to queues:");
     print_queue_table(&queues);
@@ -195,7 +195,34 @@ pub async fn run(
 /// task processes are killed, and its tasks still `in_progress` on this worker are failed with a
 /// reason that says so. The Python agent leaves them `in_progress` until the server's watchdog
 /// stops them hours later (docs/differences.md).
-async fn abandoned_by_a_killed_run(client: &Client, worker_id: &str) {
+async fn abandoned_by_a_killed_run(client: &Client, cfg: &DaemonConfig, worker_id: &str) {
+    // First the final statuses an earlier run kept because the server was away as it stopped.
+    if let Some(dir) = &cfg.supervise.pending_status_dir {
+        for (file, pending) in crate::exec::pending_status::load_for(dir, worker_id) {
+            let sent = supervise::send_status(
+                client,
+                &pending.task,
+                worker_id,
+                &pending.status,
+                &pending.reason,
+            )
+            .await;
+            match &sent {
+                Ok(()) => println!(
+                    "Task {}: final status {} kept by an earlier run is set",
+                    pending.task, pending.status
+                ),
+                Err(e) => println!(
+                    "Warning: cannot set the kept final status of task {}: {e}",
+                    pending.task
+                ),
+            }
+            // Set, or refused for good (the task moved on meanwhile): either way it is done.
+            if !matches!(sent, Err(ref e) if e.is_transport()) {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
     let killed = crate::exec::process::kill_orphans_of(worker_id);
     if killed > 0 {
         println!(
@@ -225,7 +252,7 @@ async fn abandoned_by_a_killed_run(client: &Client, worker_id: &str) {
 }
 
 /// Retries of `workers.unregister` on the way out.
-pub const UNREGISTER_RETRIES: u32 = 3;
+pub const UNREGISTER_RETRIES: u32 = 2;
 
 /// A flag that turns true as soon as either of two does (it watches them from a small task).
 fn either(a: watch::Receiver<bool>, b: watch::Receiver<bool>) -> watch::Receiver<bool> {

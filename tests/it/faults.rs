@@ -308,3 +308,173 @@ fn a_daemon_killed_mid_task_cleans_up_when_started_again() {
     let t = ctx.wait_status(&next, &["completed", "failed", "stopped"], Some(&second));
     assert_eq!(t["status"], "completed", "{}", second.output());
 }
+
+/// A package index that accepts connections and never answers: pip waits on it for ever.
+fn black_hole() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/simple", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (url, hits)
+}
+
+/// SIGTERM to a daemon whose task is stuck in its venv build (pip waiting on an index that never
+/// answers): the daemon exits within 10 s and the task is not left running.
+#[test]
+fn sigterm_during_a_venv_build_ends_the_daemon_quickly() {
+    let (index, hits) = black_hole();
+    let ctx = AgentContext::builder()
+        .with_venvs()
+        .env("PIP_INDEX_URL", &index)
+        .env("PIP_DEFAULT_TIMEOUT", "600")
+        .env("PIP_RETRIES", "0")
+        .build();
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "stuck installing",
+            "script": {
+                "binary": "python3", "entry_point": "task.py", "working_dir": ".",
+                "diff": "print('never')\n",
+                "requirements": {"pip": "clearml-agent-rs-stuck-package==1.0"},
+            }
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut daemon = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    wait_for("pip to reach the index", Duration::from_secs(120), || {
+        hits.load(std::sync::atomic::Ordering::SeqCst) > 0
+    });
+    let asked = Instant::now();
+    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    let status = ctx.server.task(&task).unwrap()["status"].clone();
+    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+}
+
+/// SIGTERM to a daemon whose task waits for the vcs-cache lock another agent holds: the daemon
+/// exits within 10 s.
+#[test]
+fn sigterm_during_a_git_lock_wait_ends_the_daemon_quickly() {
+    let repo = crate::context::GitRepo::new();
+    let ctx = AgentContext::new();
+    let daemon_args = ["--queue", "default", "--cpu-only"];
+    // A first task fills the vcs cache (and leaves its lock file).
+    let first = ctx.repo_task("fills the cache", &repo.url(), &repo.c2, "");
+    ctx.server.enqueue(&first, "default").unwrap();
+    let mut daemon = ctx.daemon(&daemon_args);
+    let t = ctx.wait_status(&first, &["completed", "failed"], Some(&daemon));
+    assert_eq!(t["status"], "completed", "{}", daemon.output());
+    daemon.stop();
+    // Another agent holds every lock of the cache.
+    let held: Vec<std::fs::File> = std::fs::read_dir(ctx.root().join("vcs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".lock"))
+        .map(|e| {
+            let f = std::fs::File::open(e.path()).unwrap();
+            f.lock().unwrap();
+            f
+        })
+        .collect();
+    assert!(!held.is_empty(), "no lock file in the vcs cache");
+    let second = ctx.repo_task("waits for the lock", &repo.url(), &repo.c2, "");
+    ctx.server.enqueue(&second, "default").unwrap();
+    let mut daemon = ctx.daemon(&daemon_args);
+    ctx.wait_log(
+        &second,
+        |log| log.contains("lock for repo cache folder"),
+        &daemon,
+    );
+    let asked = Instant::now();
+    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    let status = ctx.server.task(&second).unwrap()["status"].clone();
+    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+}
+
+/// A second SIGINT ends a daemon whose orderly shutdown is still waiting (here: for a task that
+/// ignores SIGTERM... and SIGINT) at once.
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let ctx = AgentContext::new();
+    let task = ctx.script_task(
+        "stubborn",
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('stubborn-up', flush=True)\ntime.sleep(300)\n",
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut daemon = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_log(&task, |log| log.contains("stubborn-up"), &daemon);
+    let pid = nix::unistd::Pid::from_raw(daemon.pid());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let code = daemon.stop();
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(code, Some(130), "{}", daemon.output());
+    assert!(
+        daemon.output().contains("second signal"),
+        "{}",
+        daemon.output()
+    );
+}
+
+/// SIGTERM while the server is away and a task runs: the daemon exits within 10 s (the final
+/// status gives up its retries and the last lines get a short wait), keeps the task's final
+/// status on disk, and its next start sets it once the server is back.
+#[test]
+fn a_final_status_the_server_missed_is_set_at_the_next_start() {
+    let mut ctx = AgentContext::builder()
+        .persistent()
+        .env("CLEARML_WORKER_ID", "keeps-its-status")
+        .build();
+    let task = ctx.script_task(
+        "outlasts the server",
+        "import time\nprint('running-now', flush=True)\ntime.sleep(300)\n",
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut daemon = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_log(&task, |log| log.contains("running-now"), &daemon);
+    ctx.server.stop();
+    let asked = Instant::now();
+    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}\n{}",
+        asked.elapsed(),
+        daemon.output()
+    );
+    assert!(
+        daemon.output().contains("set at the next start"),
+        "{}",
+        daemon.output()
+    );
+    ctx.server.restart().unwrap();
+    assert_eq!(ctx.server.task(&task).unwrap()["status"], "in_progress");
+
+    let again = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t = ctx.wait_status(&task, &["stopped", "failed", "completed"], Some(&again));
+    assert_eq!(t["status"], "stopped", "{t}\n{}", again.output());
+    assert_eq!(t["status_reason"], "user abort", "{t}");
+}

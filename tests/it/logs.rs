@@ -32,13 +32,20 @@ struct Collector {
     reject_first: bool,
 }
 
+/// Bytes of the files under `dir` (the spill files live in a private folder inside it).
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
+                .filter_map(|e| {
+                    let meta = e.metadata().ok()?;
+                    Some(if meta.is_dir() {
+                        dir_bytes(&e.path())
+                    } else {
+                        meta.len()
+                    })
+                })
                 .sum()
         })
         .unwrap_or(0)

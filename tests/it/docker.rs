@@ -16,7 +16,7 @@ use crate::context::{AgentContext, Daemon, TASK_TIMEOUT};
 pub const IMAGE: &str = "clearml-agent-test:py3-git";
 
 /// Builds the test image once per machine (cached by tag); panics when Docker is missing.
-fn image() -> &'static str {
+pub(crate) fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-test-image.sh");
@@ -37,7 +37,7 @@ fn image() -> &'static str {
 
 /// A context whose agents have a worker name of their own: tests run in parallel, and an agent
 /// removes the leftover containers of its worker id when it starts.
-fn context() -> crate::context::Builder {
+pub(crate) fn context() -> crate::context::Builder {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(

@@ -270,8 +270,9 @@ pub struct FreezeCapture {
     /// The current line is over-long and not kept: skip to its end.
     skipping: bool,
     inside: bool,
-    lines: Vec<String>,
-    captured_bytes: usize,
+    /// The captured lines, joined with `\n` (one buffer: a line costs its bytes, not an
+    /// allocation of its own).
+    captured: String,
     done: bool,
 }
 
@@ -283,8 +284,7 @@ impl FreezeCapture {
             partial: Vec::new(),
             skipping: false,
             inside: false,
-            lines: Vec::new(),
-            captured_bytes: 0,
+            captured: String::new(),
             done: false,
         }
     }
@@ -341,23 +341,25 @@ impl FreezeCapture {
         if raw == self.end.as_slice() {
             self.done = true;
             self.partial = Vec::new();
-            return Some(Freeze::Captured(std::mem::take(&mut self.lines).join("\n")));
+            return Some(Freeze::Captured(std::mem::take(&mut self.captured)));
         }
-        self.captured_bytes += raw.len() + 1;
-        if self.captured_bytes > FREEZE_MAX_BYTES {
+        if self.captured.len() + raw.len() + 1 > FREEZE_MAX_BYTES {
             return Some(self.abandon(format!(
                 "over {} MiB between the pip freeze markers",
                 FREEZE_MAX_BYTES / (1024 * 1024)
             )));
         }
-        self.lines.push(String::from_utf8_lossy(raw).into_owned());
+        if !self.captured.is_empty() {
+            self.captured.push('\n');
+        }
+        self.captured.push_str(&String::from_utf8_lossy(raw));
         None
     }
 
     fn abandon(&mut self, why: String) -> Freeze {
         self.done = true;
         self.partial = Vec::new();
-        self.lines = Vec::new();
+        self.captured = String::new();
         Freeze::Abandoned(format!(
             "clearml-agent: the frozen requirements are not recorded: {why}"
         ))
@@ -480,13 +482,13 @@ mod tests {
                 assert!(outcome.is_none(), "reported twice");
                 outcome = Some(o);
             }
-            assert!(c.captured_bytes <= FREEZE_MAX_BYTES + 2);
+            assert!(c.captured.capacity() <= 2 * FREEZE_MAX_BYTES);
         }
         match outcome {
             Some(Freeze::Abandoned(why)) => assert!(why.contains("MiB"), "{why}"),
             other => panic!("{other:?}"),
         }
-        assert!(c.lines.capacity() == 0 && c.partial.capacity() == 0);
+        assert!(c.captured.capacity() == 0 && c.partial.capacity() == 0);
     }
 
     #[test]

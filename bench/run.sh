@@ -7,7 +7,8 @@
 #   bench/run.sh --idle 30 --starts 10 --batch 20 --out /tmp/b.md   # options of clearml-bench
 #
 # Needs git, python3 (with venv) and PyPI access the first time (for the Python agent). With a
-# Docker Engine, the docker-mode line also runs: the test image is built locally
+# Docker Engine, the docker-mode and output-flood lines also run (the flood line: 2 x 60 s,
+# `--lines-to-run flood` runs it alone): the test image is built locally
 # (scripts/build-test-image.sh) and the Python agent's containers install clearml-agent from a
 # wheel folder downloaded once into $VENV/docker-wheels (containers reach no package index here).
 set -euo pipefail

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::args::{self, RunArgs};
 use super::merge;
 use super::ports;
-use super::script::{self, FreezeCapture, ScriptSpec};
+use super::script::{self, Freeze, FreezeCapture, FreezeMarkers, ScriptSpec};
 use super::{DockerConfig, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
 use crate::api::{Client, Container, StatusChange, Task};
 use crate::config::masking::sanitize_docker_args;
@@ -156,6 +156,8 @@ struct Planned {
     original_requirements: serde_json::Value,
     /// Held while the container runs: the cached venv it builds or uses is its own.
     venv_lock: Option<std::fs::File>,
+    /// The lines around the `pip freeze` output in the container's script.
+    freeze_markers: FreezeMarkers,
 }
 
 /// Runs one task in a container to its end and reports its final status. Never fails: every
@@ -212,6 +214,7 @@ pub async fn run_task(
                         &id,
                         &pipeline,
                         &planned.original_requirements,
+                        &planned.freeze_markers,
                         shutdown,
                     )
                     .await
@@ -281,35 +284,39 @@ async fn watch_container(
     id: &str,
     pipeline: &LogPipeline,
     original_requirements: &serde_json::Value,
+    freeze_markers: &FreezeMarkers,
     mut shutdown: watch::Receiver<bool>,
 ) -> Ending {
     let task_id = job.task_id.as_str();
     let mut output = engine.output(id);
     let mut output_open = true;
-    let mut freeze = FreezeCapture::default();
+    let mut freeze = FreezeCapture::new(freeze_markers);
     let wait = engine.wait(id);
     tokio::pin!(wait);
     let mut checks = ServerChecks::new(client, task_id, pipeline, sup);
     // The frozen requirements are recorded beside the output (a server that is away must not
     // hold up the abort checks); the recording is awaited before the task ends.
     let mut recording: Option<tokio::task::JoinHandle<()>> = None;
-    let mut record = |frozen: String| {
-        recording = Some(tokio::spawn(record_freeze(
-            client.clone(),
-            task_id.to_string(),
-            frozen,
-            original_requirements.clone(),
-        )));
+    let mut record = |outcome: Freeze| match outcome {
+        Freeze::Captured(frozen) => {
+            recording = Some(tokio::spawn(record_freeze(
+                client.clone(),
+                task_id.to_string(),
+                frozen,
+                original_requirements.clone(),
+            )));
+        }
+        Freeze::Abandoned(why) => pipeline.push_line(LogLevel::Warning, why),
     };
 
     let stop = loop {
         tokio::select! {
             chunk = output.next(), if output_open => match chunk {
                 Some(bytes) => {
-                    if let Some(frozen) = freeze.feed(&bytes) {
-                        record(frozen);
+                    if let Some(outcome) = freeze.feed(&bytes) {
+                        record(outcome);
                     }
-                    pipeline.push_output(bytes);
+                    pipeline.push_task_output(bytes).await;
                 }
                 None => output_open = false,
             },
@@ -325,10 +332,10 @@ async fn watch_container(
                 while output_open {
                     match output.next().await {
                         Some(bytes) => {
-                            if let Some(frozen) = freeze.feed(&bytes) {
-                                record(frozen);
+                            if let Some(outcome) = freeze.feed(&bytes) {
+                                record(outcome);
                             }
-                            pipeline.push_output(bytes);
+                            pipeline.push_task_output(bytes).await;
                         }
                         None => output_open = false,
                     }
@@ -359,7 +366,7 @@ async fn watch_container(
     // Whatever the container printed before it stopped still goes to the server.
     while output_open {
         match tokio::time::timeout(sup.kill_grace * 2, output.next()).await {
-            Ok(Some(bytes)) => pipeline.push_output(bytes),
+            Ok(Some(bytes)) => pipeline.push_task_output(bytes).await,
             _ => output_open = false,
         }
     }
@@ -519,6 +526,7 @@ async fn prepare(
     let cached_venv = cached_venv(cfg, &chosen.image, &requirement_files);
     let spec = script_spec(cfg, &chosen, &task, &layout, requirement_files)?;
     let script = script::render(&spec);
+    let freeze_markers = spec.freeze_markers.clone();
 
     let mut body = container_body(cfg, job, &chosen.image, &run_args, script, &work);
     if let Some((dir, _)) = &cached_venv
@@ -530,7 +538,9 @@ async fn prepare(
         LogLevel::Info,
         format!(
             "Running Docker:\nExecuting: {}",
+            // The freeze token stays out of the log: the task can read its own log.
             docker_command_line(&body, run_args.name.as_deref(), &cfg.hide_env)
+                .replace(freeze_markers.token(), "<random>")
         ),
     );
 
@@ -562,6 +572,7 @@ async fn prepare(
         work: work_dir.keep(),
         original_requirements: task.script.requirements.clone(),
         venv_lock: cached_venv.map(|(_, lock)| lock),
+        freeze_markers,
     })
 }
 
@@ -686,6 +697,9 @@ pub fn container_body(
     body
 }
 
+/// Most bytes of code-preparation output (git) kept for the task log.
+const PREPARE_LOG_BYTES: usize = 4 * 1024 * 1024;
+
 /// Clones the task's code on the host (blocking work off the runtime); the output goes to the
 /// task log.
 async fn prepare_code(
@@ -708,12 +722,19 @@ async fn prepare_code(
     let git_opts = cfg.git.clone();
     let env: HashMap<String, String> = job.host_env.clone().into_iter().collect();
     let work = work.to_path_buf();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    // (lines, their bytes, lines dropped): held until the preparation ends, so bounded to the
+    // first PREPARE_LOG_BYTES, with a count of the rest.
+    let lines = Arc::new(Mutex::new((Vec::<String>::new(), 0usize, 0u64)));
     let sink = lines.clone();
     let result = tokio::task::spawn_blocking(move || {
         let log = |line: &str| {
             if let Ok(mut v) = sink.lock() {
-                v.push(line.to_string());
+                if v.1 + line.len() > PREPARE_LOG_BYTES {
+                    v.2 += 1;
+                } else {
+                    v.1 += line.len();
+                    v.0.push(line.to_string());
+                }
             }
         };
         git::prepare_source(
@@ -728,8 +749,17 @@ async fn prepare_code(
     .await
     .map_err(|e| format!("the code preparation crashed: {e}"))?;
     if let Ok(v) = lines.lock() {
-        for l in v.iter() {
+        for l in v.0.iter() {
             pipeline.push_output(format!("{l}\n").into_bytes());
+        }
+        if v.2 > 0 {
+            pipeline.push_line(
+                LogLevel::Warning,
+                format!(
+                    "clearml-agent: {} more lines of the code preparation not shown",
+                    v.2
+                ),
+            );
         }
     }
     result.map_err(|e| SetupFailure {
@@ -835,6 +865,7 @@ fn script_spec(
         python_path: python_path.join(":"),
         python_args,
         shell_command,
+        freeze_markers: FreezeMarkers::random(),
     })
 }
 

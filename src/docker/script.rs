@@ -6,10 +6,53 @@
 //! mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd (the bash -c bootstrap) and,
 //! for what happens after it, Worker.execute (venv, install, freeze, exec).
 
-/// Printed before the frozen requirements.
-pub const FREEZE_BEGIN: &str = "=== clearml-agent: pip freeze begin ===";
-/// Printed after them.
-pub const FREEZE_END: &str = "=== clearml-agent: pip freeze end ===";
+/// Start of the begin marker line (the per-run token and ` ===` follow).
+const FREEZE_BEGIN: &str = "=== clearml-agent: pip freeze begin";
+/// Start of the end marker line.
+const FREEZE_END: &str = "=== clearml-agent: pip freeze end";
+
+/// Longest line the freeze capture holds while it waits for its end: no requirement line is
+/// this long, so a longer one (inside the markers) abandons the capture.
+pub const FREEZE_MAX_LINE: usize = 64 * 1024;
+/// Most bytes of frozen requirements kept: past that the capture is abandoned.
+pub const FREEZE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// The marker lines around the `pip freeze` output, with a random token chosen for each run:
+/// output of the task that does not know the token cannot start or end the capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreezeMarkers {
+    token: String,
+}
+
+impl FreezeMarkers {
+    /// A fresh random token (128 bits, hex).
+    pub fn random() -> Self {
+        use rand::Rng;
+        let token: u128 = rand::rng().random();
+        FreezeMarkers {
+            token: format!("{token:032x}"),
+        }
+    }
+
+    /// The token (to mask it where the script is printed).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn begin(&self) -> String {
+        format!("{FREEZE_BEGIN} {} ===", self.token)
+    }
+
+    pub fn end(&self) -> String {
+        format!("{FREEZE_END} {} ===", self.token)
+    }
+}
+
+impl Default for FreezeMarkers {
+    fn default() -> Self {
+        Self::random()
+    }
+}
 
 /// What the in-container script does.
 #[derive(Debug, Clone, Default)]
@@ -40,12 +83,19 @@ pub struct ScriptSpec {
     pub python_args: Vec<String>,
     /// A shell task (`script.binary` bash/sh): the entry point's argv, run as is.
     pub shell_command: Option<Vec<String>>,
+    /// The lines printed around the `pip freeze` output.
+    pub freeze_markers: FreezeMarkers,
 }
 
+/// One shell word. A NUL cannot be passed in an argument at all, so it is dropped before quoting
+/// (quoting the rest as is keeps every `'` escaped).
 fn q(s: &str) -> String {
-    shlex::try_quote(s)
-        .map(|c| c.into_owned())
-        .unwrap_or_else(|_| format!("'{}'", s.replace('\0', "")))
+    let s = s.replace('\0', "");
+    match shlex::try_quote(&s) {
+        Ok(quoted) => quoted.into_owned(),
+        // Unreachable without a NUL; an empty word is still a safe word.
+        Err(_) => "''".into(),
+    }
 }
 
 /// A path that may start with `~/` (as `docker_internal_mounts` values do), for a shell word.
@@ -178,8 +228,8 @@ pub fn render(spec: &ScriptSpec) -> String {
     ));
     s.push(format!(
         "echo {}; \"$CLEARML_VENV\"/bin/python -m pip freeze --disable-pip-version-check 2>/dev/null; echo {}",
-        q(FREEZE_BEGIN),
-        q(FREEZE_END)
+        q(&spec.freeze_markers.begin()),
+        q(&spec.freeze_markers.end())
     ));
     s.push(format!(
         "cd {} || {{ echo 'clearml-agent: the task folder is missing' >&2; exit 1; }}",
@@ -198,40 +248,121 @@ pub fn render(spec: &ScriptSpec) -> String {
     s.join("\n")
 }
 
-/// Collects the frozen requirements from the container's output, line by line.
-#[derive(Debug, Default)]
+/// What the freeze capture found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freeze {
+    /// The frozen requirements, between the markers.
+    Captured(String),
+    /// The capture was given up (the reason, for one warning line in the task log).
+    Abandoned(String),
+}
+
+/// Collects the frozen requirements from the container's output, line by line, in bounded
+/// memory whatever the container prints: a partial line is held up to [`FREEZE_MAX_LINE`] (longer
+/// ones are skipped outside the markers and abandon the capture inside them), the captured lines
+/// up to [`FREEZE_MAX_BYTES`]. Each byte is looked at once. The begin marker is taken once; after
+/// the end marker (or once abandoned) the capture ignores everything.
+#[derive(Debug)]
 pub struct FreezeCapture {
+    begin: Vec<u8>,
+    end: Vec<u8>,
     partial: Vec<u8>,
+    /// The current line is over-long and not kept: skip to its end.
+    skipping: bool,
     inside: bool,
-    lines: Vec<String>,
+    /// The captured lines, joined with `\n` (one buffer: a line costs its bytes, not an
+    /// allocation of its own).
+    captured: String,
     done: bool,
 }
 
 impl FreezeCapture {
-    /// Feeds output; returns the frozen requirements once the end marker is seen (once).
-    pub fn feed(&mut self, bytes: &[u8]) -> Option<String> {
-        if self.done {
-            return None;
+    pub fn new(markers: &FreezeMarkers) -> Self {
+        FreezeCapture {
+            begin: markers.begin().into_bytes(),
+            end: markers.end().into_bytes(),
+            partial: Vec::new(),
+            skipping: false,
+            inside: false,
+            captured: String::new(),
+            done: false,
         }
-        self.partial.extend_from_slice(bytes);
-        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line).trim_end().to_string();
-            if line == FREEZE_BEGIN {
-                self.inside = true;
-                self.lines.clear();
-            } else if line == FREEZE_END && self.inside {
-                self.done = true;
+    }
+
+    /// Feeds output; returns the outcome once (the frozen requirements at the end marker, or why
+    /// the capture was given up), then `None` for ever.
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<Freeze> {
+        let mut rest = bytes;
+        while !self.done && !rest.is_empty() {
+            let (piece, line_end) = match rest.iter().position(|b| *b == b'\n') {
+                Some(pos) => (&rest[..pos], true),
+                None => (rest, false),
+            };
+            rest = &rest[(piece.len() + usize::from(line_end)).min(rest.len())..];
+            if !self.skipping && self.partial.len() + piece.len() > FREEZE_MAX_LINE {
+                if self.inside {
+                    return Some(self.abandon(format!(
+                        "a line of over {} KiB between the pip freeze markers",
+                        FREEZE_MAX_LINE / 1024
+                    )));
+                }
+                self.skipping = true;
+                self.partial = Vec::new();
+            }
+            if !self.skipping {
+                self.partial.extend_from_slice(piece);
+            }
+            if line_end {
+                if self.skipping {
+                    self.skipping = false;
+                } else if let Some(outcome) = self.line() {
+                    return Some(outcome);
+                }
                 self.partial.clear();
-                return Some(self.lines.join("\n"));
-            } else if self.inside {
-                self.lines.push(line);
             }
         }
-        if !self.inside && self.partial.len() > 4096 {
-            self.partial.clear();
-        }
         None
+    }
+
+    /// One complete line is in `partial`.
+    fn line(&mut self) -> Option<Freeze> {
+        let mut raw: &[u8] = &self.partial;
+        while let [head @ .., last] = raw
+            && last.is_ascii_whitespace()
+        {
+            raw = head;
+        }
+        if !self.inside {
+            if raw == self.begin.as_slice() {
+                self.inside = true;
+            }
+            return None;
+        }
+        if raw == self.end.as_slice() {
+            self.done = true;
+            self.partial = Vec::new();
+            return Some(Freeze::Captured(std::mem::take(&mut self.captured)));
+        }
+        if self.captured.len() + raw.len() + 1 > FREEZE_MAX_BYTES {
+            return Some(self.abandon(format!(
+                "over {} MiB between the pip freeze markers",
+                FREEZE_MAX_BYTES / (1024 * 1024)
+            )));
+        }
+        if !self.captured.is_empty() {
+            self.captured.push('\n');
+        }
+        self.captured.push_str(&String::from_utf8_lossy(raw));
+        None
+    }
+
+    fn abandon(&mut self, why: String) -> Freeze {
+        self.done = true;
+        self.partial = Vec::new();
+        self.captured = String::new();
+        Freeze::Abandoned(format!(
+            "clearml-agent: the frozen requirements are not recorded: {why}"
+        ))
     }
 }
 
@@ -256,6 +387,7 @@ mod tests {
             python_path: "/w/code:".into(),
             python_args: vec!["-u".into(), "my task.py".into()],
             shell_command: None,
+            freeze_markers: FreezeMarkers::random(),
         });
         let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
         assert!(pos("echo pre") < pos("python3.$i -m pip --version"));
@@ -268,6 +400,7 @@ mod tests {
         assert!(pos("echo setup") < pos("-m venv"));
         assert!(pos("-m venv") < pos("-r /w/req.txt"));
         assert!(pos("-r /w/req.txt") < pos(FREEZE_BEGIN));
+        assert!(pos(FREEZE_BEGIN) < pos(FREEZE_END));
         assert!(pos("VIRTUAL_ENV") < pos("-m venv"));
         assert!(s.ends_with("exec \"$CLEARML_VENV\"/bin/python -u 'my task.py'"));
     }
@@ -303,15 +436,87 @@ mod tests {
         assert!(s.contains("python3-pip python3-venv"), "{s}");
     }
 
+    fn markers() -> FreezeMarkers {
+        FreezeMarkers {
+            token: "t0k".into(),
+        }
+    }
+
     #[test]
     fn freeze_is_read_back_across_chunks() {
-        let mut c = FreezeCapture::default();
+        let mut c = FreezeCapture::new(&markers());
         assert_eq!(c.feed(b"noise\n=== clearml-agent: pip fr"), None);
-        assert_eq!(c.feed(b"eeze begin ===\nsix==1.16\nattrs"), None);
+        assert_eq!(c.feed(b"eeze begin t0k ===\nsix==1.16\nattrs"), None);
         assert_eq!(
-            c.feed(b"==23.1\n=== clearml-agent: pip freeze end ===\nlater\n"),
-            Some("six==1.16\nattrs==23.1".to_string())
+            c.feed(b"==23.1\r\n=== clearml-agent: pip freeze end t0k ===\nlater\n"),
+            Some(Freeze::Captured("six==1.16\nattrs==23.1".to_string()))
         );
-        assert_eq!(c.feed(b"=== clearml-agent: pip freeze end ===\n"), None);
+        assert_eq!(c.feed(b"=== clearml-agent: pip freeze end t0k ===\n"), None);
+    }
+
+    #[test]
+    fn markers_without_the_token_are_plain_output() {
+        let mut c = FreezeCapture::new(&markers());
+        let forged = b"=== clearml-agent: pip freeze begin ===\nevil==1\n=== clearml-agent: pip freeze end ===\n";
+        assert_eq!(c.feed(forged), None);
+        assert_eq!(
+            c.feed(b"=== clearml-agent: pip freeze begin other ===\n"),
+            None
+        );
+        assert!(!c.inside);
+        // Random tokens differ from run to run.
+        assert_ne!(FreezeMarkers::random(), FreezeMarkers::random());
+    }
+
+    #[test]
+    fn flood_inside_the_markers_abandons_the_capture_once() {
+        let mut c = FreezeCapture::new(&markers());
+        assert_eq!(
+            c.feed(b"=== clearml-agent: pip freeze begin t0k ===\n"),
+            None
+        );
+        let chunk = b"y\n".repeat(32 * 1024);
+        let mut outcome = None;
+        for _ in 0..200 {
+            if let Some(o) = c.feed(&chunk) {
+                assert!(outcome.is_none(), "reported twice");
+                outcome = Some(o);
+            }
+            assert!(c.captured.capacity() <= 2 * FREEZE_MAX_BYTES);
+        }
+        match outcome {
+            Some(Freeze::Abandoned(why)) => assert!(why.contains("MiB"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(c.captured.capacity() == 0 && c.partial.capacity() == 0);
+    }
+
+    #[test]
+    fn long_unterminated_line_is_bounded() {
+        // Outside the markers: skipped, and the next real marker still counts.
+        let mut c = FreezeCapture::new(&markers());
+        let chunk = vec![b'x'; 1024 * 1024];
+        for _ in 0..50 {
+            assert_eq!(c.feed(&chunk), None);
+            assert!(c.partial.len() <= FREEZE_MAX_LINE);
+        }
+        // The tail of the long line is not a marker even if it looks like one.
+        assert_eq!(
+            c.feed(b"=== clearml-agent: pip freeze begin t0k ===\n"),
+            None
+        );
+        assert!(!c.inside);
+        assert_eq!(
+            c.feed(b"=== clearml-agent: pip freeze begin t0k ===\na==1\n=== clearml-agent: pip freeze end t0k ===\n"),
+            Some(Freeze::Captured("a==1".into()))
+        );
+        // Inside: abandoned.
+        let mut c = FreezeCapture::new(&markers());
+        c.feed(b"=== clearml-agent: pip freeze begin t0k ===\n");
+        let mut outcome = None;
+        for _ in 0..4 {
+            outcome = outcome.or(c.feed(&chunk[..32 * 1024]));
+        }
+        assert!(matches!(outcome, Some(Freeze::Abandoned(_))), "{outcome:?}");
     }
 }

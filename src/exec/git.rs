@@ -1519,7 +1519,8 @@ pub(crate) fn run_streamed(
         Stdio::null()
     });
     let mut child = cmd.spawn()?;
-    let (tx, rx) = mpsc::channel::<String>();
+    // Bounded: readers wait while the log callback is behind.
+    let (tx, rx) = mpsc::sync_channel::<String>(64);
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
         readers.push(spawn_reader(out, tx.clone()));
@@ -1561,13 +1562,16 @@ pub(crate) fn run_streamed(
 
 fn spawn_reader(
     pipe: impl Read + Send + 'static,
-    tx: mpsc::Sender<String>,
+    tx: mpsc::SyncSender<String>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
+        // A line is cut every MAX_EVENT_BYTES, as the task log cuts it: a program printing one
+        // endless line (a package's build in a pip install) cannot grow the agent's memory.
+        let mut reader = BufReader::new(pipe).take(0);
         let mut buf = Vec::new();
         loop {
             buf.clear();
+            reader.set_limit(super::logs::MAX_EVENT_BYTES as u64);
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -28,6 +28,11 @@ pub const MAX_PACKET_BYTES: usize = 1024 * 1024;
 
 /// How long a pipeline dropped without [`LogPipeline::finish`] keeps trying to deliver its backlog.
 const DROP_DRAIN: Duration = Duration::from_secs(60);
+
+/// Raw task output handed to the pipeline and not yet split into lines, in bytes at most: a task
+/// printing faster than the pipeline splits waits for it (its pipe, or the Docker log, holds the
+/// rest) instead of growing the daemon's memory.
+pub const MAX_UNSPLIT_BYTES: usize = 4 * 1024 * 1024;
 
 /// One log event as `events.add_batch` takes it (`type: "log"` is implied).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +189,8 @@ pub struct LogReport {
 }
 
 enum Input {
-    Output(Vec<u8>),
+    /// Output bytes, with the budget they hold until they are split.
+    Output(Vec<u8>, Option<OwnedSemaphorePermit>),
     Line(LogLevel, String),
     Finish(Duration, oneshot::Sender<()>),
 }
@@ -194,6 +200,8 @@ enum Input {
 pub struct LogPipeline {
     tx: mpsc::UnboundedSender<Input>,
     task: JoinHandle<LogReport>,
+    /// Bytes of task output that may wait unsplit (see [`MAX_UNSPLIT_BYTES`]).
+    unsplit: Arc<Semaphore>,
 }
 
 impl LogPipeline {
@@ -201,13 +209,29 @@ impl LogPipeline {
     pub fn start<S: LogSink>(config: LogConfig, sink: Arc<S>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(Shipper::new(config, sink).run(rx));
-        Self { tx, task }
+        Self {
+            tx,
+            task,
+            unsplit: Arc::new(Semaphore::new(MAX_UNSPLIT_BYTES)),
+        }
     }
 
-    /// Raw bytes of the task's output (DEBUG level).
+    /// Raw bytes of output the agent produced itself, small and bounded (DEBUG level).
     pub fn push_output(&self, bytes: Vec<u8>) {
         // The shipper only ends after `finish`, which consumes `self`.
-        let _ = self.tx.send(Input::Output(bytes));
+        let _ = self.tx.send(Input::Output(bytes, None));
+    }
+
+    /// Raw bytes of the task's output (DEBUG level). Waits while [`MAX_UNSPLIT_BYTES`] of earlier
+    /// output are not split yet, so a task printing without pause cannot grow the daemon's memory.
+    pub async fn push_task_output(&self, bytes: Vec<u8>) {
+        let want = u32::try_from(bytes.len().clamp(1, MAX_UNSPLIT_BYTES)).unwrap_or(u32::MAX);
+        // The semaphore is never closed; without a permit the bytes still go, unbounded.
+        let permit = Arc::clone(&self.unsplit)
+            .acquire_many_owned(want)
+            .await
+            .ok();
+        let _ = self.tx.send(Input::Output(bytes, permit));
     }
 
     /// An agent notice, shipped in order with the output (e.g. ERROR `User aborted: ...`). A
@@ -459,10 +483,11 @@ impl<S: LogSink> Shipper<S> {
                     }
                 }
                 input = rx.recv(), if input_open => match input {
-                    Some(Input::Output(bytes)) => {
+                    Some(Input::Output(bytes, permit)) => {
                         let mut lines = Vec::new();
                         self.splitter.push(&bytes, &mut lines);
                         self.accept(LogLevel::Debug, lines);
+                        drop(permit);
                         partial_since = match (self.splitter.has_partial(), partial_since) {
                             (false, _) => None,
                             (true, None) => Some(Instant::now()),

@@ -267,7 +267,7 @@ async fn watch_process(
     let stop = loop {
         tokio::select! {
             chunk = next_chunk(&mut output), if output_open => match chunk {
-                Some(bytes) => pipeline.push_output(bytes),
+                Some(bytes) => pipeline.push_task_output(bytes).await,
                 None => output_open = false,
             },
             // Cancel-safe: once the child has exited, this kills what is left of its tree (so
@@ -325,7 +325,7 @@ async fn drain(
     }
     if let Some(out) = output.as_mut() {
         while let Some(bytes) = out.next_chunk().await {
-            pipeline.push_output(bytes);
+            pipeline.push_task_output(bytes).await;
         }
     }
 }

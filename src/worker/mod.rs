@@ -4,6 +4,7 @@
 //!
 //! mirrors clearml_agent/commands/worker.py: Worker.daemon / run_tasks_loop
 
+pub mod agent_proc;
 pub mod detach;
 pub mod dynamic_gpus;
 pub mod queues;

@@ -7,14 +7,15 @@
 //!               --out docs/benchmarks.md [--poll 5] [--idle 60] [--starts 10] [--lines 100000]
 //!               [--batch 50] [--batch-timeout 420] [--only rust|python]
 //!               [--wheels DIR] [--image clearml-agent-test:py3-git] [--docker-samples 5]
-//!               [--lines-to-run help,idle,trivial,starts,lines,abort,batch,docker]
+//!               [--lines-to-run help,idle,trivial,starts,lines,abort,batch,docker,flood]
 //! ```
 //!
-//! The docker line runs when `--wheels` names a folder holding the clearml-agent 3.0.3 wheel
+//! The docker and flood lines run when `--wheels` names a folder holding the clearml-agent 3.0.3 wheel
 //! and its dependencies, the engine answers and the image exists.
 
 mod agent;
 mod docker_mode;
+mod flood;
 mod proctree;
 mod report;
 mod scenarios;

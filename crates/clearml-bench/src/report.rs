@@ -165,6 +165,26 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
         py.first_poll_s,
         "s",
     );
+    if ours.flood.is_some() || py.flood.is_some() {
+        let fl = |x: &Results, pick: fn(&crate::flood::FloodResults) -> Option<f64>| {
+            x.flood.as_ref().and_then(pick)
+        };
+        row(
+            &format!(
+                "docker mode: daemon peak RSS while the task prints `yes` for {} s",
+                crate::flood::FLOOD.as_secs()
+            ),
+            fl(ours, |f| f.yes_peak_mib),
+            fl(py, |f| f.yes_peak_mib),
+            "MiB",
+        );
+        row(
+            "… the same, `yes` between freeze markers forged with the run's token",
+            fl(ours, |f| f.marker_peak_mib),
+            fl(py, |f| f.marker_peak_mib),
+            "MiB",
+        );
+    }
     match &ctx.docker {
         Ok(n) => {
             let dk = |x: &Results, pick: fn(&DockerResults) -> Option<f64>| {
@@ -397,6 +417,19 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
              gets `FORCE_LOCAL_CLEARML_AGENT_WHEEL`, so it installs clearml-agent 3.0.3 from that \
              folder in every container, as it would from PyPI. Our agent clones and prepares on \
              the host and runs only the venv build and the task inside."
+        );
+    }
+    if ours.flood.is_some() || py.flood.is_some() {
+        let _ = writeln!(
+            s,
+            "- Output flood: a fresh `daemon --docker` per flood; the task's entry point execs \
+             `yes` (or its setup script prints the freeze begin marker with the run's token, read \
+             from the container's own command line, then runs `yes`); from the task in progress \
+             on, the agent process's VmRSS is read every 200 ms for {} s and the peak is the \
+             largest sample or the kernel's VmHWM, whichever is larger; then the daemon is \
+             killed and the container removed (the spilled backlog is not waited for). Target: \
+             under 64 MiB.",
+            crate::flood::FLOOD.as_secs()
         );
     }
     let _ = writeln!(

@@ -37,6 +37,7 @@ pub struct Results {
     pub batch_s: Option<f64>,
     pub batch_done: usize,
     pub docker: Option<DockerResults>,
+    pub flood: Option<crate::flood::FloodResults>,
     pub errors: Vec<String>,
     /// Load averages when this agent's part of the run started.
     pub load_start: String,
@@ -55,8 +56,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Whether the line named `what` (help, idle, trivial, starts, lines, abort, batch, docker)
-    /// runs.
+    /// Whether the line named `what` (help, idle, trivial, starts, lines, abort, batch, docker,
+    /// flood) runs.
     pub fn wants(&self, what: &str) -> bool {
         self.selected.is_empty() || self.selected.iter().any(|s| s == what)
     }
@@ -557,6 +558,18 @@ pub fn run_all(
             Ok(v) => r.docker = Some(v),
             Err(e) => note(&mut r, "docker mode", e),
         }
+    }
+    if let Some(setup) = docker.filter(|_| plan.wants("flood")) {
+        eprintln!(
+            "[bench] {}: docker mode output flood, 2 x {:?}",
+            agent.name,
+            crate::flood::FLOOD
+        );
+        let (v, errors) = crate::flood::run(server, agent, plan, setup);
+        for e in errors {
+            note(&mut r, "output flood", anyhow!(e));
+        }
+        r.flood = Some(v);
     }
     r
 }

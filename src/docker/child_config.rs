@@ -8,8 +8,18 @@
 use serde_json::Value;
 
 /// `agent.*` keys removed from the container's configuration: git credentials (the clone is
-/// done on the host) and the `agent.git` section (`extra_credentials`).
-pub const HOST_ONLY_AGENT_KEYS: [&str; 3] = ["git_user", "git_pass", "git"];
+/// done on the host), the `agent.git` section (`extra_credentials`), and the admin's docker
+/// arguments and scripts, which the agent has already put into the container's command (they
+/// may hold tokens the task should not read back from its configuration).
+pub const HOST_ONLY_AGENT_KEYS: [&str; 7] = [
+    "git_user",
+    "git_pass",
+    "git",
+    "extra_docker_arguments",
+    "extra_docker_shell_script",
+    "docker_init_bash_script",
+    "docker_preprocess_bash_script",
+];
 
 /// `tree` without the host-only secrets.
 pub fn container_config(tree: &Value) -> Value {
@@ -36,6 +46,7 @@ mod tests {
                 "git_user": "u", "git_pass": "p", "git_host": "h",
                 "git": {"extra_credentials": [{"host": "x", "user": "u", "pass": "p2"}]},
                 "venvs_dir": "/v",
+                "extra_docker_shell_script": ["echo https://u:p@h"],
             },
         });
         let child = container_config(&tree);

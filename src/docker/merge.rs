@@ -75,6 +75,11 @@ pub fn merge(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Merged, PolicyError> {
     let mut task = filter_by_patterns(task, &rules.filters);
+    if rules.untrusted_tasks {
+        // As the task wrote them (a refused switch is refused even where the admin's protected
+        // one would replace it), and below as they run.
+        policy::check_task_args(&task)?;
+    }
     if rules.allow_host_environ && !rules.untrusted_tasks {
         task = expand_env_values(&task, env);
     }

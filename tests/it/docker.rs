@@ -16,7 +16,7 @@ use crate::context::{AgentContext, Daemon, TASK_TIMEOUT};
 pub const IMAGE: &str = "clearml-agent-test:py3-git";
 
 /// Builds the test image once per machine (cached by tag); panics when Docker is missing.
-fn image() -> &'static str {
+pub(crate) fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-test-image.sh");
@@ -37,7 +37,7 @@ fn image() -> &'static str {
 
 /// A context whose agents have a worker name of their own: tests run in parallel, and an agent
 /// removes the leftover containers of its worker id when it starts.
-fn context() -> crate::context::Builder {
+pub(crate) fn context() -> crate::context::Builder {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
@@ -101,7 +101,7 @@ fn run_to_end(ctx: &AgentContext, task: &str, image: &str) -> (Value, String, Da
     (t, log, d)
 }
 
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -115,7 +115,7 @@ fn docker(args: &[&str]) -> String {
 }
 
 /// Ids of all containers (running or not) with `label=value`.
-fn containers(label: &str, value: &str) -> Vec<String> {
+pub(crate) fn containers(label: &str, value: &str) -> Vec<String> {
     docker(&[
         "ps",
         "-a",
@@ -129,7 +129,7 @@ fn containers(label: &str, value: &str) -> Vec<String> {
     .collect()
 }
 
-fn inspect(id: &str) -> Value {
+pub(crate) fn inspect(id: &str) -> Value {
     let v: Value = serde_json::from_str(&docker(&["inspect", id])).unwrap();
     v[0].clone()
 }
@@ -142,7 +142,12 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn docker_task(ctx: &AgentContext, name: &str, script: &str, container: Value) -> String {
+pub(crate) fn docker_task(
+    ctx: &AgentContext,
+    name: &str,
+    script: &str,
+    container: Value,
+) -> String {
     ctx.server
         .create_task(json!({
             "name": name,

@@ -395,7 +395,10 @@ fn run_execute_docker(
             .await
             .context("cannot log in to the ClearML server")?;
         let task_id = claimed_task(&client, &exec_cfg).await?;
-        let child_config = worker::ChildConfig::write(&sup.spill_dir, &tree)?;
+        let child_config = worker::ChildConfig::write(
+            &sup.spill_dir,
+            &crate::docker::child_config::container_config(&tree),
+        )?;
         let job = crate::docker::run::ContainerJob {
             task_id,
             worker_id: exec_cfg.worker_id.clone(),

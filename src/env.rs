@@ -230,6 +230,9 @@ impl EnvVars {
     pub const CLEARML_AGENT_EXTRA_DOCKER_LABELS: &'static str = "CLEARML_AGENT_EXTRA_DOCKER_LABELS";
     /// Regex allow-list of task docker args (shell-split; overrides `agent.docker_args_filters`).
     pub const CLEARML_AGENT_DOCKER_ARGS_FILTERS: &'static str = "CLEARML_AGENT_DOCKER_ARGS_FILTERS";
+    /// Bool: the untrusted-tasks policy (overrides `agent.docker_untrusted_tasks`).
+    pub const CLEARML_AGENT_DOCKER_UNTRUSTED_TASKS: &'static str =
+        "CLEARML_AGENT_DOCKER_UNTRUSTED_TASKS";
     /// Extra env names to mask in printed docker commands.
     pub const CLEARML_AGENT_DOCKER_ARGS_HIDE_ENV: &'static str =
         "CLEARML_AGENT_DOCKER_ARGS_HIDE_ENV";

@@ -193,7 +193,13 @@ pub fn daemon_config(
         )?,
         registry_dir: std::env::temp_dir(),
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
-        child_config: tree.clone(),
+        // A container gets the configuration less the host-only secrets (git credentials);
+        // `execute` children and services clone themselves and get all of it.
+        child_config: if opts.docker.is_some() && opts.services_mode.is_none() {
+            crate::docker::child_config::container_config(tree)
+        } else {
+            tree.clone()
+        },
         venvs_dir: settings.agent.venvs_dir.clone(),
         temp_dir: temp_dir(settings),
         self_exe,
@@ -260,11 +266,13 @@ pub fn docker_config(
     let agent = &settings.agent;
     let env = base_env(settings, worker);
     let mounts = &agent.docker_internal_mounts;
+    // The clone is done on the host: under the untrusted-tasks policy the host's SSH keys and
+    // agent are not handed to the task.
+    let no_ssh = agent.disable_ssh_mount || agent.docker_untrusted_tasks;
     let ssh_auth_sock = std::env::var(EnvVars::SSH_AUTH_SOCK)
         .ok()
-        .filter(|s| !s.is_empty() && !agent.disable_ssh_mount);
-    let ssh_dir =
-        (!agent.disable_ssh_mount && ssh_auth_sock.is_none()).then(|| home().join(".ssh"));
+        .filter(|s| !s.is_empty() && !no_ssh);
+    let ssh_dir = (!no_ssh && ssh_auth_sock.is_none()).then(|| home().join(".ssh"));
     DockerConfig {
         default_image: spec.image.clone(),
         default_args: spec.args.clone(),
@@ -277,6 +285,7 @@ pub fn docker_config(
             protected: agent.protected_docker_extra_args.clone(),
             extra_precedes_task: agent.docker_args_extra_precedes_task,
             allow_host_environ: agent.docker_allow_host_environ,
+            untrusted_tasks: agent.docker_untrusted_tasks,
         },
         allowed_port_range: agent.docker_args_allowed_port_range,
         host_ip: agent.force_host_machine_ip.clone(),

@@ -77,36 +77,57 @@ const SECRET_ENV_NAMES: &[&str] = &[
     EnvVars::CLEARML_AUTH_TOKEN,
 ];
 
-/// Mask secret values in a docker argument list (`-e KEY=VAL` / `--env KEY=VAL`).
+/// Whether a variable name looks secret: it holds TOKEN, SECRET, PASS or KEY (any case).
+pub fn secret_looking_key(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    ["TOKEN", "SECRET", "PASS", "KEY"]
+        .iter()
+        .any(|word| upper.contains(word))
+}
+
+/// Mask secret values in a docker argument list (`-e KEY=VAL`, `--env KEY=VAL`, `--env=KEY=VAL`,
+/// `-eKEY=VAL`): the listed names, names that look secret (`secret_looking_key`; the Python
+/// agent masks only its list) and, with `parse_embedded_urls`, URL passwords in the values.
 pub fn sanitize_docker_args(args: &[String], hide: &HideDockerEnvVars) -> Vec<String> {
     if !hide.enabled {
         return args.to_vec();
     }
+    let mask = |item: &str| -> Option<String> {
+        let (key, val) = item.split_once('=')?;
+        let val = if key == EnvVars::CLEARML_DOCKER_IMAGE || key == EnvVars::TRAINS_DOCKER_IMAGE {
+            let words: Vec<String> = val.split(char::is_whitespace).map(str::to_string).collect();
+            sanitize_docker_args(&words, hide).join(" ")
+        } else if SECRET_ENV_NAMES.contains(&key)
+            || hide.extra_keys.iter().any(|k| k == key)
+            || secret_looking_key(key)
+        {
+            "********".to_string()
+        } else if hide.parse_embedded_urls {
+            sanitize_urls(val).0
+        } else {
+            val.to_string()
+        };
+        Some(format!("{key}={val}"))
+    };
     let mut out = args.to_vec();
     let mut i = 0;
-    while i + 1 < args.len() {
-        if args[i] == "-e" || args[i] == "--env" {
-            let item = &args[i + 1];
-            if let Some((key, val)) = item.split_once('=') {
-                let val = if key == EnvVars::CLEARML_DOCKER_IMAGE
-                    || key == EnvVars::TRAINS_DOCKER_IMAGE
-                {
-                    let words: Vec<String> =
-                        val.split(char::is_whitespace).map(str::to_string).collect();
-                    sanitize_docker_args(&words, hide).join(" ")
-                } else if SECRET_ENV_NAMES.contains(&key)
-                    || hide.extra_keys.iter().any(|k| k == key)
-                {
-                    "********".to_string()
-                } else if hide.parse_embedded_urls {
-                    sanitize_urls(val).0
-                } else {
-                    val.to_string()
-                };
-                out[i + 1] = format!("{key}={val}");
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if (arg == "-e" || arg == "--env") && i + 1 < args.len() {
+            if let Some(masked) = mask(&args[i + 1]) {
+                out[i + 1] = masked;
                 i += 2;
                 continue;
             }
+        } else if let Some(item) = arg.strip_prefix("--env=") {
+            if let Some(masked) = mask(item) {
+                out[i] = format!("--env={masked}");
+            }
+        } else if let Some(item) = arg.strip_prefix("-e").filter(|rest| !rest.is_empty())
+            && !arg.starts_with("--")
+            && let Some(masked) = mask(item)
+        {
+            out[i] = format!("-e{masked}");
         }
         i += 1;
     }
@@ -297,6 +318,47 @@ fn python_number(n: &serde_json::Number) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_args_mask_secret_looking_names_in_every_form() {
+        let hide = HideDockerEnvVars {
+            enabled: true,
+            extra_keys: vec!["LISTED".into()],
+            parse_embedded_urls: true,
+        };
+        let args: Vec<String> = [
+            "-e",
+            "MY_TOKEN=t1",
+            "--env",
+            "db_password=t2",
+            "--env=Api_Key=t3",
+            "-eSECRET=t4",
+            "-e",
+            "LISTED=t5",
+            "-e",
+            "URL=https://u:t6@h/x",
+            "-e",
+            "PLAIN=ok",
+            "-e",
+            "ORPHAN",
+        ]
+        .map(String::from)
+        .to_vec();
+        let out = sanitize_docker_args(&args, &hide).join(" ");
+        for secret in ["t1", "t2", "t3", "t4", "t5", "t6"] {
+            assert!(!out.contains(&format!("={secret}")), "{out}");
+            assert!(!out.contains(&format!(":{secret}@")), "{out}");
+        }
+        assert!(
+            out.contains("PLAIN=ok") && out.contains("-eSECRET=********"),
+            "{out}"
+        );
+        let off = HideDockerEnvVars {
+            enabled: false,
+            ..hide
+        };
+        assert_eq!(sanitize_docker_args(&args, &off), args);
+    }
 
     #[test]
     fn url_password_masked() {

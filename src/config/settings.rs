@@ -190,6 +190,10 @@ pub struct AgentSettings {
     pub docker_allow_host_repositories: bool,
     /// `agent.docker_args_filters` / `CLEARML_AGENT_DOCKER_ARGS_FILTERS`.
     pub docker_args_filters: Vec<String>,
+    /// `agent.docker_untrusted_tasks` / `CLEARML_AGENT_DOCKER_UNTRUSTED_TASKS` (default false):
+    /// task docker arguments that reach the host are refused (`docker::policy`), and neither
+    /// `~/.ssh` nor `SSH_AUTH_SOCK` is mounted into containers.
+    pub docker_untrusted_tasks: bool,
     /// `agent.forbidden_docker_args`.
     pub forbidden_docker_args: Vec<String>,
     /// `agent.docker_args_extra_precedes_task` (default true).
@@ -1384,12 +1388,16 @@ fn agent_settings(
             }
             filters
         },
+        docker_untrusted_tasks: env_bool(env, &[EnvVars::CLEARML_AGENT_DOCKER_UNTRUSTED_TASKS])?
+            .map(Ok)
+            .unwrap_or_else(|| r.bool("agent.docker_untrusted_tasks", false))?,
         // mirrors the shipped agent.conf: forbidden_docker_args: ["entrypoint"].
         forbidden_docker_args: list_or("agent.forbidden_docker_args", &["entrypoint"])?,
         docker_args_extra_precedes_task: r.bool("agent.docker_args_extra_precedes_task", true)?,
+        // The Python agent's list plus runtime and pid (docs/differences.md).
         protected_docker_extra_args: list_or(
             "agent.protected_docker_extra_args",
-            &["privileged", "security-opt", "network", "ipc"],
+            &crate::docker::merge::PROTECTED_DEFAULT,
         )?,
         docker_args_allowed_port_range: {
             // mirrors TcpPorts: the range is the min and max of the list.

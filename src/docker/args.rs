@@ -59,9 +59,11 @@ pub struct RunArgs {
     pub auto_remove: bool,
     pub extra_hosts: Vec<String>,
     pub group_add: Vec<String>,
+    /// The names of the variables read from `--env-file`s: their values are never printed.
+    pub env_file_keys: Vec<String>,
 }
 
-/// Flags that take no value.
+/// Flags that take no value (a `--flag=true|false` value is parsed as a boolean).
 const SWITCHES: &[&str] = &[
     "--privileged",
     "--rm",
@@ -72,8 +74,62 @@ const SWITCHES: &[&str] = &[
     "-d",
 ];
 
+/// Short flags and long aliases, with the long name they stand for (as the docker CLI defines
+/// them). Checks (filters, protected and forbidden switches, the untrusted-tasks policy) look at
+/// this name, so `--net=host` is `--network` and `-e` is `--env`.
+const ALIASES: &[(&str, &str)] = &[
+    ("-e", "--env"),
+    ("-v", "--volume"),
+    ("--net", "--network"),
+    ("-l", "--label"),
+    ("-p", "--publish"),
+    ("-u", "--user"),
+    ("-w", "--workdir"),
+    ("-t", "--tty"),
+    ("-i", "--interactive"),
+    ("-d", "--detach"),
+    ("-h", "--hostname"),
+    ("-m", "--memory"),
+    ("-c", "--cpu-shares"),
+    ("-a", "--attach"),
+    ("-P", "--publish-all"),
+];
+
+/// The long name of a flag as written (`-e` → `--env`, `--net` → `--network`, `--x=1` → `--x`,
+/// `-eA=1` → `--env`); a word that is not a flag is returned as it is.
+pub fn canonical(flag: &str) -> String {
+    let flag = flag.trim();
+    if !flag.starts_with('-') {
+        return flag.to_string();
+    }
+    let name = if flag.starts_with("--") {
+        flag.split_once('=').map_or(flag, |(name, _)| name)
+    } else if flag.len() > 2 && flag.is_char_boundary(2) {
+        // `-eFOO=1`, `-v/a:/b`: a short flag glued to its value.
+        &flag[..2]
+    } else {
+        flag
+    };
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, long)| long)
+        .to_string()
+}
+
+/// A boolean flag's value: none (the flag alone) is true; otherwise docker's `true`/`false`
+/// spellings (Go's strconv.ParseBool).
+fn flag_bool(value: Option<&str>) -> Result<bool, String> {
+    match value.map(str::trim) {
+        None => Ok(true),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+        Some(_) => Err("expected true or false".into()),
+    }
+}
+
 /// Splits `--flag=value` / `-fvalue` forms and pairs each flag with its value.
-fn pairs(args: &[String]) -> Result<Vec<(String, Option<String>)>, ArgError> {
+pub fn pairs(args: &[String]) -> Result<Vec<(String, Option<String>)>, ArgError> {
     let mut out = Vec::new();
     let mut it = args.iter().peekable();
     while let Some(arg) = it.next() {
@@ -103,7 +159,8 @@ fn pairs(args: &[String]) -> Result<Vec<(String, Option<String>)>, ArgError> {
     Ok(out)
 }
 
-/// Translates `docker run` arguments. `env_file` reads an `--env-file` (injected for tests).
+/// Translates `docker run` arguments. `env_file` reads an `--env-file` (injected for tests; the
+/// agent's reader is `docker::env_file::read`).
 pub fn translate(
     args: &[String],
     env_file: &dyn Fn(&str) -> std::io::Result<String>,
@@ -120,12 +177,12 @@ pub fn translate(
             "-e" | "--env" => run.env.push(v()),
             "--env-file" => {
                 let text = env_file(&v()).map_err(|e| bad(&e.to_string()))?;
-                run.env.extend(
-                    text.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .map(String::from),
-                );
+                for entry in parse_env_file(&text).map_err(|w| bad(&w))? {
+                    if let Some((key, _)) = entry.split_once('=') {
+                        run.env_file_keys.push(key.to_string());
+                    }
+                    run.env.push(entry);
+                }
             }
             "-v" | "--volume" => {
                 let value = v();
@@ -150,10 +207,11 @@ pub fn translate(
             "--network" | "--net" => run.network_mode = Some(v()),
             "--pid" => run.pid_mode = Some(v()),
             "--shm-size" => run.shm_size = Some(parse_bytes(&v()).map_err(|w| bad(&w))?),
-            "--privileged" => run.privileged = true,
-            "--rm" => run.auto_remove = true,
+            "--privileged" => run.privileged = flag_bool(value.as_deref()).map_err(|w| bad(&w))?,
+            "--rm" => run.auto_remove = flag_bool(value.as_deref()).map_err(|w| bad(&w))?,
             "-t" | "--tty" | "-i" | "--interactive" | "-it" | "-ti" => {
                 // The agent reads the output through the log stream; a tty is not needed.
+                flag_bool(value.as_deref()).map_err(|w| bad(&w))?;
             }
             "--device" => run.devices.push(parse_device(&v())),
             "--gpus" => run.device_requests = vec![gpu_request(&v()).map_err(|w| bad(&w))?],
@@ -182,6 +240,35 @@ pub fn translate(
         }
     }
     Ok(run)
+}
+
+/// The `KEY=VALUE` lines of an env file, as the docker CLI reads them (blank lines and `#`
+/// comments skipped, the key trimmed on the left). Stricter than the CLI: a line without `=`
+/// (which the CLI fills from the host's environment, here the agent's) and a key with
+/// whitespace or none are refused. The error names the line number, never its text.
+pub fn parse_env_file(text: &str) -> Result<Vec<String>, String> {
+    if text.contains('\0') {
+        return Err("the env file holds a NUL byte (not a text file of KEY=VALUE lines)".into());
+    }
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| Err(format!("line {} of the env file {why}", n + 1));
+        let Some((key, value)) = line.split_once('=') else {
+            return bad("is not KEY=VALUE");
+        };
+        if key.is_empty() {
+            return bad("has no variable name");
+        }
+        if key.contains(char::is_whitespace) {
+            return bad("has whitespace in its variable name");
+        }
+        out.push(format!("{key}={value}"));
+    }
+    Ok(out)
 }
 
 /// `--gpus` value → the device request `docker run --gpus` sends: `all` (or a count), or a list
@@ -347,15 +434,30 @@ fn parse_mount(value: &str) -> Result<Mount, String> {
 
 impl RunArgs {
     /// Writes these arguments into a create body (fields already set by the caller win for the
-    /// single-valued ones; lists and maps are extended).
-    pub fn apply(&self, body: &mut ContainerCreateBody) {
+    /// single-valued ones; lists and maps are extended). The caller's variables and labels are
+    /// the agent's own: an argument naming one of them is ignored (Docker keeps the last of two
+    /// equal variables, so `-e NVIDIA_VISIBLE_DEVICES=all` would escape the GPU assignment and
+    /// `-l clearml-parent-worker-id=x` the clean-up). Returns the ignored `-e KEY` / `-l KEY`.
+    pub fn apply(&self, body: &mut ContainerCreateBody) -> Vec<String> {
+        let mut ignored = Vec::new();
         let host = body.host_config.get_or_insert_with(HostConfig::default);
-        body.env
-            .get_or_insert_with(Vec::new)
-            .extend(self.env.clone());
-        body.labels
-            .get_or_insert_with(HashMap::new)
-            .extend(self.labels.clone());
+        let env = body.env.get_or_insert_with(Vec::new);
+        let owned: Vec<String> = env.iter().map(|e| env_key(e).to_string()).collect();
+        for entry in &self.env {
+            if owned.iter().any(|k| k == env_key(entry)) {
+                ignored.push(format!("-e {}", env_key(entry)));
+            } else {
+                env.push(entry.clone());
+            }
+        }
+        let labels = body.labels.get_or_insert_with(HashMap::new);
+        for (k, v) in &self.labels {
+            if labels.contains_key(k) {
+                ignored.push(format!("-l {k}"));
+            } else {
+                labels.insert(k.clone(), v.clone());
+            }
+        }
         extend(&mut host.binds, &self.binds);
         extend(&mut host.mounts, &self.mounts);
         if !self.tmpfs.is_empty() {
@@ -392,7 +494,15 @@ impl RunArgs {
         extend(&mut host.ulimits, &self.ulimits);
         extend(&mut host.extra_hosts, &self.extra_hosts);
         extend(&mut host.group_add, &self.group_add);
+        ignored.sort();
+        ignored.dedup();
+        ignored
     }
+}
+
+/// The name of a `KEY=VALUE` (or bare `KEY`) variable entry.
+fn env_key(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
 }
 
 fn extend<T: Clone>(field: &mut Option<Vec<T>>, items: &[T]) {

@@ -1,13 +1,18 @@
 //! Docker mode: the only module that talks to the Docker Engine (through bollard, never the
 //! docker CLI). `mod.rs` owns the engine connection and the container operations the agent
 //! needs (pull, create, start, logs, wait, stop, remove, reap); `args.rs` translates free-form
-//! `docker run` arguments, `script.rs` writes the script that runs inside the container, and
+//! `docker run` arguments, `merge.rs` combines the agent's and the task's, `policy.rs` is the
+//! untrusted-tasks policy, `env_file.rs` reads `--env-file`s, `child_config.rs` is the
+//! configuration the container reads, `script.rs` writes the script that runs inside the container, and
 //! `run.rs` runs one task in a container under supervision.
 //!
 //! mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd / run_one_task (docker branch)
 
 pub mod args;
+pub mod child_config;
+pub mod env_file;
 pub mod merge;
+pub mod policy;
 pub mod ports;
 pub mod run;
 pub mod script;

@@ -20,7 +20,7 @@ use super::ports;
 use super::script::{self, Freeze, FreezeCapture, FreezeMarkers, ScriptSpec};
 use super::{DockerConfig, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
 use crate::api::{Client, Container, StatusChange, Task};
-use crate::config::masking::sanitize_docker_args;
+use crate::config::masking::{sanitize_docker_args, sanitize_urls};
 use crate::exec::git::{self, ScriptInfo, SourceLayout};
 use crate::exec::logs::{LogLevel, LogPipeline};
 use crate::exec::requirements::{Requirements, find_repo_requirements};
@@ -473,9 +473,15 @@ async fn prepare(
     }
 
     // The agent's and the task's arguments, merged by the agent's rules.
-    let merged = merge::merge(&cfg.arg_rules, &chosen.args, &cfg.extra_args, &|name| {
+    // The agent's default arguments are the admin's; only a task's own are checked by the
+    // untrusted-tasks policy.
+    let rules = merge::ArgRules {
+        untrusted_tasks: cfg.arg_rules.untrusted_tasks && !chosen.default_used,
+        ..cfg.arg_rules.clone()
+    };
+    let merged = merge::merge(&rules, &chosen.args, &cfg.extra_args, &|name| {
         job.host_env.get(name).cloned()
-    });
+    })?;
     if !merged.stripped.is_empty() {
         // mirrors the warning of Worker._get_docker_cmd.
         let names: Vec<String> = merged.stripped.iter().map(|s| format!("--{s}")).collect();
@@ -506,8 +512,7 @@ async fn prepare(
             format!("WARNING: Failed parsing port mapping requested for docker execution: {why}"),
         ),
     }
-    let env_file = |path: &str| std::fs::read_to_string(path);
-    let run_args: RunArgs = args::translate(&docker_args, &env_file)?;
+    let run_args: RunArgs = args::translate(&docker_args, &super::env_file::read)?;
 
     // The code, on the host, in a folder private to the agent: 0700, a random name, created
     // exclusively (no other local user can plant or swap anything in it); removed again when
@@ -528,7 +533,17 @@ async fn prepare(
     let script = script::render(&spec);
     let freeze_markers = spec.freeze_markers.clone();
 
-    let mut body = container_body(cfg, job, &chosen.image, &run_args, script, &work);
+    let (mut body, ignored) =
+        container_body_and_ignored(cfg, job, &chosen.image, &run_args, script, &work);
+    if !ignored.is_empty() {
+        pipeline.push_line(
+            LogLevel::Warning,
+            format!(
+                "clearml-agent: ignoring docker argument(s) {}; the agent sets them",
+                ignored.join(", ")
+            ),
+        );
+    }
     if let Some((dir, _)) = &cached_venv
         && let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut())
     {
@@ -539,8 +554,13 @@ async fn prepare(
         format!(
             "Running Docker:\nExecuting: {}",
             // The freeze token stays out of the log: the task can read its own log.
-            docker_command_line(&body, run_args.name.as_deref(), &cfg.hide_env)
-                .replace(freeze_markers.token(), "<random>")
+            docker_command_line(
+                &body,
+                run_args.name.as_deref(),
+                &cfg.hide_env,
+                &run_args.env_file_keys
+            )
+            .replace(freeze_markers.token(), "<random>")
         ),
     );
 
@@ -626,7 +646,8 @@ fn cached_venv(
 
 /// The create body of a task's container: image, the script, the task's variables, labels,
 /// mounts (config, code, SSH, caches), the translated `docker run` arguments and the GPU
-/// assignment. mirrors the order of Worker._get_docker_cmd.
+/// assignment. mirrors the order of Worker._get_docker_cmd. The agent's variables and labels
+/// win over the arguments'.
 pub fn container_body(
     cfg: &DockerConfig,
     job: &ContainerJob,
@@ -635,6 +656,18 @@ pub fn container_body(
     script: String,
     work: &Path,
 ) -> ContainerCreateBody {
+    container_body_and_ignored(cfg, job, image, run_args, script, work).0
+}
+
+/// [`container_body`], and the `-e KEY` / `-l KEY` arguments ignored because the agent sets them.
+fn container_body_and_ignored(
+    cfg: &DockerConfig,
+    job: &ContainerJob,
+    image: &str,
+    run_args: &RunArgs,
+    script: String,
+    work: &Path,
+) -> (ContainerCreateBody, Vec<String>) {
     let (gpu_request, gpu_env) = gpu_setup(cfg.visible_gpus.as_deref(), cfg.skip_gpus_flag);
     let mut env = vec![
         format!("CLEARML_WORKER_ID={}", job.worker_id),
@@ -688,13 +721,13 @@ pub fn container_body(
         }),
         ..Default::default()
     };
-    run_args.apply(&mut body);
+    let ignored = run_args.apply(&mut body);
     // The agent's GPU assignment wins over any `--gpus` in the arguments: agents sharing a
     // machine must not see each other's devices.
     if let Some(host) = body.host_config.as_mut() {
         host.device_requests = gpu_request.map(|r| vec![r]);
     }
-    body
+    (body, ignored)
 }
 
 /// Most bytes of code-preparation output (git) kept for the task log.
@@ -869,12 +902,15 @@ fn script_spec(
     })
 }
 
-/// The `docker run` command line equivalent to the create body, secrets masked.
-/// mirrors the "Running Docker:\nExecuting: ..." line of Worker.run_one_task.
+/// The `docker run` command line equivalent to the create body, secrets masked: the values of
+/// variables read from env files (`env_file_keys`, always), of secret-looking and listed
+/// variables (`sanitize_docker_args`), and URL passwords anywhere in the line, the scripts
+/// included. mirrors the "Running Docker:\nExecuting: ..." line of Worker.run_one_task.
 fn docker_command_line(
     body: &ContainerCreateBody,
     name: Option<&str>,
     hide: &crate::config::HideDockerEnvVars,
+    env_file_keys: &[String],
 ) -> String {
     let mut argv: Vec<String> = vec!["docker".into(), "run".into()];
     let host = body.host_config.clone().unwrap_or_default();
@@ -920,7 +956,12 @@ fn docker_command_line(
     }
     for e in body.env.iter().flatten() {
         argv.push("-e".into());
-        argv.push(e.clone());
+        match e.split_once('=') {
+            Some((key, _)) if env_file_keys.iter().any(|k| k == key) => {
+                argv.push(format!("{key}=********"));
+            }
+            _ => argv.push(e.clone()),
+        }
     }
     for b in host.binds.iter().flatten() {
         argv.push("-v".into());
@@ -955,7 +996,13 @@ fn docker_command_line(
     argv.push(body.image.clone().unwrap_or_default());
     argv.extend(body.cmd.iter().flatten().cloned());
     let argv = sanitize_docker_args(&argv, hide);
-    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+    let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
+    // URL credentials anywhere (the admin's scripts are part of the command), line by line so
+    // that the script keeps its lines.
+    line.split('\n')
+        .map(|l| sanitize_urls(l).0)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -1012,7 +1059,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let line = docker_command_line(&body, Some("job"), &cfg().hide_env);
+        let line = docker_command_line(&body, Some("job"), &cfg().hide_env, &[]);
         assert!(
             line.starts_with("docker run --gpus '\"device=1\"'"),
             "{line}"

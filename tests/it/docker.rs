@@ -101,7 +101,7 @@ fn run_to_end(ctx: &AgentContext, task: &str, image: &str) -> (Value, String, Da
     (t, log, d)
 }
 
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -115,7 +115,7 @@ fn docker(args: &[&str]) -> String {
 }
 
 /// Ids of all containers (running or not) with `label=value`.
-fn containers(label: &str, value: &str) -> Vec<String> {
+pub(crate) fn containers(label: &str, value: &str) -> Vec<String> {
     docker(&[
         "ps",
         "-a",
@@ -129,7 +129,7 @@ fn containers(label: &str, value: &str) -> Vec<String> {
     .collect()
 }
 
-fn inspect(id: &str) -> Value {
+pub(crate) fn inspect(id: &str) -> Value {
     let v: Value = serde_json::from_str(&docker(&["inspect", id])).unwrap();
     v[0].clone()
 }
@@ -142,7 +142,12 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn docker_task(ctx: &AgentContext, name: &str, script: &str, container: Value) -> String {
+pub(crate) fn docker_task(
+    ctx: &AgentContext,
+    name: &str,
+    script: &str,
+    container: Value,
+) -> String {
     ctx.server
         .create_task(json!({
             "name": name,

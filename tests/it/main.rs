@@ -18,6 +18,7 @@ mod logs;
 mod process;
 mod server;
 mod settings;
+mod slurm;
 mod source;
 mod venv;
 mod wheel;

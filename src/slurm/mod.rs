@@ -154,7 +154,7 @@ impl Glue<'_> {
         queue_ids: &[String],
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
-        let mut last_report: Option<Instant> = None;
+        let mut last_report: Option<(Instant, (usize, usize))> = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -173,9 +173,14 @@ impl Glue<'_> {
             if let Some(jobs) = &jobs {
                 self.follow(jobs).await;
                 self.pull(queues).await;
-                if last_report.is_none_or(|t| t.elapsed() >= self.cfg.report_interval) {
-                    self.report(queue_ids, jobs).await;
-                    last_report = Some(Instant::now());
+                // Reported when the depth changes, and at least every report interval.
+                let depth = self.depth(jobs);
+                let due = last_report
+                    .as_ref()
+                    .is_none_or(|(t, d)| *d != depth || t.elapsed() >= self.cfg.report_interval);
+                if due {
+                    self.report(queue_ids, depth).await;
+                    last_report = Some((Instant::now(), depth));
                 }
             }
             if let Err(e) = self.ledger.save() {
@@ -572,19 +577,22 @@ impl Glue<'_> {
         Ok(base.overlay(&over))
     }
 
-    /// The worker's status report: the cluster's queue depth (this glue's pending and running
-    /// jobs) as tags, which `clearml-agent list` and the UI show.
-    async fn report(&self, queue_ids: &[String], jobs: &[JobInfo]) {
-        let mine: Vec<&JobInfo> = jobs
-            .iter()
-            .filter(|j| {
-                j.name
+    /// This glue's jobs in the controller: (pending, running or finishing).
+    fn depth(&self, jobs: &[JobInfo]) -> (usize, usize) {
+        let mine = jobs.iter().filter(|j| {
+            !j.state.ended()
+                && j.name
                     .strip_prefix(&self.cfg.cluster.job_name_prefix)
                     .is_some_and(|t| self.ledger.entries.contains_key(t))
-            })
-            .collect();
-        let pending = mine.iter().filter(|j| j.state == JobState::Pending).count();
-        let running = mine.iter().filter(|j| !j.state.ended()).count() - pending;
+        });
+        let (pending, other): (Vec<&JobInfo>, Vec<&JobInfo>) =
+            mine.partition(|j| j.state == JobState::Pending);
+        (pending.len(), other.len())
+    }
+
+    /// The worker's status report: the cluster's queue depth (this glue's pending and running
+    /// jobs) as tags, which `clearml-agent list` and the UI show.
+    async fn report(&self, queue_ids: &[String], (pending, running): (usize, usize)) {
         let report = StatusReport {
             worker: self.worker_id.clone(),
             timestamp: chrono_ms() / 1000 * 1000,

@@ -167,7 +167,10 @@ fn slurm_twenty_tasks_on_two_queues_complete_within_the_job_cap() {
         );
     }
     assert_eq!(glue.stop(), Some(0), "glue log:\n{}", glue.output());
-    eprintln!("20 tasks through Slurm in {:?}", started.elapsed());
+    eprintln!(
+        "20 tasks through Slurm in {:?}, at most {most} jobs in flight",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -194,6 +197,14 @@ fn slurm_abort_cancels_the_job_and_the_task_ends_stopped() {
         message.contains("pending (BeginTime)")
     });
     assert_eq!(ctx.server.task(&task).unwrap()["status"], "queued");
+    // The worker reports the cluster's queue depth.
+    wait_until("the depth report", &glue, || {
+        ctx.server.workers().unwrap().iter().any(|w| {
+            w["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "slurm-pending:1"))
+        })
+    });
     let job_id = message
         .split_whitespace()
         .nth(2)
@@ -275,4 +286,29 @@ fn slurm_glue_killed_and_restarted_submits_no_task_twice() {
         "a task was submitted twice: {jobs:?}\nfirst glue:\n{first}\nsecond glue:\n{}",
         glue.output()
     );
+}
+
+#[test]
+fn slurm_job_output_reaches_the_log_when_execute_never_started() {
+    require_cluster();
+    let ctx = AgentContext::builder().build();
+    let conf = format!(
+        "agent.slurm {{\n  poll_interval_sec: 1\n  output_dir: {root}/slurm\n  \
+         template: \"#!/bin/bash\\necho node setup failed on purpose >&2\\nexit 3\\n{{{{command}}}}\\n\"\n}}\n",
+        root = ctx.root().display()
+    );
+    let path = ctx.root().join("clearml.conf");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&conf);
+    std::fs::write(&path, text).unwrap();
+    let glue = ctx.slurm_glue(&["--queue", "sq_out", "--create-queue"]);
+    wait_until("the queue", &glue, || ctx.server.queue_id("sq_out").is_ok());
+    let task = quick_task(&ctx, 99);
+    ctx.server.enqueue(&task, "sq_out").unwrap();
+    ctx.wait_status(&task, &["failed"], Some(&glue));
+    let t = ctx.server.task(&task).unwrap();
+    let reason = t["status_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("exit code 3"), "reason: {reason}");
+    let log = ctx.server.log_text(&task).unwrap();
+    assert!(log.contains("node setup failed on purpose"), "log:\n{log}");
 }

@@ -312,3 +312,50 @@ fn slurm_job_output_reaches_the_log_when_execute_never_started() {
     let log = ctx.server.log_text(&task).unwrap();
     assert!(log.contains("node setup failed on purpose"), "log:\n{log}");
 }
+
+#[test]
+fn slurm_glue_stops_like_a_daemon_and_unregisters() {
+    let ctx = glue_context(2);
+    let mut glue = ctx.slurm_glue(&["--queue", "sq_stop", "--create-queue"]);
+    wait_until("the worker", &glue, || {
+        ctx.server.workers().unwrap().iter().any(|w| {
+            w["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "slurm"))
+        })
+    });
+    let out = ctx
+        .command(&["slurm", "--queue", "sq_stop", "--stop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while glue.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "glue still runs:\n{}",
+            glue.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        ctx.server.workers().unwrap().is_empty(),
+        "worker still registered"
+    );
+}
+
+#[test]
+fn slurm_bad_setting_is_one_line_naming_the_key() {
+    let ctx = AgentContext::builder()
+        .conf("agent.slurm.max_jobs: 0")
+        .build();
+    let out = ctx.command(&["slurm", "--queue", "q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agent.slurm.max_jobs"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::config::slurm::{COMMAND_PLACEHOLDER, JobResources};
+use crate::env::EnvVars;
 
 /// A Slurm job state (`squeue %T`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,8 +141,10 @@ impl JobRequest<'_> {
             .collect::<Vec<_>>()
             .join(" ");
         let line = format!(
-            "export CLEARML_WORKER_ID={}\"${{SLURM_JOB_ID}}\"\n{command}",
-            shell_quote(self.worker_prefix)
+            "export {}={}\"${{{}}}\"\n{command}",
+            EnvVars::CLEARML_WORKER_ID,
+            shell_quote(self.worker_prefix),
+            EnvVars::SLURM_JOB_ID,
         );
         self.template.replace(COMMAND_PLACEHOLDER, &line)
     }

@@ -74,6 +74,12 @@ pub async fn run(cfg: GlueConfig, client: Client, shutdown: watch::Receiver<bool
         )).map(|_| ())?,
         _ = startup.wait_for(|s| *s) => return Ok(()),
     }
+    // The Slurm tools must be here: fail at start, not at every poll.
+    if let Err(e @ controller::SlurmError::Spawn { .. }) =
+        Controller.jobs(&cfg.cluster.job_name_prefix).await
+    {
+        return Err(e.into());
+    }
     let queues = queues::resolve(&client, &cfg.queues, cfg.create_queue).await?;
     let pending = queues::resolve(
         &client,

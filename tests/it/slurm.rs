@@ -242,9 +242,22 @@ fn slurm_time_limit_fails_the_task_with_the_reason() {
     );
     ctx.server.enqueue(&task, "sq_time").unwrap();
     ctx.wait_status(&task, &["failed"], Some(&glue));
-    let t = ctx.server.task(&task).unwrap();
-    let reason = t["status_reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("time limit"), "reason: {reason}");
+    // `execute` may end the task first when Slurm sends it SIGTERM; the glue then fails it with
+    // Slurm's reason once the controller reports the job TIMEOUT.
+    let mut seen = Value::Null;
+    wait_until("the time-limit reason", &glue, || {
+        seen = ctx.server.task(&task).unwrap();
+        seen["status"] == "failed"
+            && seen["status_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("time limit"))
+    });
+    assert!(
+        seen["status_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TIMEOUT")
+    );
     let log = ctx.server.log_text(&task).unwrap();
     assert!(log.contains("sleeping past the limit"), "log:\n{log}");
 }
@@ -358,4 +371,36 @@ fn slurm_bad_setting_is_one_line_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("agent.slurm.max_jobs"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn slurm_abort_of_a_running_task_ends_it_stopped_and_its_job_ends() {
+    let ctx = glue_context(2);
+    let glue = ctx.slurm_glue(&["--queue", "sq_abort_run", "--create-queue"]);
+    wait_until("the queue", &glue, || {
+        ctx.server.queue_id("sq_abort_run").is_ok()
+    });
+    let task = ctx.script_task(
+        "long",
+        "import time\nprint('running long', flush=True)\ntime.sleep(600)\n",
+    );
+    ctx.server.enqueue(&task, "sq_abort_run").unwrap();
+    ctx.wait_log(&task, |l| l.contains("running long"), &glue);
+    let tasks: BTreeSet<String> = [task.clone()].into();
+    let job_id = jobs_of(&tasks).first().expect("the job").0.clone();
+    ctx.server
+        .call("tasks.stop", json!({"task": task, "force": false}))
+        .unwrap();
+    ctx.wait_status(&task, &["stopped"], Some(&glue));
+    // Whoever saw the abort first (execute in the job, or the glue's scancel), the job ends.
+    wait_until("the job to end", &glue, || {
+        matches!(job_state(&job_id).as_str(), "CANCELLED" | "COMPLETED")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        ctx.server.task(&task).unwrap()["status"],
+        "stopped",
+        "glue log:\n{}",
+        glue.output()
+    );
 }

@@ -269,11 +269,12 @@ impl Glue<'_> {
                     }
                 }
                 (None, None) => {
-                    // Pulled, then the glue died before sbatch answered: submit it now, if it
-                    // still waits in the pending queue.
+                    // Pulled, then the glue died before sbatch answered (and no job by its
+                    // name exists): move it (back) into the pending queue and submit it now.
                     if status.status == "queued" {
                         let queue = entry.queue.clone();
-                        self.submit(&task_id, &queue).await;
+                        let _ = self.client.tasks().dequeue(&task_id, None).await;
+                        self.take(&task_id, &queue).await;
                     } else {
                         self.ledger.entries.remove(&task_id);
                     }

@@ -4,7 +4,8 @@
 #   1. uv, maturin, cargo-zigbuild, ziglang into target/tools (scripts/test-tools.sh)
 #   2. the docker-mode test image clearml-agent-test:py3-git (scripts/build-test-image.sh)
 #   3. the pip wheel of the release binary (scripts/build-wheel.sh; its test installs it)
-#   4. cargo test --workspace
+#   4. a real single-node Slurm cluster for tests/it/slurm.rs (scripts/slurm-cluster.sh), then
+#      cargo test --workspace
 #   5. the peer check: the real Python clearml SDK and clearml-agent 3.0.3 against our test
 #      server (scripts/peer-check.sh); TEST_SKIP_PEER=1 skips it
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test it docker`).
@@ -27,6 +28,10 @@ bash scripts/build-test-image.sh
 
 step "pip wheel (release binary, manylinux2014)"
 bash scripts/build-wheel.sh >/dev/null
+
+step "slurm test cluster (scripts/slurm-cluster.sh; stopped again on exit)"
+bash scripts/slurm-cluster.sh start
+trap 'bash scripts/slurm-cluster.sh stop' EXIT
 
 step "cargo test --workspace"
 cargo test --workspace "$@"

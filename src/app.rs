@@ -102,6 +102,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         CommandOptions::Daemon(_) => run_daemon(&resolved),
+        CommandOptions::Slurm(_) => run_slurm(&resolved),
         CommandOptions::Execute(_) => run_execute(&resolved),
         CommandOptions::Build(_) => run_build(&resolved),
         CommandOptions::List => run_list(&resolved),
@@ -176,6 +177,48 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
         let shutdown = shutdown_signal()?;
         let drain = drain_signal()?;
         worker::run(cfg, client, shutdown, drain).await
+    })?;
+    Ok(0)
+}
+
+/// `clearml-agent slurm`: the Slurm glue, a worker like the daemon (same registry, `--stop`,
+/// signals and `--detached`).
+pub fn run_slurm(resolved: &Resolved) -> anyhow::Result<u8> {
+    let CommandOptions::Slurm(opts) = &resolved.settings.command else {
+        bail!("internal error: run_slurm called for another command");
+    };
+    let client_cfg = plan::client_config(&resolved.settings)?;
+    let cfg = plan::slurm_config(&resolved.settings, opts)?;
+    let registry = worker::registry::Registry::new(&cfg.registry_dir);
+    if let Some(ids) = &opts.stop {
+        let mut code = 0;
+        if ids.is_empty() {
+            let (id, name) = worker::registry::worker_identity(
+                cfg.worker_id.as_deref(),
+                &cfg.worker_name,
+                None,
+                false,
+            );
+            if !worker::stop::stop_one(&registry, id.as_deref(), &name, worker::stop::STOP_TIMEOUT)?
+            {
+                code = 1;
+            }
+        }
+        for id in ids {
+            if !worker::stop::stop_one(&registry, Some(id), id, worker::stop::STOP_TIMEOUT)? {
+                code = 1;
+            }
+        }
+        return Ok(code);
+    }
+    if opts.detached && !opts.foreground {
+        worker::detach::detach(&plan::temp_dir(&resolved.settings))?;
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let client = Client::new(client_cfg)?;
+        let shutdown = shutdown_signal()?;
+        crate::slurm::run(cfg, client, shutdown).await
     })?;
     Ok(0)
 }

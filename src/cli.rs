@@ -60,6 +60,8 @@ pub enum Command {
     List,
     /// Run the agent: pull tasks from queues and execute them
     Daemon(DaemonArgs),
+    /// Run the Slurm glue: pull tasks from queues and submit each as a Slurm batch job
+    Slurm(SlurmArgs),
     /// Print the resolved configuration (never contacts the server)
     Config,
     /// Write ~/clearml.conf, interactively or from flags
@@ -204,6 +206,39 @@ pub struct DaemonArgs {
 
     #[command(flatten)]
     pub worker: WorkerArgs,
+}
+
+/// `clearml-agent slurm` flags: the glue that turns queued tasks into Slurm batch jobs.
+/// Resources, the job cap and the poll interval come from `agent.slurm` in clearml.conf.
+#[derive(Debug, Clone, Args)]
+pub struct SlurmArgs {
+    /// Queues (names or ids) to pull from; the first has the highest priority.
+    #[arg(long = "queue", num_args = 1.., value_name = "QUEUES")]
+    pub queues: Vec<String>,
+
+    /// Pull from the queues round-robin instead of by priority.
+    #[arg(long)]
+    pub order_fairness: bool,
+
+    /// Create the queues that do not exist yet.
+    #[arg(long)]
+    pub create_queue: bool,
+
+    /// Stay attached to the terminal and print every poll.
+    #[arg(long)]
+    pub foreground: bool,
+
+    /// Run in the background.
+    #[arg(short = 'd', long)]
+    pub detached: bool,
+
+    /// Stop a running glue started with the same arguments, or the given local worker ids.
+    #[arg(long, num_args = 0.., value_name = "WORKER_ID")]
+    pub stop: Option<Vec<String>>,
+
+    /// Jobs run `execute --docker`: optional image and `docker run` arguments (nodes need Docker).
+    #[arg(long, num_args = 0.., value_name = "IMAGE [ARGS]")]
+    pub docker: Option<Vec<String>>,
 }
 
 /// `clearml-agent execute` flags.

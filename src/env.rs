@@ -323,6 +323,12 @@ impl EnvVars {
     pub const HOME: &'static str = "HOME";
     /// Shell used for bash tasks.
     pub const SHELL: &'static str = "SHELL";
+
+    // ---- slurm ------------------------------------------------------------------------------------
+
+    /// Set by Slurm in a job: its id. The job script of `clearml-agent slurm` builds the job's
+    /// `CLEARML_WORKER_ID` from it (`<worker_name>:slurm-<job id>`).
+    pub const SLURM_JOB_ID: &'static str = "SLURM_JOB_ID";
 }
 
 /// Variables whose legacy `TRAINS_*` twin the Python agent exports for tasks

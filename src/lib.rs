@@ -13,4 +13,5 @@ pub mod env;
 pub mod exec;
 pub mod gpu;
 pub mod plan;
+pub mod slurm;
 pub mod worker;

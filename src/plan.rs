@@ -98,7 +98,7 @@ pub fn base_env(settings: &Settings, worker: &WorkerOptions) -> BTreeMap<String,
     env
 }
 
-fn temp_dir(settings: &Settings) -> PathBuf {
+pub fn temp_dir(settings: &Settings) -> PathBuf {
     settings
         .agent
         .temp_dir
@@ -212,6 +212,47 @@ pub fn daemon_config(
             .docker
             .as_ref()
             .map(|spec| docker_config(settings, spec, &opts.worker)),
+    })
+}
+
+/// The Slurm glue's configuration: the settings plus this binary's absolute path and the
+/// configuration file the jobs read (both resolved once, here).
+pub fn slurm_config(
+    settings: &Settings,
+    opts: &crate::config::settings::SlurmOptions,
+) -> Result<crate::slurm::GlueConfig> {
+    let self_exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .map_err(|e| anyhow!("cannot find this program's path: {e}"))?;
+    let config_file = settings
+        .config_file
+        .clone()
+        .filter(|p| p.exists())
+        .ok_or_else(|| {
+            anyhow!(
+                "the Slurm jobs need a configuration file to read: write ~/clearml.conf or pass --config-file"
+            )
+        })?;
+    let config_file = config_file.canonicalize().unwrap_or(config_file);
+    Ok(crate::slurm::GlueConfig {
+        initial_connect_retries: settings.api.initial_connect_retries,
+        worker_id: settings.agent.worker_id.clone().filter(|s| !s.is_empty()),
+        worker_name: settings.agent.worker_name.clone(),
+        queues: opts.queues.clone(),
+        create_queue: opts.create_queue,
+        order_fairness: opts.order_fairness,
+        foreground: opts.foreground,
+        report_interval: settings.agent.status_report_interval,
+        registry_dir: std::env::temp_dir(),
+        self_exe,
+        config_file,
+        debug: settings.debug,
+        docker: opts.docker.as_ref().map(|d| {
+            let mut words = vec![d.image.clone()];
+            words.extend(d.args.iter().cloned());
+            words
+        }),
+        cluster: opts.cluster.clone(),
     })
 }
 

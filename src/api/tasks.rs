@@ -259,6 +259,46 @@ impl Tasks<'_> {
             .collect())
     }
 
+    /// The status fields of many tasks in one `tasks.get_all` (/v2.14); ids the server does not
+    /// know are absent from the map.
+    pub async fn statuses(
+        &self,
+        tasks: &[String],
+    ) -> Result<std::collections::BTreeMap<String, TaskStatus>, Error> {
+        let query = TaskQuery {
+            id: Some(tasks.to_vec()),
+            only_fields: Some(
+                ["id", "status", "status_message", "status_reason"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            search_hidden: Some(true),
+            ..TaskQuery::default()
+        };
+        let found = self.get_all(&query).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|t| {
+                let id = t.get("id")?.as_str()?.to_string();
+                Some((id, serde_json::from_value(t).unwrap_or_default()))
+            })
+            .collect())
+    }
+
+    /// Sets the task's status message without a status change (`tasks.update`, unversioned), as
+    /// a scheduler glue does to show why a task still waits.
+    pub async fn set_status_message(&self, task: &str, message: &str) -> Result<(), Error> {
+        let _: Value = self
+            .client
+            .call(
+                "tasks.update",
+                None,
+                &json!({ "task": task, "status_message": message }),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The task's `runtime` map (`tasks.get_all` /v2.15, only_fields runtime); empty if unset.
     pub async fn runtime(&self, task: &str) -> Result<Map<String, Value>, Error> {
         let tasks = self

@@ -18,6 +18,7 @@ pub mod gpus;
 pub mod hocon;
 pub mod masking;
 pub mod settings;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 

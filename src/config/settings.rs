@@ -457,6 +457,8 @@ pub enum CommandOptions {
     /// No sub-command: print the help.
     Help,
     Daemon(DaemonOptions),
+    /// `slurm`: the Slurm glue.
+    Slurm(SlurmOptions),
     Execute(ExecuteOptions),
     Build(BuildOptions),
     List,
@@ -516,6 +518,22 @@ pub struct DaemonOptions {
     pub check_bootstrap: bool,
     pub use_owner_token: bool,
     pub force_current_version: bool,
+}
+
+/// `slurm` options: the command line plus `agent.slurm` of the configuration.
+#[derive(Debug, Clone)]
+pub struct SlurmOptions {
+    pub queues: Vec<String>,
+    pub order_fairness: bool,
+    pub create_queue: bool,
+    pub foreground: bool,
+    pub detached: bool,
+    /// `--stop [WORKER_ID...]`.
+    pub stop: Option<Vec<String>>,
+    /// `--docker`: jobs run `execute --docker` with this image and args.
+    pub docker: Option<DockerSpec>,
+    /// `agent.slurm.*`.
+    pub cluster: super::slurm::SlurmSettings,
 }
 
 /// `execute` options.
@@ -969,7 +987,7 @@ impl Settings {
         let environment = environment_section(&r)?;
         let files = files_section(&r)?;
         let debug = cli.debug || r.bool("agent.debug", false)?;
-        let command = command_options(cli, &agent, env)?;
+        let command = command_options(cli, &agent, env, &r)?;
         Ok(Settings {
             api,
             agent,
@@ -1725,9 +1743,22 @@ fn command_options(
     cli: &Cli,
     agent: &AgentSettings,
     env: &dyn Fn(&str) -> Option<String>,
+    r: &Reader<'_>,
 ) -> Result<CommandOptions, Error> {
     Ok(match &cli.command {
         None => CommandOptions::Help,
+        Some(Command::Slurm(s)) => CommandOptions::Slurm(SlurmOptions {
+            queues: s.queues.clone(),
+            order_fairness: s.order_fairness,
+            create_queue: s.create_queue,
+            foreground: s.foreground,
+            detached: s.detached,
+            stop: s.stop.clone(),
+            docker: docker_spec(&s.docker, agent),
+            cluster: super::slurm::SlurmSettings::read(r.tree, r.origin, &|p| {
+                super::expand_path(p, r.home, r.env)
+            })?,
+        }),
         Some(Command::Daemon(d)) => {
             // mirrors worker.py: Worker.daemon (podman implies docker; both with different values is an error)
             let podman = d.podman.is_some();

@@ -146,6 +146,21 @@ impl AgentContext {
         Daemon { child, log }
     }
 
+    /// Starts `clearml-agent slurm <args>` (the Slurm glue); its output goes to a file.
+    pub fn slurm_glue(&self, args: &[&str]) -> Daemon {
+        let log = self.root().join(format!("slurm-{}.log", rand_suffix()));
+        let file = std::fs::File::create(&log).expect("glue log");
+        let mut full = vec!["slurm"];
+        full.extend_from_slice(args);
+        let child = self
+            .command(&full)
+            .stdout(Stdio::from(file.try_clone().expect("dup")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("glue starts");
+        Daemon { child, log }
+    }
+
     /// A task whose code is the literal script `script` (as `clearml-task --script` makes).
     pub fn script_task(&self, name: &str, script: &str) -> String {
         self.server

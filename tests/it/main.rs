@@ -19,6 +19,7 @@ mod logs;
 mod process;
 mod server;
 mod settings;
+mod slurm;
 mod source;
 mod venv;
 mod wheel;

@@ -11,3 +11,4 @@ mod spill;
 pub mod supervise;
 pub mod task;
 pub mod venv;
+mod venv_state;

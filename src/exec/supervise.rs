@@ -277,7 +277,14 @@ async fn watch_process(
         LogLevel::Error,
         format!("User aborted: stopping task ({}) {what}", process.pid()),
     );
-    if let Err(e) = process.kill_tree(cfg.kill_grace).await {
+    // mirrors worker.py: _log_command_output, which calls kill_all_child_processes (SIGKILL to
+    // the whole tree at once) when the task was stopped; only the agent's own shutdown gives the
+    // task a grace period after SIGTERM.
+    let grace = match stop {
+        StopReason::AgentShutdown => cfg.kill_grace,
+        _ => Duration::ZERO,
+    };
+    if let Err(e) = process.kill_tree(grace).await {
         pipeline.push_line(LogLevel::Error, format!("cannot kill the task: {e}"));
     }
     // Whatever the tree printed before it died still goes to the server.

@@ -77,3 +77,41 @@ fn explicit_poll_interval_is_kept() {
     let n = polls(&ctx);
     assert!((4..=7).contains(&n), "{n} polls in 10 s:\n{}", d.output());
 }
+
+#[test]
+fn stopped_task_is_killed_at_once_without_sigterm() {
+    // mirrors the Python agent (kill_all_child_processes: SIGKILL to the tree): a stopped task
+    // gets no SIGTERM grace, so a handler that would stall the abort never runs
+    let ctx = AgentContext::new();
+    let termed = ctx.root().join("termed");
+    let pidfile = ctx.root().join("pid");
+    let script = format!(
+        "import os, signal, time\n\
+         def on_term(*_):\n    open({t:?}, 'w').write('x')\n    time.sleep(30)\n\
+         signal.signal(signal.SIGTERM, on_term)\n\
+         open({pf:?}, 'w').write(str(os.getpid()))\n\
+         print('running', flush=True)\n\
+         time.sleep(300)\n",
+        t = termed.display().to_string(),
+        pf = pidfile.display().to_string()
+    );
+    let task = ctx.script_task("abort-at-once", &script);
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    ctx.wait_log(&task, |l| l.contains("running"), &d);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    ctx.server
+        .call("tasks.stop", serde_json::json!({"task": task}))
+        .unwrap();
+    ctx.wait_status(&task, &["stopped"], Some(&d));
+    assert!(!crate::context::alive(pid), "the task process survived");
+    assert!(
+        !termed.exists(),
+        "the task got SIGTERM before it was killed:\n{}",
+        d.output()
+    );
+}

@@ -176,16 +176,16 @@ pub(crate) async fn begin_task(
 ) -> Result<LogPipeline, Ending> {
     let pipeline = start_log_pipeline(client, cfg, task_id, worker_id, pulled_from);
     println!("Running task '{task_id}'{mode}");
-    set_runtime_hostname(client, task_id).await;
-    if let Err(e) = client
-        .tasks()
-        .started(
-            &StatusChange::new(task_id)
-                .message("launch by agent")
-                .force(true),
-        )
-        .await
-    {
+    // the hostname record and the status are independent: sent side by side, not in a row
+    let tasks = client.tasks();
+    let change = StatusChange::new(task_id)
+        .message("launch by agent")
+        .force(true);
+    let ((), started) = tokio::join!(
+        set_runtime_hostname(client, task_id),
+        tasks.started(&change)
+    );
+    if let Err(e) = started {
         println!("Warning: could not start task {task_id}, skipping it: {e}");
         pipeline.finish(cfg.log_finish_timeout).await;
         return Err(Ending::NotStarted(e.to_string()));

@@ -1280,6 +1280,10 @@ impl<'a> Git<'a> {
                 cause: last,
             });
         }
+        // without a `.gitmodules` there is nothing to update: no git spawned (the warm path)
+        if fs::symlink_metadata(dir.join(".gitmodules")).is_err() {
+            return Ok(());
+        }
         // failures are ignored, as in Git.checkout
         if let Err(cause) = self.run(&["submodule", "update", "--recursive"], Some(dir), None)? {
             (self.log)(&format!("WARNING: git submodule update failed: {cause}"));

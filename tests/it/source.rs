@@ -267,6 +267,12 @@ fn cached_pinned_commit_is_not_fetched_again() {
         "{:?}",
         second.log
     );
+    // no .gitmodules in the repository: no submodule update spawned
+    assert!(
+        !second.log.iter().any(|l| l.starts_with("git submodule")),
+        "{:?}",
+        second.log
+    );
 
     // a branch (no pinned commit) still asks the remote, which now fails
     let by_branch = ScriptInfo {

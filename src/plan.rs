@@ -181,7 +181,11 @@ pub fn daemon_config(
         queues: opts.queues.clone(),
         create_queue: opts.create_queue,
         order_fairness: opts.order_fairness,
-        poll_interval: opts.polling_interval,
+        poll: if opts.polling_explicit {
+            crate::worker::poll::PollPace::Fixed(opts.polling_interval)
+        } else {
+            crate::worker::poll::PollPace::Adaptive
+        },
         report_interval: settings.agent.status_report_interval,
         foreground: opts.foreground,
         child_report_tags: opts.child_report_tags.clone().unwrap_or_default(),

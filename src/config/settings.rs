@@ -504,6 +504,9 @@ pub struct DaemonOptions {
     pub stop: Option<Vec<String>>,
     /// `max(--polling-interval, 5)`, unless `CLEARML_AGENT_QUEUE_POLL_FREQ_SEC` is set.
     pub polling_interval: Duration,
+    /// The interval was set (`CLEARML_AGENT_QUEUE_POLL_FREQ_SEC`, or `--polling-interval` other
+    /// than its default 5): the daemon keeps it; otherwise it paces its polls itself.
+    pub polling_explicit: bool,
     pub create_queue: bool,
     pub status: bool,
     pub child_report_tags: Option<Vec<String>>,
@@ -1797,6 +1800,8 @@ fn command_options(
                 detached: d.detached,
                 stop: d.stop.clone(),
                 polling_interval,
+                polling_explicit: agent.queue_poll_freq_sec.is_some_and(|s| s > 0.0)
+                    || d.polling_interval != 5,
                 create_queue: d.create_queue,
                 status: d.status,
                 child_report_tags: d.child_report_tags.clone(),

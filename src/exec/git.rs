@@ -1089,6 +1089,47 @@ impl<'a> Git<'a> {
         self.run(&args, Some(dir), None)
     }
 
+    /// `git fetch` in the vcs cache entry, re-cloning it on failure when the settings allow.
+    fn pull_cached(&self, cached: &Path, printable: &str) -> Result<(), SourceError> {
+        let printable = printable.to_string();
+        (self.log)("pulling git");
+        if let Err(cause) = self.fetch(cached)? {
+            (self.log)(&format!("git pull failed: {cause}"));
+            if !self.opts.clone_on_pull_fail {
+                return Err(SourceError::Fetch {
+                    url: printable,
+                    cause,
+                });
+            }
+            (self.log)(&format!("pulling git failed, re-cloning: {printable}"));
+            self.clone_into(cached)?;
+            if let Err(cause) = self.fetch(cached)? {
+                return Err(SourceError::Fetch {
+                    url: printable,
+                    cause,
+                });
+            }
+        }
+        (self.log)("pulling git completed");
+        Ok(())
+    }
+
+    /// The task's pinned commit (`script.version_num` as a commit id) when the vcs cache entry
+    /// already holds it (`git cat-file -e <sha>^{commit}`); a branch or tag is never trusted.
+    fn pinned_commit_cached(&self, script: &ScriptInfo, cached: &Path) -> Option<String> {
+        let version = script.version_num.trim();
+        let is_commit_id =
+            (7..=64).contains(&version.len()) && version.chars().all(|c| c.is_ascii_hexdigit());
+        if !is_commit_id {
+            return None;
+        }
+        self.query(
+            &["cat-file", "-e", &format!("{version}^{{commit}}")],
+            cached,
+        )
+        .map(|_| version.to_string())
+    }
+
     /// Mirrors repo.py: clone_repository_cached.
     fn clone_cached(
         &self,
@@ -1143,25 +1184,15 @@ impl<'a> Git<'a> {
                 (self.log)(&format!("cloning: {printable}"));
                 self.clone_into(&cached)?;
             }
-            (self.log)("pulling git");
-            if let Err(cause) = self.fetch(&cached)? {
-                (self.log)(&format!("git pull failed: {cause}"));
-                if !self.opts.clone_on_pull_fail {
-                    return Err(SourceError::Fetch {
-                        url: printable,
-                        cause,
-                    });
-                }
-                (self.log)(&format!("pulling git failed, re-cloning: {printable}"));
-                self.clone_into(&cached)?;
-                if let Err(cause) = self.fetch(&cached)? {
-                    return Err(SourceError::Fetch {
-                        url: printable,
-                        cause,
-                    });
-                }
+            if let Some(commit) = self.pinned_commit_cached(script, &cached) {
+                // Beyond the Python agent (repo.py: clone_repository_cached always pulls): a
+                // task pinned to a commit the cache already holds needs nothing from the remote.
+                (self.log)(&format!(
+                    "commit {commit} found in the vcs cache, skipping git fetch"
+                ));
+            } else {
+                self.pull_cached(&cached, &printable)?;
             }
-            (self.log)("pulling git completed");
             remove_dir_if_exists(target_root)?;
             copy_tree(&cached, &target).map_err(|cause| SourceError::CopyCache {
                 from: cached.clone(),
@@ -1175,16 +1206,27 @@ impl<'a> Git<'a> {
             self.checkout(script, &target)?;
         }
         self.forget_credentials(&target)?;
-        let branch = self
-            .query(&["rev-parse", "--abbrev-ref", "HEAD"], &target)
+        // one `git rev-parse` for the three facts (a spawn each is the warm path's cost)
+        let facts = self
+            .query(
+                &[
+                    "rev-parse",
+                    "--show-toplevel",
+                    "HEAD",
+                    "--abbrev-ref",
+                    "HEAD",
+                ],
+                &target,
+            )
             .unwrap_or_default();
-        let commit = self
-            .query(&["rev-parse", "HEAD"], &target)
-            .unwrap_or_default();
-        let root = self
-            .query(&["rev-parse", "--show-toplevel"], &target)
+        let mut facts = facts.lines().map(str::trim);
+        let root = facts
+            .next()
+            .filter(|r| !r.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| target.clone());
+        let commit = facts.next().unwrap_or_default().to_string();
+        let branch = facts.next().unwrap_or_default().to_string();
         Ok(RepoInfo {
             url: printable,
             branch,
@@ -1237,6 +1279,10 @@ impl<'a> Git<'a> {
                 rev: revisions.join(" or "),
                 cause: last,
             });
+        }
+        // without a `.gitmodules` there is nothing to update: no git spawned (the warm path)
+        if fs::symlink_metadata(dir.join(".gitmodules")).is_err() {
+            return Ok(());
         }
         // failures are ignored, as in Git.checkout
         if let Err(cause) = self.run(&["submodule", "update", "--recursive"], Some(dir), None)? {

@@ -12,3 +12,4 @@ mod spill;
 pub mod supervise;
 pub mod task;
 pub mod venv;
+mod venv_state;

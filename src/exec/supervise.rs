@@ -205,16 +205,16 @@ pub(crate) async fn begin_task(
 ) -> Result<LogPipeline, Ending> {
     let pipeline = start_log_pipeline(client, cfg, task_id, worker_id, pulled_from);
     println!("Running task '{task_id}'{mode}");
-    set_runtime_hostname(client, task_id).await;
-    if let Err(e) = client
-        .tasks()
-        .started(
-            &StatusChange::new(task_id)
-                .message("launch by agent")
-                .force(true),
-        )
-        .await
-    {
+    // the hostname record and the status are independent: sent side by side, not in a row
+    let tasks = client.tasks();
+    let change = StatusChange::new(task_id)
+        .message("launch by agent")
+        .force(true);
+    let ((), started) = tokio::join!(
+        set_runtime_hostname(client, task_id),
+        tasks.started(&change)
+    );
+    if let Err(e) = started {
         println!("Warning: could not start task {task_id}, skipping it: {e}");
         pipeline.finish(cfg.log_finish_timeout).await;
         return Err(Ending::NotStarted(e.to_string()));
@@ -306,7 +306,14 @@ async fn watch_process(
         LogLevel::Error,
         format!("User aborted: stopping task ({}) {what}", process.pid()),
     );
-    if let Err(e) = process.kill_tree(cfg.kill_grace).await {
+    // mirrors worker.py: _log_command_output, which calls kill_all_child_processes (SIGKILL to
+    // the whole tree at once) when the task was stopped; only the agent's own shutdown gives the
+    // task a grace period after SIGTERM.
+    let grace = match stop {
+        StopReason::AgentShutdown => cfg.kill_grace,
+        _ => Duration::ZERO,
+    };
+    if let Err(e) = process.kill_tree(grace).await {
         pipeline.push_line(LogLevel::Error, format!("cannot kill the task: {e}"));
     }
     // Whatever the tree printed before it died still goes to the server.

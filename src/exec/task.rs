@@ -63,19 +63,16 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
         .with_context(|| format!("Could not find task id={}", cfg.task_id))?;
     let task = claim(client, cfg, task).await?;
     let task_id = task.id.clone();
-    client
-        .tasks()
-        .started(
-            &StatusChange::new(&task_id)
-                .reason("worker started execution")
-                .message(message.clone())
-                .force(true),
-        )
-        .await
-        .context("cannot mark the task started")?;
-
     print_execution_info(&task);
-    let prepared = match prepare(client, cfg, &task).await {
+    // The status call goes beside the setup, not before it (the setup reads nothing it sets).
+    let tasks = client.tasks();
+    let change = StatusChange::new(&task_id)
+        .reason("worker started execution")
+        .message(message.clone())
+        .force(true);
+    let started = tasks.started(&change);
+    let (started, prepared) = tokio::join!(started, prepare(cfg, &task));
+    let prepared = match prepared {
         Ok(p) => p,
         Err(failure) => {
             println!("{}", failure.error);
@@ -92,18 +89,32 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
             return Err(anyhow!(failure.error));
         }
     };
+    started.context("cannot mark the task started")?;
 
-    if let Some(commit) = prepared.layout.commit.as_deref()
-        && task.script.version_num.is_empty()
-    {
-        println!("Updating task commit ID: {commit}");
-        let _ = client.tasks().set_version_num(&task_id, commit).await;
-    }
-    let mut env = task_env(cfg, &task_id, &prepared);
-    if cfg.enable_task_env {
-        for (k, v) in environment_hyperparams(client, &task_id).await {
-            env.insert(k, v);
+    let version_num = async {
+        if let Some(commit) = prepared.layout.commit.as_deref()
+            && task.script.version_num.is_empty()
+        {
+            println!("Updating task commit ID: {commit}");
+            let _ = client.tasks().set_version_num(&task_id, commit).await;
         }
+    };
+    let hyperparams = async {
+        if cfg.enable_task_env {
+            environment_hyperparams(client, &task_id).await
+        } else {
+            Vec::new()
+        }
+    };
+    // the task's records (commit, requirements) are written side by side
+    let ((), (), task_env_vars) = tokio::join!(
+        version_num,
+        record_requirements(client, &task, &prepared),
+        hyperparams
+    );
+    let mut env = task_env(cfg, &task_id, &prepared);
+    for (k, v) in task_env_vars {
+        env.insert(k, v);
     }
     // mirrors Worker.execute: _task_logging_pass_control_message before the command is built.
     println!("Running task id [{task_id}]:");
@@ -227,47 +238,47 @@ struct SetupFailure {
     error: String,
 }
 
-async fn prepare(
-    client: &Client,
-    cfg: &ExecuteConfig,
-    task: &Task,
-) -> std::result::Result<Prepared, SetupFailure> {
+async fn prepare(cfg: &ExecuteConfig, task: &Task) -> std::result::Result<Prepared, SetupFailure> {
     let owned_cfg = cfg.clone();
     let owned_task = task.clone();
-    let prepared = tokio::task::spawn_blocking(move || prepare_blocking(&owned_cfg, &owned_task))
+    tokio::task::spawn_blocking(move || prepare_blocking(&owned_cfg, &owned_task))
         .await
         .map_err(|e| SetupFailure {
             reason: "agent error".into(),
             error: format!("the setup stage crashed: {e}"),
-        })??;
-    if let Some(frozen) = &prepared.env.frozen {
-        // mirrors Worker._freeze_requirements: the task's `pip` moves to `org_pip` once (an
-        // existing `org_pip` is kept), then `pip` becomes the freeze as a list of lines.
-        let mut reqs = task_requirements_json(task);
-        let has_org = reqs.get("org_pip").is_some_and(|v| !is_empty_section(v));
-        if let Some(pip) = reqs.remove("pip")
-            && !is_empty_section(&pip)
-            && !has_org
-        {
-            reqs.insert("org_pip".into(), pip);
-        }
-        reqs.insert(
-            "pip".into(),
-            frozen_lines(frozen)
-                .into_iter()
-                .map(serde_json::Value::from)
-                .collect::<Vec<_>>()
-                .into(),
-        );
-        if let Err(e) = client
-            .tasks()
-            .set_requirements(&task.id, &serde_json::Value::Object(reqs))
-            .await
-        {
-            println!("Warning: could not update the task requirements: {e}");
-        }
+        })?
+}
+
+/// Records the freeze on the task. mirrors Worker._freeze_requirements: the task's `pip` moves
+/// to `org_pip` once (an existing `org_pip` is kept), then `pip` becomes the freeze as a list of
+/// lines.
+async fn record_requirements(client: &Client, task: &Task, prepared: &Prepared) {
+    let Some(frozen) = &prepared.env.frozen else {
+        return;
+    };
+    let mut reqs = task_requirements_json(task);
+    let has_org = reqs.get("org_pip").is_some_and(|v| !is_empty_section(v));
+    if let Some(pip) = reqs.remove("pip")
+        && !is_empty_section(&pip)
+        && !has_org
+    {
+        reqs.insert("org_pip".into(), pip);
     }
-    Ok(prepared)
+    reqs.insert(
+        "pip".into(),
+        frozen_lines(frozen)
+            .into_iter()
+            .map(serde_json::Value::from)
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    if let Err(e) = client
+        .tasks()
+        .set_requirements(&task.id, &serde_json::Value::Object(reqs))
+        .await
+    {
+        println!("Warning: could not update the task requirements: {e}");
+    }
 }
 
 /// The freeze as the Python agent records it: one entry per line, without the agent itself

@@ -21,6 +21,7 @@ use super::requirements::{
     CacheKeyContext, InstallOrder, PIP_MANAGER_CLASS, Requirements, cache_key, external_lines,
     meaningful_lines, pip_pin_args, plan_install, requested_pip_version,
 };
+use super::venv_state::{self, VenvState};
 
 /// Lock timeout of the venv cache (`agent.venvs_cache.lock_timeout`, default 30 s).
 const CACHE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -423,6 +424,12 @@ pub fn build_env(
             Some(text) if external.is_empty() => Some(text),
             _ => freeze(None, &venv_python, &pip_env, log)?,
         };
+        if external.is_empty() {
+            VenvState::record(&venv, Some(&entry), frozen.as_deref());
+        } else {
+            // reinstalled packages make the venv differ from the entry
+            venv_state::forget(&venv);
+        }
         return Ok(BuiltEnv {
             venv,
             python: venv_python,
@@ -508,7 +515,16 @@ pub fn build_env(
             cache_entry: None,
         });
     }
-    let frozen = freeze(uv.as_deref(), &venv_python, &pip_env, log)?;
+    // An unchanged venv (same packages as when it was last frozen) keeps its freeze, and when it
+    // already is a cache entry under every key it would be stored with, it is not stored again.
+    let unchanged = VenvState::current(&venv);
+    let frozen = match &unchanged {
+        Some(state) => {
+            log("the virtual environment is unchanged since its last freeze, reusing it");
+            state.freeze.clone()
+        }
+        None => freeze(uv.as_deref(), &venv_python, &pip_env, log)?,
+    };
     let mut cache_entry = None;
     if let Some(c) = cache {
         let mut keys: Vec<String> = requested_key.into_iter().collect();
@@ -519,13 +535,24 @@ pub fn build_env(
         }
         keys.sort();
         keys.dedup();
-        if !keys.is_empty() {
+        let stored = unchanged
+            .as_ref()
+            .and_then(|s| s.entry.clone())
+            .filter(|e| entry_holds_keys(e, &keys));
+        if let Some(entry) = stored {
+            log(&format!(
+                "the venv cache entry {} already holds this environment",
+                entry.display()
+            ));
+            cache_entry = Some(entry);
+        } else if !keys.is_empty() {
             cache_entry = cache_store(c, &keys, &venv, log)?;
             if let (Some(entry), Some(f)) = (&cache_entry, &frozen) {
                 let _ = fs::write(entry.join(FREEZE_MEMO), f);
             }
         }
     }
+    VenvState::record(&venv, cache_entry.as_deref(), frozen.as_deref());
     Ok(BuiltEnv {
         venv,
         python: venv_python,
@@ -939,6 +966,15 @@ fn cache_lookup(
         return Ok(None);
     };
     touch(&entry);
+    if VenvState::current(venv).is_some_and(|s| s.entry.as_deref() == Some(entry.as_path())) {
+        log(&format!(
+            "the virtual environment {} is cache entry {} unchanged, not copied again",
+            venv.display(),
+            entry.display()
+        ));
+        return Ok(Some(entry));
+    }
+    venv_state::forget(venv);
     if let Err(e) = replace_venv_from(&entry, venv) {
         log(&format!(
             "WARNING: Could not copy cache folder {} to {}: {e}",
@@ -948,6 +984,15 @@ fn cache_lookup(
         return Ok(None);
     }
     Ok(Some(entry))
+}
+
+/// Whether `entry` is a live cache entry whose name carries every one of `keys`.
+fn entry_holds_keys(entry: &Path, keys: &[String]) -> bool {
+    entry.is_dir()
+        && entry.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            let names: Vec<&str> = n.split('.').collect();
+            keys.iter().all(|k| names.contains(&k.as_str()))
+        })
 }
 
 fn find_entry(cache: &Path, keys: &[String]) -> Option<PathBuf> {

@@ -7,6 +7,7 @@
 pub mod agent_proc;
 pub mod detach;
 pub mod dynamic_gpus;
+pub mod poll;
 pub mod queues;
 pub mod registry;
 pub mod report;
@@ -45,7 +46,8 @@ pub struct DaemonConfig {
     pub queues: Vec<String>,
     pub create_queue: bool,
     pub order_fairness: bool,
-    pub poll_interval: Duration,
+    /// Between queue polls: the user's interval, else adaptive (see `poll`).
+    pub poll: poll::PollPace,
     pub report_interval: Duration,
     pub foreground: bool,
     pub child_report_tags: Vec<String>,
@@ -293,6 +295,7 @@ async fn poll_loop(
         }
     }
     let mut was_active = true;
+    let mut clock = poll::PollClock::new(cfg.poll, queues.len());
     let queue_notices: Vec<crate::exec::notice::FailureNotice> =
         queues.iter().map(|_| Default::default()).collect();
     // Polls give up their retries when the agent is told to stop: a server that is away must
@@ -378,6 +381,7 @@ async fn poll_loop(
                 continue;
             }
             ran_any = true;
+            clock.worked();
             if let Some(services) = services.as_mut() {
                 start_service(
                     cfg, client, worker_id, &next.task, gpus, services, &shutdown,
@@ -410,10 +414,11 @@ async fn poll_loop(
             s.is_full()
                 || (!gpu_queues.is_empty() && gpu_queues.iter().all(|q| !s.can_take(Some(q))))
         });
+        let wait = clock.next_wait();
         if cfg.foreground && !full {
             println!(
                 "No tasks in Queues, sleeping for {:.1} seconds",
-                cfg.poll_interval.as_secs_f64()
+                wait.as_secs_f64()
             );
         }
         let ended = async {
@@ -423,7 +428,7 @@ async fn poll_loop(
             }
         };
         tokio::select! {
-            _ = tokio::time::sleep(cfg.poll_interval), if !full => {}
+            _ = tokio::time::sleep(wait), if !full => {}
             _ = shutdown.changed() => {}
             _ = drain.changed() => {}
             _ = ended => {}

@@ -16,6 +16,7 @@ mod hostile_docker;
 mod hostile_runtime;
 mod hostile_source;
 mod logs;
+mod perf;
 mod process;
 mod server;
 mod settings;

@@ -227,6 +227,83 @@ fn vcs_cache_is_fetched_not_recloned() {
 }
 
 #[test]
+fn cached_pinned_commit_is_not_fetched_again() {
+    let o = origin();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let venv = tempfile::tempdir().expect("tempdir");
+    let opts = GitOptions {
+        vcs_cache: Some(cache.path().to_path_buf()),
+        ..GitOptions::default()
+    };
+    let pinned = ScriptInfo {
+        version_num: o.c1.clone(),
+        ..script(&o.path)
+    };
+    let first = run(&pinned, venv.path(), &opts);
+    first.result.expect("first");
+
+    // the remote goes away: a task pinned to a commit the cache holds still runs, without fetch
+    let away = o.path.with_file_name("origin-git-away");
+    fs::rename(o.path.join(".git"), &away).expect("hide the remote");
+    let second = run(&pinned, venv.path(), &opts);
+    let layout = second
+        .result
+        .unwrap_or_else(|e| panic!("{e}\n{}", second.log.join("\n")));
+    assert_eq!(layout.commit.as_deref(), Some(o.c1.as_str()));
+    assert_eq!(
+        read(&layout.repo_root.expect("root").join("a.py")),
+        "print('v1')\n"
+    );
+    assert!(
+        !second.log.iter().any(|l| l.starts_with("git fetch")),
+        "{:?}",
+        second.log
+    );
+    assert!(
+        second
+            .log
+            .iter()
+            .any(|l| l.contains("found in the vcs cache, skipping git fetch")),
+        "{:?}",
+        second.log
+    );
+    // no .gitmodules in the repository: no submodule update spawned
+    assert!(
+        !second.log.iter().any(|l| l.starts_with("git submodule")),
+        "{:?}",
+        second.log
+    );
+
+    // a branch (no pinned commit) still asks the remote, which now fails
+    let by_branch = ScriptInfo {
+        branch: "main".into(),
+        ..script(&o.path)
+    };
+    let third = run(&by_branch, venv.path(), &opts);
+    assert!(
+        matches!(third.result, Err(SourceError::Fetch { .. })),
+        "{:?}",
+        third.log
+    );
+    assert!(third.log.iter().any(|l| l.starts_with("git fetch")));
+
+    // a pinned commit the cache lacks is fetched: the remote is back with a new commit
+    fs::rename(&away, o.path.join(".git")).expect("restore the remote");
+    let c4 = commit_file(&o.path, "a.py", "print('v4')\n", "four");
+    let fourth = run(
+        &ScriptInfo {
+            version_num: c4.clone(),
+            ..script(&o.path)
+        },
+        venv.path(),
+        &opts,
+    );
+    let layout = fourth.result.expect("fourth");
+    assert_eq!(layout.commit.as_deref(), Some(c4.as_str()));
+    assert!(fourth.log.iter().any(|l| l.starts_with("git fetch")));
+}
+
+#[test]
 fn diff_is_applied() {
     let o = origin();
     let scratch = tempfile::tempdir().expect("tempdir");

@@ -359,3 +359,112 @@ fn uv_is_installed_into_a_side_venv_when_missing() {
         "1.16.0"
     );
 }
+
+fn freeze_lines(log: &[String]) -> Vec<&String> {
+    log.iter()
+        .filter(|l| l.ends_with(" freeze") || l.contains(" pip freeze "))
+        .collect()
+}
+
+#[test]
+fn warm_cache_hit_neither_copies_nor_freezes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let opts = EnvOptions {
+        venvs_dir: tmp.path().join("venvs-builds"),
+        venvs_cache: Some(VenvCacheOptions {
+            path: tmp.path().join("venvs-cache"),
+            max_entries: 10,
+            free_space_threshold_gb: 0.0,
+        }),
+        ..EnvOptions::default()
+    };
+    let reqs = pip_reqs("six==1.16.0\n");
+    let (first, log) = build(&reqs, &[], &opts);
+    let first = first.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert_eq!(freeze_lines(&log).len(), 1, "{log:?}");
+
+    // the venv stays as the cache entry left it: the second task takes it as it is
+    let marker = first.venv.join("clearml-test-marker");
+    fs::write(&marker, "kept").expect("marker");
+    let (second, log) = build(&reqs, &[], &opts);
+    let second = second.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert!(second.cache_hit, "{log:?}");
+    assert!(marker.exists(), "the cache entry was copied again: {log:?}");
+    assert!(
+        freeze_lines(&log).is_empty(),
+        "froze on a warm hit: {log:?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.starts_with("Adding venv into cache")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("not copied again")),
+        "{log:?}"
+    );
+    assert_eq!(second.frozen, first.frozen);
+    assert_eq!(
+        run_python(&second.python, "import six; print(six.__version__)"),
+        "1.16.0"
+    );
+
+    // a package appears in the venv (the task installed one): the next task gets the entry back
+    let site = run_python(
+        &second.python,
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+    );
+    fs::create_dir(Path::new(&site).join("extra-1.0.dist-info")).expect("fake package");
+    let (third, log) = build(&reqs, &[], &opts);
+    let third = third.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert!(third.cache_hit, "{log:?}");
+    assert!(!marker.exists(), "a changed venv was not restored: {log:?}");
+    assert!(!Path::new(&site).join("extra-1.0.dist-info").exists());
+}
+
+#[test]
+fn unchanged_repository_venv_is_not_frozen_or_stored_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    fs::create_dir(&repo).expect("repo");
+    let opts = EnvOptions {
+        venvs_dir: tmp.path().join("venvs-builds"),
+        venvs_cache: Some(VenvCacheOptions {
+            path: tmp.path().join("venvs-cache"),
+            max_entries: 10,
+            free_space_threshold_gb: 0.0,
+        }),
+        install_cwd: Some(repo.clone()),
+        ..EnvOptions::default()
+    };
+    // a repository task with no task requirements: no cache key to look up, the repository's
+    // requirements.txt installed (already satisfied the second time), a freeze to record
+    let none = Requirements::default();
+    let files = vec![repo.join("requirements.txt")];
+    fs::write(&files[0], "six==1.16.0\n").expect("requirements.txt");
+    let (first, log) = build(&none, &files, &opts);
+    let first = first.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert_eq!(freeze_lines(&log).len(), 1, "{log:?}");
+    let entry = first.cache_entry.clone().expect("stored");
+
+    let (second, log) = build(&none, &files, &opts);
+    let second = second.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert!(
+        freeze_lines(&log).is_empty(),
+        "froze an unchanged venv: {log:?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.starts_with("Adding venv into cache")),
+        "{log:?}"
+    );
+    assert_eq!(second.cache_entry.as_deref(), Some(entry.as_path()));
+    assert_eq!(second.frozen, first.frozen);
+
+    // a new package in the venv: frozen again
+    let site = run_python(
+        &second.python,
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+    );
+    fs::create_dir(Path::new(&site).join("extra-1.0.dist-info")).expect("fake package");
+    let (_third, log) = build(&none, &files, &opts);
+    assert_eq!(freeze_lines(&log).len(), 1, "{log:?}");
+}

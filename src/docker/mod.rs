@@ -1,6 +1,6 @@
 //! Docker mode: the only module that talks to the Docker Engine (through bollard, never the
 //! docker CLI). `mod.rs` owns the engine connection and the container operations the agent
-//! needs (pull, create, start, logs, wait, stop, remove, reap); `args.rs` translates free-form
+//! needs (pull, create, attach, start, wait, stop, remove, reap); `args.rs` translates free-form
 //! `docker run` arguments, `merge.rs` combines the agent's and the task's, `policy.rs` is the
 //! untrusted-tasks policy, `env_file.rs` reads `--env-file`s, `child_config.rs` is the
 //! configuration the container reads, `script.rs` writes the script that runs inside the container, and
@@ -26,8 +26,8 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
     WaitContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
@@ -273,19 +273,48 @@ impl Engine {
             .map_err(engine("cannot start the container"))
     }
 
-    /// The container's output (stdout and stderr), followed until it ends.
-    pub fn output(&self, id: &str) -> impl Stream<Item = Vec<u8>> + Send + Unpin + 'static {
-        let opts = LogsOptionsBuilder::default()
-            .follow(true)
+    /// Attaches to the container's output (stdout and stderr) before it starts: every byte it
+    /// prints comes through this stream until it ends. Attached, a reader that falls behind slows
+    /// the container's writes down (the engine copies to attached clients synchronously); the
+    /// logs endpoint would not wait for it and, with a rotating log driver (`max-size`), bytes the
+    /// reader had not reached yet would be gone. (`docker run` in the Python agent is attached
+    /// too.) An engine error mid-stream is the last item.
+    pub async fn attach(
+        &self,
+        id: &str,
+    ) -> Result<
+        impl Stream<Item = Result<Vec<u8>, DockerError>> + Send + Unpin + 'static,
+        DockerError,
+    > {
+        let opts = AttachContainerOptionsBuilder::default()
+            .stream(true)
             .stdout(true)
             .stderr(true)
             .build();
-        Box::pin(
-            self.docker
-                .logs(id, Some(opts))
-                .take_while(|item| std::future::ready(item.is_ok()))
-                .filter_map(|item| std::future::ready(item.ok().map(|o| o.into_bytes().to_vec()))),
-        )
+        let attached = self
+            .docker
+            .attach_container(id, Some(opts))
+            .await
+            .map_err(engine("cannot attach to the container's output"))?;
+        // The input half is not used (no stdin); it lives as long as the output, so nothing of
+        // the connection closes early.
+        let input = attached.input;
+        let mut failed = false;
+        Ok(Box::pin(
+            attached
+                .output
+                .take_while(move |item| {
+                    let _connection = &input;
+                    // Everything up to and including the first error, then the end.
+                    let go = !failed;
+                    failed |= item.is_err();
+                    std::future::ready(go)
+                })
+                .map(|item| {
+                    item.map(|o| o.into_bytes().to_vec())
+                        .map_err(engine("lost the container's output"))
+                }),
+        ))
     }
 
     /// Waits for the container to exit; returns its exit code.

@@ -18,7 +18,7 @@ use super::args::{self, RunArgs};
 use super::merge;
 use super::ports;
 use super::script::{self, Freeze, FreezeCapture, FreezeMarkers, ScriptSpec};
-use super::{DockerConfig, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
+use super::{DockerConfig, DockerError, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
 use crate::api::{Client, Container, StatusChange, Task};
 use crate::config::masking::{sanitize_docker_args, sanitize_urls};
 use crate::exec::git::{self, ScriptInfo, SourceLayout};
@@ -204,7 +204,7 @@ pub async fn run_task(
                     failure = Some(reason);
                     Ending::Exited(1)
                 }
-                Ok(id) => {
+                Ok((id, output)) => {
                     container_id = Some(id.clone());
                     watch_container(
                         client,
@@ -212,6 +212,7 @@ pub async fn run_task(
                         engine,
                         &job,
                         &id,
+                        output,
                         &pipeline,
                         &planned.original_requirements,
                         &planned.freeze_markers,
@@ -258,21 +259,30 @@ async fn fail(client: &Client, job: &ContainerJob, reason: &str) {
         .await;
 }
 
-/// Creates and starts the container. On failure returns the id to remove (if it was created).
+/// Creates the container, attaches to its output and starts it (attached before the start, no
+/// byte of its output is missed). On failure returns the id to remove (if it was created).
 async fn create_and_start(
     engine: &Engine,
     body: ContainerCreateBody,
     name: Option<&str>,
-) -> Result<String, (Option<String>, String)> {
+) -> Result<(String, ContainerOutput), (Option<String>, String)> {
     let id = engine
         .create(name, body)
         .await
         .map_err(|e| (None, e.to_string()))?;
+    let output = match engine.attach(&id).await {
+        Ok(output) => output,
+        Err(e) => return Err((Some(id), e.to_string())),
+    };
     match engine.start(&id).await {
-        Ok(()) => Ok(id),
+        Ok(()) => Ok((id, Box::pin(output))),
         Err(e) => Err((Some(id), e.to_string())),
     }
 }
+
+/// The container's output as [`Engine::attach`] streams it.
+type ContainerOutput =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Vec<u8>, DockerError>> + Send>>;
 
 /// Feeds the container's output to the pipeline and waits for its exit, an abort or a shutdown.
 #[allow(clippy::too_many_arguments)]
@@ -282,13 +292,13 @@ async fn watch_container(
     engine: &Engine,
     job: &ContainerJob,
     id: &str,
+    mut output: ContainerOutput,
     pipeline: &LogPipeline,
     original_requirements: &serde_json::Value,
     freeze_markers: &FreezeMarkers,
     mut shutdown: watch::Receiver<bool>,
 ) -> Ending {
     let task_id = job.task_id.as_str();
-    let mut output = engine.output(id);
     let mut output_open = true;
     let mut freeze = FreezeCapture::new(freeze_markers);
     let wait = engine.wait(id);
@@ -312,11 +322,15 @@ async fn watch_container(
     let stop = loop {
         tokio::select! {
             chunk = output.next(), if output_open => match chunk {
-                Some(bytes) => {
+                Some(Ok(bytes)) => {
                     if let Some(outcome) = freeze.feed(&bytes) {
                         record(outcome);
                     }
                     pipeline.push_task_output(bytes).await;
+                }
+                Some(Err(e)) => {
+                    pipeline.push_line(LogLevel::Error, e.to_string());
+                    output_open = false;
                 }
                 None => output_open = false,
             },
@@ -331,11 +345,15 @@ async fn watch_container(
                 // The log stream ends once the container has stopped: read it to its end.
                 while output_open {
                     match output.next().await {
-                        Some(bytes) => {
+                        Some(Ok(bytes)) => {
                             if let Some(outcome) = freeze.feed(&bytes) {
                                 record(outcome);
                             }
                             pipeline.push_task_output(bytes).await;
+                        }
+                        Some(Err(e)) => {
+                            pipeline.push_line(LogLevel::Error, e.to_string());
+                            output_open = false;
                         }
                         None => output_open = false,
                     }
@@ -366,7 +384,7 @@ async fn watch_container(
     // Whatever the container printed before it stopped still goes to the server.
     while output_open {
         match tokio::time::timeout(sup.kill_grace * 2, output.next()).await {
-            Ok(Some(bytes)) => pipeline.push_task_output(bytes).await,
+            Ok(Some(Ok(bytes))) => pipeline.push_task_output(bytes).await,
             _ => output_open = false,
         }
     }

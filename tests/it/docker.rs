@@ -193,6 +193,42 @@ fn completed_task_runs_inside_the_image() {
     assert!(containers("clearml-task-id", &task).is_empty());
 }
 
+/// The agent reads the container's output attached, not from the engine's log: a task that prints
+/// faster than the agent ships loses no line even where the engine's log driver rotates its files
+/// (this machine's `json-file` keeps 3 x 10 MiB; the task prints ~60 MiB). Each line is 1 KiB of
+/// padding, `\r`, then its number: the task log gets just the numbers
+/// (`agent.suppress_carriage_return`), all of them, in order.
+#[test]
+fn fast_output_loses_no_line_past_the_engines_log_rotation() {
+    let img = image();
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "fast printer",
+        "import sys\n\
+         pad = b'x' * 1000 + b'\\r'\n\
+         w = sys.stdout.buffer.write\n\
+         for i in range(60000):\n    w(pad + b'n%d\\n' % i)\n\
+         sys.stdout.flush()\n\
+         print('printed all')\n",
+        json!({}),
+    );
+    let (t, log, d) = run_to_end(&ctx, &task, img);
+    assert_eq!(t["status"], "completed", "{}", d.output());
+    let numbers: Vec<u32> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix('n').and_then(|n| n.parse().ok()))
+        .collect();
+    let first_gap = numbers
+        .iter()
+        .enumerate()
+        .find(|(i, n)| **n as usize != *i)
+        .map(|(i, n)| format!("line {i} is n{n}"));
+    assert_eq!(numbers.len(), 60000, "first gap: {first_gap:?}");
+    assert_eq!(first_gap, None);
+    assert!(log.contains("printed all"), "{}", d.output());
+}
+
 #[test]
 fn exit_code_fails_the_task_and_removes_the_container() {
     let img = image();

@@ -125,7 +125,11 @@ fn long_unterminated_line_in_docker_keeps_the_daemon_small() {
     let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
     let log = ctx.server.log_text(&task).unwrap();
     assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
-    assert!(log.contains("after the long line"), "{log}");
+    assert!(
+        log.contains("after the long line"),
+        "{log}\nagent log:\n{}",
+        d.output()
+    );
     assert!(
         log.contains("the frozen requirements are not recorded: a line of over 64 KiB"),
         "{log}"

@@ -16,6 +16,7 @@ use crate::api::Client;
 use crate::cli::{Cli, Command, ParseError, VERSION};
 use crate::commands;
 use crate::config::{self, CommandOptions, Resolved};
+use crate::env::EnvVars;
 use crate::{exec, plan, worker};
 
 /// Entry point used by `src/main.rs`.
@@ -309,30 +310,12 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     let CommandOptions::Execute(opts) = &resolved.settings.command else {
         bail!("internal error: run_execute called for another command");
     };
-    if let Some(spec) = &opts.docker {
-        return run_execute_docker(resolved, opts, spec);
-    }
     let client_cfg = plan::client_config(&resolved.settings)?;
     let mut exec_cfg = plan::execute_config(&resolved.settings, opts);
-    // --full-monitoring takes a worker id as the daemon does (a registry slot), held to the end.
-    let registration = if opts.full_monitoring && !opts.disable_monitoring {
-        let (fixed, name, dir) = plan::full_monitoring_identity(&resolved.settings, opts);
-        let registry = worker::registry::Registry::new(&dir);
-        match fixed {
-            // A service of a daemon: the daemon holds its id and slot (and wrote its config).
-            Some(id) if registry.held_by_parent(&id) => {
-                exec_cfg.worker_id = id;
-                None
-            }
-            fixed => {
-                let reg = registry.register(fixed.as_deref(), &name, false)?;
-                exec_cfg.worker_id = reg.worker_id.clone();
-                Some(reg)
-            }
-        }
-    } else {
-        None
-    };
+    let registration = monitored_identity(resolved, opts, &mut exec_cfg)?;
+    if let Some(spec) = &opts.docker {
+        return run_execute_docker(resolved, opts, spec, exec_cfg, registration);
+    }
     let rt = runtime()?;
     if opts.disable_monitoring {
         // The pipeline ends by exec'ing the task; it only returns on failure.
@@ -416,22 +399,55 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     })
 }
 
+/// `--full-monitoring` takes a worker id as the daemon does (a registry slot), held to the end;
+/// a service of a daemon finds its id and slot already held by the daemon (which also wrote its
+/// configuration). Sets `exec_cfg.worker_id`; `None` when nothing is to be held here.
+fn monitored_identity(
+    resolved: &Resolved,
+    opts: &config::ExecuteOptions,
+    exec_cfg: &mut exec::task::ExecuteConfig,
+) -> anyhow::Result<Option<worker::registry::Registration>> {
+    if !opts.full_monitoring || opts.disable_monitoring {
+        return Ok(None);
+    }
+    let (fixed, name, dir) = plan::full_monitoring_identity(&resolved.settings, opts);
+    let registry = worker::registry::Registry::new(&dir);
+    Ok(match fixed {
+        Some(id) if registry.held_by_parent(&id) => {
+            exec_cfg.worker_id = id;
+            None
+        }
+        fixed => {
+            let reg = registry.register(fixed.as_deref(), &name, false)?;
+            exec_cfg.worker_id = reg.worker_id.clone();
+            Some(reg)
+        }
+    })
+}
+
 /// `clearml-agent execute --id T --docker [image [args]]`: this process supervises the task's
 /// container as the daemon does (mirrors Worker.execute with --docker: it runs `docker run`).
 fn run_execute_docker(
     resolved: &Resolved,
     opts: &config::ExecuteOptions,
     spec: &config::DockerSpec,
+    exec_cfg: exec::task::ExecuteConfig,
+    registration: Option<worker::registry::Registration>,
 ) -> anyhow::Result<u8> {
     let client_cfg = plan::client_config(&resolved.settings)?;
-    let exec_cfg = plan::execute_config(&resolved.settings, opts);
-    let docker_cfg = plan::docker_config(&resolved.settings, spec, &opts.worker);
+    let mut docker_cfg = plan::docker_config(&resolved.settings, spec, &opts.worker);
     let sup = plan::execute_supervise_config(&resolved.settings, opts);
     let tree = resolved.tree.clone();
     let propagate = resolved.settings.agent.propagate_exitcode;
     let rt = runtime()?;
     rt.block_on(async move {
         let engine = crate::docker::Engine::connect().await?;
+        if let Some(warning) = engine
+            .cpu_only_fallback(&mut docker_cfg, crate::gpu::devices().as_deref())
+            .await
+        {
+            println!("{warning}");
+        }
         let client = Client::new(client_cfg)?;
         client
             .login()
@@ -442,18 +458,50 @@ fn run_execute_docker(
             &sup.spill_dir,
             &crate::docker::child_config::container_config(&tree),
         )?;
+        // A daemon's service: its container is labelled with the daemon's id, so a restarted
+        // daemon removes it (the daemon runs `docker run` itself in the Python agent).
+        let parent_worker_id = exec_cfg
+            .base_env
+            .get(EnvVars::CLEARML_AGENT_PARENT_WORKER_ID)
+            .filter(|id| !id.is_empty())
+            .cloned()
+            .unwrap_or_else(|| exec_cfg.worker_id.clone());
+        let worker_id = exec_cfg.worker_id.clone();
         let job = crate::docker::run::ContainerJob {
-            task_id,
-            worker_id: exec_cfg.worker_id.clone(),
-            parent_worker_id: exec_cfg.worker_id.clone(),
+            task_id: task_id.clone(),
+            worker_id: worker_id.clone(),
+            parent_worker_id,
             config_file: child_config.path.clone(),
             pulled_from: None,
             worker_tags: Vec::new(),
             host_env: exec_cfg.base_env.clone(),
         };
         let shutdown = shutdown_signal()?;
+        // Monitored (a service, or `--full-monitoring`): report as a worker running the task,
+        // unregister at the end, as the venv path does.
+        let reporter = opts.full_monitoring.then(|| {
+            let report_cfg = plan::execute_report_config(&resolved.settings, opts, &worker_id);
+            let reporter = worker::report::Reporter::spawn(client.clone(), report_cfg);
+            reporter.set_current(worker::report::Current {
+                task: Some(task_id.clone()),
+                queue: None,
+            });
+            reporter
+        });
         let ending =
             crate::docker::run::run_task(&client, &sup, &docker_cfg, &engine, job, shutdown).await;
+        if let Some(reporter) = reporter {
+            reporter.stop().await;
+            if let Err(e) = client
+                .with_retries(worker::UNREGISTER_RETRIES)
+                .workers()
+                .unregister(&worker_id, &[])
+                .await
+            {
+                tracing::warn!("cannot unregister worker {worker_id}: {e}");
+            }
+        }
+        drop(registration);
         // mirrors Worker.execute: with --docker the run ends like --full-monitoring, 0 unless
         // CLEARML_AGENT_PROPAGATE_EXITCODE asks for the task's code.
         Ok(match ending {

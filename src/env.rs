@@ -76,6 +76,11 @@ impl EnvVars {
     /// its task; with `CLEARML_WORKER_ID` it lets a restarted daemon find what a killed run of
     /// the same worker left behind. Not in the Python agent.
     pub const CLEARML_AGENT_TASK_MARK: &'static str = "CLEARML_AGENT_TASK_MARK";
+    /// Set by a services-mode (or `--dynamic-gpus`) daemon with `--docker` for each service
+    /// process it starts: the daemon's own worker id, written on the service's container as its
+    /// `clearml-parent-worker-id` label, so a restarted daemon removes what a killed run left.
+    /// Not in the Python agent (there the daemon runs `docker run` itself).
+    pub const CLEARML_AGENT_PARENT_WORKER_ID: &'static str = "CLEARML_AGENT_PARENT_WORKER_ID";
     /// Legacy alias of [`Self::CLEARML_WORKER_ID`].
     pub const TRAINS_WORKER_ID: &'static str = "TRAINS_WORKER_ID";
     /// Worker name used as the prefix of generated worker ids (overrides `agent.worker_name`).

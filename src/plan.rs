@@ -199,7 +199,10 @@ pub fn daemon_config(
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
         // A container gets the configuration less the host-only secrets (git credentials);
         // `execute` children and services clone themselves and get all of it.
-        child_config: if opts.docker.is_some() && opts.services_mode.is_none() {
+        // Services (`--services-mode`, `--dynamic-gpus`) clone on the host themselves and write
+        // their container's cut-down configuration.
+        child_config: if opts.docker.is_some() && opts.services_mode.is_none() && !opts.dynamic_gpus
+        {
             crate::docker::child_config::container_config(tree)
         } else {
             tree.clone()

@@ -388,6 +388,41 @@ impl Engine {
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
+    /// Whether the engine lists an `nvidia` runtime (the NVIDIA Container Toolkit configured).
+    pub async fn has_nvidia_runtime(&self) -> bool {
+        self.docker
+            .info()
+            .await
+            .ok()
+            .and_then(|info| info.runtimes)
+            .is_some_and(|r| r.contains_key("nvidia"))
+    }
+
+    /// Beyond the Python agent (which passes `--gpus all` and fails every task with "could not
+    /// select device driver" on such a host): with no GPU chosen (`--gpus`, `--cpu-only`,
+    /// `NVIDIA_VISIBLE_DEVICES`), no GPU visible on this machine (`gpus` from NVML) and no
+    /// NVIDIA runtime in the engine, the containers run CPU-only. Returns the warning to print
+    /// once at start when it falls back.
+    pub async fn cpu_only_fallback(
+        &self,
+        cfg: &mut DockerConfig,
+        gpus: Option<&[(u32, String)]>,
+    ) -> Option<String> {
+        if cfg.visible_gpus.is_some()
+            || cfg.skip_gpus_flag
+            || gpus.is_some_and(|g| !g.is_empty())
+            || self.has_nvidia_runtime().await
+        {
+            return None;
+        }
+        cfg.visible_gpus = Some("none".into());
+        Some(
+            "Warning: no GPU is visible on this machine and the Docker Engine has no NVIDIA runtime: \
+             containers run CPU-only (pass --gpus to request GPUs, or --cpu-only to silence this)"
+                .into(),
+        )
+    }
+
     /// Removes the containers a previous run of this worker left behind (an agent that crashed
     /// mid-task); returns how many. mirrors nothing in the Python agent, which leaves them.
     pub async fn reap(&self, worker_id: &str) -> Result<usize, DockerError> {

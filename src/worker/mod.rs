@@ -85,10 +85,21 @@ pub async fn run(
     drain: watch::Receiver<bool>,
 ) -> Result<()> {
     // Docker mode needs the engine: fail at start, not at the first task.
+    let mut cfg = cfg;
     let engine = match &cfg.docker {
         Some(_) => Some(Engine::connect().await?),
         None => None,
     };
+    if let (Some(engine), Some(docker)) = (&engine, cfg.docker.as_mut())
+        && let Some(warning) = engine
+            .cpu_only_fallback(docker, crate::gpu::devices().as_deref())
+            .await
+    {
+        println!("{warning}");
+        // Services get the choice too (they resolve their own docker settings).
+        cfg.base_env
+            .insert(EnvVars::NVIDIA_VISIBLE_DEVICES.into(), "none".into());
+    }
     // mirrors Session: the first connection gets only a few retries and its failure is fatal;
     // a signal during it ends the agent at once (it has registered nothing yet).
     let mut startup_shutdown = shutdown.clone();
@@ -485,6 +496,13 @@ async fn start_service(
                 config_file: &config_file,
                 base_env: &env,
                 worker_id: &service_id,
+                docker: cfg.docker.as_ref().map(|d| {
+                    (
+                        d.default_image.as_str(),
+                        d.default_args.as_slice(),
+                        worker_id,
+                    )
+                }),
             };
             services.start(
                 &launch,

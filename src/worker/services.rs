@@ -1,10 +1,13 @@
-//! `daemon --services-mode [N]` in venv mode: several tasks at once, at most N (unlimited without
-//! N). Each pulled task runs as its own monitored `execute --full-monitoring --id <task>` process
-//! under the worker id `<worker id>:service:<task id>`, which supervises the task itself (logs,
-//! aborts, final status); this module only starts those processes, counts them and ends them.
+//! `daemon --services-mode [N]` and `--dynamic-gpus`: several tasks at once, at most N (unlimited
+//! without N) or as many as the GPU pool holds. Each pulled task runs as its own monitored
+//! `execute --full-monitoring --id <task>` process (with `--docker IMAGE ARGS...` in docker mode:
+//! the task then runs in a container of its own) under the worker id
+//! `<worker id>:service:<task id>`, which supervises the task itself (logs, aborts, final status);
+//! this module only starts those processes, counts them and ends them.
 //!
 //! mirrors clearml_agent/commands/worker.py: Worker.run_tasks_loop (`max_num_instances`) and
-//! Worker.run_one_task (`'{}:service:{}'.format(worker_id, task_id)`, `--full-monitoring`)
+//! Worker.run_one_task (`'{}:service:{}'.format(worker_id, task_id)`, `--full-monitoring`; in
+//! docker mode it runs `docker run ... execute --full-monitoring --id <task>`)
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,6 +45,9 @@ pub struct ServiceLaunch<'a> {
     pub config_file: &'a std::path::Path,
     pub base_env: &'a BTreeMap<String, String>,
     pub worker_id: &'a str,
+    /// Docker mode: the daemon's image and `docker run` arguments, and its own worker id (the
+    /// service's container is labelled with it).
+    pub docker: Option<(&'a str, &'a [String], &'a str)>,
 }
 
 impl Services {
@@ -133,9 +139,14 @@ impl Services {
             .env_clear()
             .envs(launch.base_env)
             .env(EnvVars::CLEARML_WORKER_ID, &worker_id)
-            .env(EnvVars::TRAINS_WORKER_ID, &worker_id)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+            .env(EnvVars::TRAINS_WORKER_ID, &worker_id);
+        if let Some((image, args, parent)) = launch.docker {
+            // `--docker=WORD` each: words that look like options stay container words.
+            cmd.arg(format!("--docker={image}"))
+                .args(args.iter().map(|a| format!("--docker={a}")))
+                .env(EnvVars::CLEARML_AGENT_PARENT_WORKER_ID, parent);
+        }
+        cmd.stdin(Stdio::null()).kill_on_drop(true);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start the service process of task {task_id}"))?;

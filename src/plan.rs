@@ -343,6 +343,8 @@ pub fn docker_config(
         install_opencv_libs: agent.docker_install_opencv_libs,
         apt_cache: Some((agent.docker_apt_cache.clone(), mounts.apt_cache.clone())),
         force_pull: agent.docker_force_pull,
+        container_name_format: agent.docker_container_name_format.clone(),
+        container_name_fields: agent.docker_container_name_format_fields.clone(),
         hide_env: agent.hide_docker_command_env_vars.clone(),
         ssh_dir,
         ssh_auth_sock,

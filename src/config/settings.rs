@@ -205,6 +205,8 @@ pub struct AgentSettings {
     pub docker_args_allowed_port_range: Option<(u16, u16)>,
     /// `agent.docker_container_name_format`.
     pub docker_container_name_format: Option<String>,
+    /// `agent.docker_container_name_format_fields`: `{name: "dotted.task.field"}` for the format.
+    pub docker_container_name_format_fields: Vec<(String, String)>,
     /// `agent.disable_task_docker_override`.
     pub disable_task_docker_override: bool,
     /// `agent.disable_ssh_mount` / `CLEARML_AGENT_DISABLE_SSH_MOUNT`.
@@ -1441,6 +1443,7 @@ fn agent_settings(
                 .map(|(a, b)| (*a, *b))
         },
         docker_container_name_format: r.opt_string("agent.docker_container_name_format")?,
+        docker_container_name_format_fields: name_format_fields(r)?,
         disable_task_docker_override: r.bool("agent.disable_task_docker_override", false)?,
         disable_ssh_mount: env_bool(env, &[EnvVars::CLEARML_AGENT_DISABLE_SSH_MOUNT])?
             .map(Ok)
@@ -1602,6 +1605,26 @@ fn split_image(s: &str) -> (String, Vec<String>) {
     let mut words = s.split_whitespace().map(str::to_string);
     let image = words.next().unwrap_or_default();
     (image, words.collect())
+}
+
+/// `agent.docker_container_name_format_fields`: an object of name → task field path.
+fn name_format_fields(r: &Reader<'_>) -> Result<Vec<(String, String)>, Error> {
+    const KEY: &str = "agent.docker_container_name_format_fields";
+    match r.get(KEY) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(path) => Ok((k.clone(), path.clone())),
+                other => Err(r.err(KEY, other, "expected name: \"task.field.path\" pairs")),
+            })
+            .collect(),
+        Some(other) => Err(r.err(
+            KEY,
+            other,
+            "expected an object of name: \"task.field.path\"",
+        )),
+    }
 }
 
 fn environment_section(r: &Reader<'_>) -> Result<Vec<(String, String)>, Error> {

@@ -3,7 +3,8 @@
 //! needs (pull, create, attach, start, wait, stop, remove, reap); `args.rs` translates free-form
 //! `docker run` arguments, `merge.rs` combines the agent's and the task's, `policy.rs` is the
 //! untrusted-tasks policy, `env_file.rs` reads `--env-file`s, `child_config.rs` is the
-//! configuration the container reads, `script.rs` writes the script that runs inside the container, and
+//! configuration the container reads, `script.rs` writes the script that runs inside the container,
+//! `template.rs` resolves `${CLEARML_...}` templates and container names, and
 //! `run.rs` runs one task in a container under supervision.
 //!
 //! mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd / run_one_task (docker branch)
@@ -16,6 +17,7 @@ pub mod policy;
 pub mod ports;
 pub mod run;
 pub mod script;
+pub mod template;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -77,6 +79,9 @@ pub struct DockerConfig {
     pub apt_cache: Option<(PathBuf, String)>,
     /// `agent.docker_force_pull`.
     pub force_pull: bool,
+    /// `agent.docker_container_name_format` and its `_fields` (see `template::container_name`).
+    pub container_name_format: Option<String>,
+    pub container_name_fields: Vec<(String, String)>,
     /// `agent.hide_docker_command_env_vars`.
     pub hide_env: HideDockerEnvVars,
     /// Host `~/.ssh`, mounted read-only at `ssh_ro_folder` and copied to `ssh_folder`; `None`
@@ -137,6 +142,8 @@ impl Default for DockerConfig {
             install_opencv_libs: true,
             apt_cache: None,
             force_pull: false,
+            container_name_format: None,
+            container_name_fields: Vec::new(),
             hide_env: crate::config::HideDockerEnvVars {
                 enabled: true,
                 extra_keys: Vec::new(),

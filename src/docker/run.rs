@@ -18,6 +18,7 @@ use super::args::{self, RunArgs};
 use super::merge;
 use super::ports;
 use super::script::{self, Freeze, FreezeCapture, FreezeMarkers, ScriptSpec};
+use super::template;
 use super::{DockerConfig, DockerError, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
 use crate::api::{Client, Container, StatusChange, Task};
 use crate::config::masking::{sanitize_docker_args, sanitize_urls};
@@ -497,7 +498,27 @@ async fn prepare(
         untrusted_tasks: cfg.arg_rules.untrusted_tasks && !chosen.default_used,
         ..cfg.arg_rules.clone()
     };
-    let merged = merge::merge(&rules, &chosen.args, &cfg.extra_args, &|name| {
+    // `${CLEARML_...}` templates are resolved first, so that the agent's rules and the
+    // untrusted-tasks policy see the values the container gets (mirrors run_one_task: the
+    // task's docker arguments are resolved "before everything else").
+    let (task_args, extra_args) = if chosen
+        .args
+        .iter()
+        .chain(&cfg.extra_args)
+        .any(|w| template::has_template(w))
+    {
+        let words: Vec<String> = chosen.args.iter().chain(&cfg.extra_args).cloned().collect();
+        let sources = template_sources(client, job, &task, &words).await;
+        let resolve = |args: &[String]| -> Vec<String> {
+            args.iter()
+                .map(|w| template::resolve(w, &sources))
+                .collect()
+        };
+        (resolve(&chosen.args), resolve(&cfg.extra_args))
+    } else {
+        (chosen.args.clone(), cfg.extra_args.clone())
+    };
+    let merged = merge::merge(&rules, &task_args, &extra_args, &|name| {
         job.host_env.get(name).cloned()
     })?;
     if !merged.stripped.is_empty() {
@@ -567,6 +588,14 @@ async fn prepare(
     {
         binds.push(format!("{}:{VENV_INSIDE}", dir.display()));
     }
+    // The task's own `--name` wins over the agent's name format.
+    let name = match run_args.name.clone() {
+        Some(name) => Some(name),
+        None => formatted_name(cfg, job, &task).unwrap_or_else(|warning| {
+            pipeline.push_line(LogLevel::Warning, warning);
+            None
+        }),
+    };
     pipeline.push_line(
         LogLevel::Info,
         format!(
@@ -574,7 +603,7 @@ async fn prepare(
             // The freeze token stays out of the log: the task can read its own log.
             docker_command_line(
                 &body,
-                run_args.name.as_deref(),
+                name.as_deref(),
                 &cfg.hide_env,
                 &run_args.env_file_keys
             )
@@ -606,12 +635,87 @@ async fn prepare(
     }
     Ok(Planned {
         body,
-        name: run_args.name.clone(),
+        name,
         work: work_dir.keep(),
         original_requirements: task.script.requirements.clone(),
         venv_lock: cached_venv.map(|(_, lock)| lock),
         freeze_markers,
     })
+}
+
+/// What `${CLEARML_...}` templates in `words` can name: the task, its queue and project (names
+/// fetched only when a template asks for them), the worker, and the configuration the container
+/// reads (never the agent's host-only secrets).
+async fn template_sources(
+    client: &Client,
+    job: &ContainerJob,
+    task: &Task,
+    words: &[String],
+) -> template::Sources {
+    let queue_id = job.pulled_from.clone().or(task.execution.queue.clone());
+    let queue_name = match &queue_id {
+        Some(q) if template::needs(words, "QUEUE_NAME") => {
+            client.queues().get_by_id(q).await.ok().map(|q| q.name)
+        }
+        _ => None,
+    };
+    let project_name = match &task.project {
+        Some(p) if template::needs(words, "PROJECT_NAME") => {
+            client.projects().get_by_id(p).await.ok().map(|p| p.name)
+        }
+        _ => None,
+    };
+    let config = std::fs::read_to_string(&job.config_file)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    template::Sources {
+        queue_id,
+        queue_name,
+        worker_id: job.worker_id.clone(),
+        project_id: task.project.clone(),
+        project_name,
+        task: serde_json::to_value(task).unwrap_or_default(),
+        config,
+    }
+}
+
+/// The container's name from `agent.docker_container_name_format`; a format that fails is a
+/// warning in the task log and the engine names the container (mirrors run_one_task).
+fn formatted_name(
+    cfg: &DockerConfig,
+    job: &ContainerJob,
+    task: &Task,
+) -> Result<Option<String>, String> {
+    let Some(format) = cfg.container_name_format.as_deref() else {
+        return Ok(None);
+    };
+    let task_json = serde_json::to_value(task).unwrap_or_default();
+    let fields: Vec<(String, String)> = cfg
+        .container_name_fields
+        .iter()
+        .map(|(name, path)| {
+            let value = path
+                .split('.')
+                .try_fold(&task_json, |v, part| v.get(part))
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_else(|| "{}".into());
+            (name.clone(), value)
+        })
+        .collect();
+    let rand_string: String = {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..32)
+            .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+            .collect()
+    };
+    template::container_name(format, &job.task_id, &job.worker_id, &rand_string, &fields)
+        .map(Some)
+        .map_err(|e| format!("Warning: {e}"))
 }
 
 /// A new folder for one task's code under `parent` (made 0700 first if missing): mode 0700, a

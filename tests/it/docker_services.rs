@@ -1,6 +1,7 @@
-//! Docker mode with several tasks at once (`--services-mode`, `--dynamic-gpus`): each task runs
-//! in a container of its own, at the same time, and the no-GPU host falls back to CPU-only. Real
-//! Docker Engine, real binary, the project's test server.
+//! Docker mode as a services deployment runs it: several tasks at once (`--services-mode`,
+//! `--dynamic-gpus`), each in a container of its own; the no-GPU host falling back to CPU-only;
+//! `${CLEARML_...}` templates in arguments and the container name format. Real Docker Engine,
+//! real binary, the project's test server.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -201,5 +202,71 @@ fn no_gpu_host_without_nvidia_runtime_runs_cpu_only_after_one_warning() {
         out.matches("containers run CPU-only").count(),
         1,
         "one warning at start:\n{out}"
+    );
+}
+
+/// `${CLEARML_...}` templates in the task's and the agent's arguments get the queue, project,
+/// task and worker (mirrors custom_template.py), and `agent.docker_container_name_format` names
+/// the container.
+#[test]
+fn templates_in_arguments_and_the_container_name_format_are_resolved() {
+    let img = image();
+    let ctx = context()
+        .conf(
+            "agent.docker_container_name_format: \"clearml-{task_id}-{rand_string:.6}-{proj}\"\n\
+             agent.docker_container_name_format_fields: { proj: \"hyperparams.props.short.value\" }\n\
+             agent.extra_docker_arguments: [\"-e\", \"ADMIN_Q=${CLEARML_QUEUE_NAME}\"]",
+        )
+        .build();
+    let project = ctx
+        .server
+        .call("projects.create", json!({"name": "Team/Vision"}))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "templated",
+            "project": project,
+            "script": {"binary": "python3", "entry_point": "task.py", "working_dir": ".",
+                "diff": "import os, socket\nfor k in ('ADMIN_Q', 'Q', 'P', 'T', 'K', 'W', 'KEEP'):\n    print(k, '=', os.environ.get(k))\n"},
+            "hyperparams": {"props": {"short": {"section": "props", "name": "short", "value": "v1"}}},
+            "container": {"image": img, "arguments":
+                "-e Q=${CLEARML_QUEUE_NAME} -e P=${CLEARML_PROJECT_NAME} -e T=${CLEARML_TASK.name|capitalize} \
+                 -e K=${CLEARML_TASK.hyperparams.props.short.value} -e W=${CLEARML_WORKER_ID} -e KEEP=${CLEARML_TASK.nothing:x}$${HOME}${CLEARML_NOPE}"},
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
+    for want in [
+        "ADMIN_Q = default",
+        "Q = default",
+        "P = Team/Vision",
+        "T = Templated",
+        "K = v1",
+        "KEEP = x${HOME}${CLEARML_NOPE}",
+    ] {
+        assert!(log.contains(want), "{want} missing:\n{log}");
+    }
+    assert!(log.contains("W = docker-it-"), "{log}");
+    let name = log
+        .split("--name ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no --name in the docker run line:\n{log}"))
+        .trim_matches('\'');
+    let prefix = format!("clearml-{task}-");
+    assert!(name.starts_with(&prefix), "{name}");
+    let rand = &name[prefix.len()..];
+    assert!(
+        rand.len() == 9
+            && rand.ends_with("-v1")
+            && rand[..6].chars().all(|c| c.is_ascii_lowercase()),
+        "{name}"
     );
 }

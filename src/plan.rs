@@ -321,6 +321,11 @@ pub fn docker_config(
         .ok()
         .filter(|s| !s.is_empty() && !no_ssh);
     let ssh_dir = (!no_ssh && ssh_auth_sock.is_none()).then(|| home().join(".ssh"));
+    // mirrors _get_docker_cmd: `CLEARML_AGENT_K8S_HOST_MOUNT=/mnt/host/data:/root/.clearml`.
+    let host_mount = agent.docker_host_mount.as_deref().and_then(|v| {
+        let (node, pod) = v.split_once(':')?;
+        (!node.is_empty() && !pod.is_empty()).then(|| (PathBuf::from(node), PathBuf::from(pod)))
+    });
     DockerConfig {
         default_image: spec.image.clone(),
         default_args: spec.args.clone(),
@@ -343,6 +348,7 @@ pub fn docker_config(
         install_opencv_libs: agent.docker_install_opencv_libs,
         apt_cache: Some((agent.docker_apt_cache.clone(), mounts.apt_cache.clone())),
         force_pull: agent.docker_force_pull,
+        host_mount: host_mount.clone(),
         container_name_format: agent.docker_container_name_format.clone(),
         container_name_fields: agent.docker_container_name_format_fields.clone(),
         hide_env: agent.hide_docker_command_env_vars.clone(),
@@ -352,7 +358,11 @@ pub fn docker_config(
         ssh_folder: mounts.ssh_folder.clone(),
         pip_cache: Some((agent.docker_pip_cache.clone(), mounts.pip_cache.clone())),
         sdk_cache: Some((settings.sdk.cache_dir.clone(), mounts.sdk_cache.clone())),
-        work_dir: temp_dir(settings),
+        // Behind a host mount the code is prepared inside it, where sibling containers see it.
+        work_dir: match &host_mount {
+            Some((_, pod)) => pod.join(".clearml_agent.docker-work"),
+            None => temp_dir(settings),
+        },
         git: git_options(settings),
         allow_host_repositories: agent.docker_allow_host_repositories,
         visible_gpus: env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned(),

@@ -79,6 +79,10 @@ pub struct DockerConfig {
     pub apt_cache: Option<(PathBuf, String)>,
     /// `agent.docker_force_pull`.
     pub force_pull: bool,
+    /// `CLEARML_AGENT_DOCKER_HOST_MOUNT` / `CLEARML_AGENT_K8S_HOST_MOUNT` (`node:pod`): the agent
+    /// runs in a container whose `pod` folder is the engine host's `node` folder; the task's
+    /// containers are siblings, so every folder the agent mounts must be named by its host path.
+    pub host_mount: Option<(PathBuf, PathBuf)>,
     /// `agent.docker_container_name_format` and its `_fields` (see `template::container_name`).
     pub container_name_format: Option<String>,
     pub container_name_fields: Vec<(String, String)>,
@@ -142,6 +146,7 @@ impl Default for DockerConfig {
             install_opencv_libs: true,
             apt_cache: None,
             force_pull: false,
+            host_mount: None,
             container_name_format: None,
             container_name_fields: Vec::new(),
             hide_env: crate::config::HideDockerEnvVars {

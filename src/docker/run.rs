@@ -572,8 +572,24 @@ async fn prepare(
     let script = script::render(&spec);
     let freeze_markers = spec.freeze_markers.clone();
 
-    let (mut body, ignored) =
+    // Behind a host mount the configuration and the SSH folder are copied into the task's
+    // folder, which lies in the shared one (mirrors _get_docker_cmd: copied into the mount).
+    let shared_copies;
+    let (cfg, job) = match &cfg.host_mount {
+        Some(_) => {
+            shared_copies = copy_into_shared(cfg, job, &work)?;
+            (&shared_copies.0, &shared_copies.1)
+        }
+        None => (cfg, job),
+    };
+    let (mut body, ignored, left_out) =
         container_body_and_ignored(cfg, job, &chosen.image, &run_args, script, &work);
+    for why in left_out {
+        pipeline.push_line(
+            LogLevel::Warning,
+            format!("Warning: host mount missing, ignoring the folder {why}"),
+        );
+    }
     if !ignored.is_empty() {
         pipeline.push_line(
             LogLevel::Warning,
@@ -586,7 +602,13 @@ async fn prepare(
     if let Some((dir, _)) = &cached_venv
         && let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut())
     {
-        binds.push(format!("{}:{VENV_INSIDE}", dir.display()));
+        match host_path(cfg, dir) {
+            Ok(outside) => binds.push(format!("{outside}:{VENV_INSIDE}")),
+            Err(why) => pipeline.push_line(
+                LogLevel::Warning,
+                format!("clearml-agent: the venv cache is not used: {why}"),
+            ),
+        }
     }
     // The task's own `--name` wins over the agent's name format.
     let name = match run_args.name.clone() {
@@ -641,6 +663,41 @@ async fn prepare(
         venv_lock: cached_venv.map(|(_, lock)| lock),
         freeze_markers,
     })
+}
+
+/// Behind a host mount: the job's configuration file and the SSH folder copied into `work` (in
+/// the shared folder, private to the agent), and the settings and job naming the copies.
+fn copy_into_shared(
+    cfg: &DockerConfig,
+    job: &ContainerJob,
+    work: &Path,
+) -> Result<(DockerConfig, ContainerJob), SetupFailure> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cfg = cfg.clone();
+    let mut job = job.clone();
+    let config = work.join(".clearml_agent.cfg");
+    std::fs::copy(&job.config_file, &config).map_err(|e| {
+        format!(
+            "could not copy the configuration file into {}: {e}",
+            work.display()
+        )
+    })?;
+    let _ = std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600));
+    job.config_file = config;
+    if let Some(dir) = cfg.ssh_dir.as_ref().filter(|d| d.is_dir())
+        && host_path(&cfg, dir).is_err()
+    {
+        let copy = work.join(".clearml_agent.ssh");
+        git::copy_tree(dir, &copy).map_err(|e| {
+            format!(
+                "could not copy the .ssh folder into {}: {e}",
+                work.display()
+            )
+        })?;
+        let _ = std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o700));
+        cfg.ssh_dir = Some(copy);
+    }
+    Ok((cfg, job))
 }
 
 /// What `${CLEARML_...}` templates in `words` can name: the task, its queue and project (names
@@ -781,7 +838,8 @@ pub fn container_body(
     container_body_and_ignored(cfg, job, image, run_args, script, work).0
 }
 
-/// [`container_body`], and the `-e KEY` / `-l KEY` arguments ignored because the agent sets them.
+/// [`container_body`], the `-e KEY` / `-l KEY` arguments ignored because the agent sets them, and
+/// the folders left out behind a host mount.
 fn container_body_and_ignored(
     cfg: &DockerConfig,
     job: &ContainerJob,
@@ -789,7 +847,7 @@ fn container_body_and_ignored(
     run_args: &RunArgs,
     script: String,
     work: &Path,
-) -> (ContainerCreateBody, Vec<String>) {
+) -> (ContainerCreateBody, Vec<String>, Vec<String>) {
     let (gpu_request, gpu_env) = gpu_setup(cfg.visible_gpus.as_deref(), cfg.skip_gpus_flag);
     let mut env = vec![
         format!("CLEARML_WORKER_ID={}", job.worker_id),
@@ -804,22 +862,43 @@ fn container_body_and_ignored(
         env.push(format!("CLEARML_WORKER_TAGS={}", job.worker_tags.join(" ")));
     }
     env.extend(gpu_env);
-    let mut binds = vec![
-        format!("{}:{CONFIG_INSIDE}:ro", job.config_file.display()),
-        format!("{0}:{0}", work.display()),
-    ];
+    // Behind a host mount every host side is named by the engine host's path; a folder outside
+    // the shared one cannot be mounted and is left out with a warning (mirrors _get_docker_cmd).
+    let mut left_out = Vec::new();
+    let mut host_side = |path: &Path| -> Option<String> {
+        match host_path(cfg, path) {
+            Ok(p) => Some(p),
+            Err(warning) => {
+                left_out.push(warning);
+                None
+            }
+        }
+    };
+    let mut binds = Vec::new();
+    if let Some(config) = host_side(&job.config_file) {
+        binds.push(format!("{config}:{CONFIG_INSIDE}:ro"));
+    }
+    if let Some(code) = host_side(work) {
+        binds.push(format!("{code}:{}", work.display()));
+    }
     if let Some(sock) = &cfg.ssh_auth_sock {
-        binds.push(format!("{sock}:{sock}"));
-        env.push(format!("SSH_AUTH_SOCK={sock}"));
-    } else if let Some(dir) = cfg.ssh_dir.as_ref().filter(|d| d.is_dir()) {
-        binds.push(format!("{}:{}:ro", dir.display(), cfg.ssh_ro_folder));
+        if let Some(outside) = host_side(Path::new(sock)) {
+            binds.push(format!("{outside}:{sock}"));
+            env.push(format!("SSH_AUTH_SOCK={sock}"));
+        }
+    } else if let Some(dir) = cfg.ssh_dir.as_ref().filter(|d| d.is_dir())
+        && let Some(outside) = host_side(dir)
+    {
+        binds.push(format!("{outside}:{}:ro", cfg.ssh_ro_folder));
     }
     for (host, inside) in [&cfg.pip_cache, &cfg.apt_cache, &cfg.sdk_cache]
         .into_iter()
         .flatten()
     {
         let _ = std::fs::create_dir_all(host);
-        binds.push(format!("{}:{inside}", host.display()));
+        if let Some(outside) = host_side(host) {
+            binds.push(format!("{outside}:{inside}"));
+        }
     }
     let mut labels = HashMap::new();
     labels.insert(LABEL_WORKER.to_string(), job.worker_id.clone());
@@ -849,7 +928,23 @@ fn container_body_and_ignored(
     if let Some(host) = body.host_config.as_mut() {
         host.device_requests = gpu_request.map(|r| vec![r]);
     }
-    (body, ignored)
+    (body, ignored, left_out)
+}
+
+/// The engine host's path of a folder the agent mounts: itself, or behind a host mount
+/// (`node:pod`) the node path of a folder inside `pod`; a folder outside it is an error naming it.
+pub fn host_path(cfg: &DockerConfig, path: &Path) -> Result<String, String> {
+    let Some((node, pod)) = &cfg.host_mount else {
+        return Ok(path.display().to_string());
+    };
+    match path.strip_prefix(pod) {
+        Ok(rest) => Ok(node.join(rest).display().to_string()),
+        Err(_) => Err(format!(
+            "{} (outside the host mount {}, not mounted)",
+            path.display(),
+            pod.display()
+        )),
+    }
 }
 
 /// Most bytes of code-preparation output (git) kept for the task log.

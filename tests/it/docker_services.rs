@@ -270,3 +270,75 @@ fn templates_in_arguments_and_the_container_name_format_are_resolved() {
         "{name}"
     );
 }
+
+/// An agent that itself runs in a container (`CLEARML_AGENT_DOCKER_HOST_MOUNT=node:pod`): the
+/// task's container is a sibling on the engine host, so every folder the agent mounts is named by
+/// its host path; the configuration is copied into the shared folder, and a folder outside it is
+/// left out with a warning (mirrors _get_docker_cmd). Here `pod` is a link to `node`, as the
+/// agent's container would see the shared folder at another path.
+#[test]
+fn host_mount_rewrites_every_agent_mount_to_the_host_path() {
+    let img = image();
+    let probe = context().build();
+    let node = probe.root().join("node");
+    let pod = probe.root().join("pod");
+    std::fs::create_dir_all(&node).unwrap();
+    std::os::unix::fs::symlink(&node, &pod).unwrap();
+    let ctx = context()
+        .env(
+            "CLEARML_AGENT_DOCKER_HOST_MOUNT",
+            &format!("{}:{}", node.display(), pod.display()),
+        )
+        .conf(&format!(
+            "agent.docker_pip_cache: \"{}/pip-cache\"",
+            pod.display()
+        ))
+        .build();
+    let task = docker_task(
+        &ctx,
+        "behind a host mount",
+        "import os\nprint('config', open(os.environ['CLEARML_CONFIG_FILE']).read().count('api') > 0)\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
+    assert!(log.contains("config True"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("Executing: docker run"))
+        .unwrap_or_else(|| panic!("no docker run line:\n{log}"));
+    let node = node.display().to_string();
+    let pod = pod.display().to_string();
+    let binds: Vec<&str> = line
+        .split(" -v ")
+        .skip(1)
+        .map(|b| b.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert!(
+        binds.iter().any(
+            |b| b.starts_with(&format!("{node}/.clearml_agent.docker-work/"))
+                && b.contains(&format!(":{pod}/.clearml_agent.docker-work/"))
+        ),
+        "the task folder: {binds:?}"
+    );
+    assert!(
+        binds.iter().any(|b| b.ends_with(".clearml_agent.cfg:/tmp/clearml.conf:ro")
+            && b.starts_with(&node)),
+        "the configuration: {binds:?}"
+    );
+    assert!(
+        binds.contains(&format!("{node}/pip-cache:/root/.cache/pip").as_str()),
+        "the pip cache: {binds:?}"
+    );
+    assert!(
+        binds.iter().all(|b| !b.starts_with(&pod)),
+        "a bind names the agent's path: {binds:?}"
+    );
+    assert!(
+        log.contains("host mount missing, ignoring the folder") && log.contains("apt-cache"),
+        "{log}"
+    );
+}

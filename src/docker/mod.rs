@@ -2,7 +2,8 @@
 //! docker CLI). `mod.rs` owns the engine connection and the container operations the agent
 //! needs (pull, create, attach, start, wait, stop, remove, reap); `args.rs` translates free-form
 //! `docker run` arguments, `merge.rs` combines the agent's and the task's, `policy.rs` is the
-//! untrusted-tasks policy, `env_file.rs` reads `--env-file`s, `child_config.rs` is the
+//! untrusted-tasks policy, `env_file.rs` reads `--env-file`s, `credentials.rs` finds pull
+//! credentials, `child_config.rs` is the
 //! configuration the container reads, `script.rs` writes the script that runs inside the container,
 //! `template.rs` resolves `${CLEARML_...}` templates and container names, and
 //! `run.rs` runs one task in a container under supervision.
@@ -11,6 +12,7 @@
 
 pub mod args;
 pub mod child_config;
+pub mod credentials;
 pub mod env_file;
 pub mod merge;
 pub mod policy;
@@ -23,7 +25,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine as _;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::ContainerCreateBody;
@@ -223,12 +224,14 @@ impl Engine {
         self.docker.inspect_image(image).await.is_ok()
     }
 
-    /// Pulls `image` with `credentials`, reporting progress lines through `log`.
+    /// Pulls `image` with `credentials`, reporting progress through `log` as `docker pull` does
+    /// without a terminal: one line per layer and status change (`<layer>: Pull complete`), no
+    /// byte counts.
     pub async fn pull(
         &self,
         image: &str,
         credentials: Option<DockerCredentials>,
-        log: &dyn Fn(String),
+        log: &(dyn Fn(String) + Send + Sync),
     ) -> Result<(), DockerError> {
         let (name, tag) = split_tag(image);
         let opts = CreateImageOptionsBuilder::default()
@@ -239,8 +242,17 @@ impl Engine {
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
-                    if let Some(status) = info.status {
-                        log(format!("{status} {}", info.id.unwrap_or_default()));
+                    let counting = info
+                        .progress_detail
+                        .as_ref()
+                        .is_some_and(|p| p.current.is_some() || p.total.is_some());
+                    match (info.status, info.id) {
+                        (Some(_), _) if counting => {}
+                        (Some(status), Some(id)) if !id.is_empty() => {
+                            log(format!("{id}: {status}"))
+                        }
+                        (Some(status), _) => log(status),
+                        (None, _) => {}
                     }
                 }
                 Err(e) => {
@@ -446,52 +458,6 @@ impl Engine {
     }
 }
 
-/// The registry an image comes from, as the `auths` keys of the Docker config name it.
-fn registry_of(image: &str) -> &str {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first
-        }
-        _ => "https://index.docker.io/v1/",
-    }
-}
-
-/// The credentials for pulling `image` from the Docker client config's `auths` (base64
-/// `user:password` in `auth`, or `identitytoken`). Credential helpers (`credsStore`) are not
-/// run.
-pub fn registry_credentials(image: &str, config_json: &str) -> Option<DockerCredentials> {
-    let config: serde_json::Value = serde_json::from_str(config_json).ok()?;
-    let registry = registry_of(image);
-    let auths = config.get("auths")?.as_object()?;
-    let entry = auths.iter().find_map(|(k, v)| {
-        let host = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
-        let wanted = registry
-            .trim_start_matches("https://")
-            .trim_end_matches('/');
-        (k == registry || host == wanted || host.split('/').next() == Some(wanted)).then_some(v)
-    })?;
-    let mut creds = DockerCredentials {
-        serveraddress: Some(registry.to_string()),
-        ..Default::default()
-    };
-    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth)
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (user, pass) = text.split_once(':')?;
-        creds.username = Some(user.to_string());
-        creds.password = Some(pass.to_string());
-    }
-    if let Some(token) = entry.get("identitytoken").and_then(|a| a.as_str()) {
-        creds.identitytoken = Some(token.to_string());
-    }
-    (creds.username.is_some() || creds.identitytoken.is_some()).then_some(creds)
-}
-
 /// `repo/name:tag` → (`repo/name`, `tag`); a digest or no tag gives `latest` / the digest.
 fn split_tag(image: &str) -> (&str, &str) {
     if let Some((name, digest)) = image.split_once('@') {
@@ -507,29 +473,6 @@ fn split_tag(image: &str) -> (&str, &str) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pull_credentials_come_from_the_docker_config() {
-        let auth = base64::engine::general_purpose::STANDARD.encode("bob:s3cret");
-        let cfg = format!(
-            r#"{{"auths": {{"registry.example.com:5000": {{"auth": "{auth}"}},
-                "https://index.docker.io/v1/": {{"auth": "{auth}"}}}}}}"#
-        );
-        let c = registry_credentials("registry.example.com:5000/team/img:1", &cfg).unwrap();
-        assert_eq!(c.username.as_deref(), Some("bob"));
-        assert_eq!(c.password.as_deref(), Some("s3cret"));
-        assert_eq!(
-            c.serveraddress.as_deref(),
-            Some("registry.example.com:5000")
-        );
-        let hub = registry_credentials("python:3.11", &cfg).unwrap();
-        assert_eq!(
-            hub.serveraddress.as_deref(),
-            Some("https://index.docker.io/v1/")
-        );
-        assert!(registry_credentials("other.io/img", &cfg).is_none());
-        assert!(registry_credentials("python", "not json").is_none());
-    }
 
     #[test]
     fn image_tags_split() {

@@ -635,25 +635,12 @@ async fn prepare(
 
     if cfg.force_pull || !engine.has_image(&chosen.image).await {
         pipeline.push_line(LogLevel::Info, format!("Pulling image {}", chosen.image));
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let credentials = cfg
-            .registry_config
-            .as_deref()
-            .and_then(|text| super::registry_credentials(&chosen.image, text));
-        let result = engine
-            .pull(&chosen.image, credentials, &move |l| {
-                if let Ok(mut v) = sink.lock() {
-                    v.push(l);
-                }
-            })
-            .await;
-        if let Ok(v) = lines.lock() {
-            for l in v.iter() {
-                pipeline.push_line(LogLevel::Info, l.clone());
-            }
-        }
-        result?;
+        let log = |line: String| pipeline.push_line(LogLevel::Info, line);
+        let credentials = match cfg.registry_config.as_deref() {
+            Some(text) => super::credentials::for_image(&chosen.image, text, &log).await,
+            None => None,
+        };
+        engine.pull(&chosen.image, credentials, &log).await?;
     }
     Ok(Planned {
         body,

@@ -348,6 +348,7 @@ pub fn docker_config(
         install_opencv_libs: agent.docker_install_opencv_libs,
         apt_cache: Some((agent.docker_apt_cache.clone(), mounts.apt_cache.clone())),
         force_pull: agent.docker_force_pull,
+        rocm_render_nodes: crate::docker::rocm::detect(),
         host_mount: host_mount.clone(),
         container_name_format: agent.docker_container_name_format.clone(),
         container_name_fields: agent.docker_container_name_format_fields.clone(),

@@ -5,7 +5,7 @@
 //! untrusted-tasks policy, `env_file.rs` reads `--env-file`s, `credentials.rs` finds pull
 //! credentials, `child_config.rs` is the
 //! configuration the container reads, `script.rs` writes the script that runs inside the container,
-//! `template.rs` resolves `${CLEARML_...}` templates and container names, and
+//! `rocm.rs` passes AMD GPUs, `template.rs` resolves `${CLEARML_...}` templates and container names, and
 //! `run.rs` runs one task in a container under supervision.
 //!
 //! mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd / run_one_task (docker branch)
@@ -17,6 +17,7 @@ pub mod env_file;
 pub mod merge;
 pub mod policy;
 pub mod ports;
+pub mod rocm;
 pub mod run;
 pub mod script;
 pub mod template;
@@ -80,6 +81,8 @@ pub struct DockerConfig {
     pub apt_cache: Option<(PathBuf, String)>,
     /// `agent.docker_force_pull`.
     pub force_pull: bool,
+    /// A ROCm host's render nodes (`rocm::detect`): GPUs are passed as devices, not requested.
+    pub rocm_render_nodes: Option<Vec<String>>,
     /// `CLEARML_AGENT_DOCKER_HOST_MOUNT` / `CLEARML_AGENT_K8S_HOST_MOUNT` (`node:pod`): the agent
     /// runs in a container whose `pod` folder is the engine host's `node` folder; the task's
     /// containers are siblings, so every folder the agent mounts must be named by its host path.
@@ -147,6 +150,7 @@ impl Default for DockerConfig {
             install_opencv_libs: true,
             apt_cache: None,
             force_pull: false,
+            rocm_render_nodes: None,
             host_mount: None,
             container_name_format: None,
             container_name_fields: Vec::new(),
@@ -434,6 +438,7 @@ impl Engine {
     ) -> Option<String> {
         if cfg.visible_gpus.is_some()
             || cfg.skip_gpus_flag
+            || cfg.rocm_render_nodes.is_some()
             || gpus.is_some_and(|g| !g.is_empty())
             || self.has_nvidia_runtime().await
         {

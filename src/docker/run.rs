@@ -835,7 +835,17 @@ fn container_body_and_ignored(
     script: String,
     work: &Path,
 ) -> (ContainerCreateBody, Vec<String>, Vec<String>) {
-    let (gpu_request, gpu_env) = gpu_setup(cfg.visible_gpus.as_deref(), cfg.skip_gpus_flag);
+    // A ROCm host gets devices instead of an NVIDIA device request (mirrors _get_docker_cmd).
+    let rocm = cfg
+        .rocm_render_nodes
+        .as_ref()
+        .filter(|_| !cfg.skip_gpus_flag)
+        .map(|nodes| super::rocm::setup(cfg.visible_gpus.as_deref(), nodes));
+    let (gpu_request, gpu_env) = match &rocm {
+        Some(Some(amd)) => (None, amd.env.clone()),
+        Some(None) => (None, Vec::new()),
+        None => gpu_setup(cfg.visible_gpus.as_deref(), cfg.skip_gpus_flag),
+    };
     let mut env = vec![
         format!("CLEARML_WORKER_ID={}", job.worker_id),
         format!("CLEARML_DOCKER_IMAGE={image}"),
@@ -914,6 +924,14 @@ fn container_body_and_ignored(
     // machine must not see each other's devices.
     if let Some(host) = body.host_config.as_mut() {
         host.device_requests = gpu_request.map(|r| vec![r]);
+        if let Some(Some(amd)) = &rocm {
+            host.devices
+                .get_or_insert_with(Vec::new)
+                .extend(amd.devices.iter().cloned());
+            host.group_add
+                .get_or_insert_with(Vec::new)
+                .extend(amd.groups.iter().cloned());
+        }
     }
     (body, ignored, left_out)
 }
@@ -1301,5 +1319,59 @@ mod tests {
         assert_eq!(env[0], "NVIDIA_VISIBLE_DEVICES=none");
         let (req, _) = gpu_setup(Some("0"), true);
         assert!(req.is_none());
+    }
+
+    #[test]
+    fn a_rocm_host_passes_devices_instead_of_a_device_request() {
+        let mut c = cfg();
+        c.rocm_render_nodes = Some(vec!["renderD128".into(), "renderD129".into()]);
+        c.visible_gpus = Some("1".into());
+        let job = ContainerJob {
+            task_id: "t".into(),
+            worker_id: "w".into(),
+            parent_worker_id: "w".into(),
+            config_file: PathBuf::from("/tmp/c.cfg"),
+            pulled_from: None,
+            worker_tags: Vec::new(),
+            host_env: BTreeMap::new(),
+        };
+        let body = container_body(
+            &c,
+            &job,
+            "img",
+            &RunArgs::default(),
+            "true".into(),
+            Path::new("/tmp/w"),
+        );
+        let host = body.host_config.unwrap();
+        assert!(host.device_requests.is_none());
+        let devices: Vec<String> = host
+            .devices
+            .unwrap()
+            .into_iter()
+            .filter_map(|d| d.path_on_host)
+            .collect();
+        assert_eq!(devices, ["/dev/kfd", "/dev/dri/renderD129"]);
+        assert_eq!(host.group_add.unwrap(), ["video"]);
+        let env = body.env.unwrap();
+        assert!(
+            env.contains(&"ROCR_VISIBLE_DEVICES=1".to_string()),
+            "{env:?}"
+        );
+        assert!(
+            !env.iter().any(|e| e.starts_with("NVIDIA_VISIBLE_DEVICES")),
+            "{env:?}"
+        );
+        c.visible_gpus = Some("none".into());
+        let body = container_body(
+            &c,
+            &job,
+            "img",
+            &RunArgs::default(),
+            "true".into(),
+            Path::new("/tmp/w"),
+        );
+        let host = body.host_config.unwrap();
+        assert!(host.devices.is_none() && host.device_requests.is_none());
     }
 }

@@ -145,6 +145,7 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     if opts.status {
         return daemon_status(client_cfg, &cfg);
     }
+    print_unsupported(resolved);
     if let (Some(requested), Some(devices)) = (cfg.visible_gpus.as_deref(), crate::gpu::devices()) {
         crate::gpu::check_requested(requested, &devices).map_err(anyhow::Error::msg)?;
     }
@@ -305,11 +306,22 @@ fn daemon_status(
     Ok(1)
 }
 
+/// One warning line per setting that is set and has no effect here (config::unsupported).
+fn print_unsupported(resolved: &Resolved) {
+    for line in &resolved.warnings {
+        println!("{line}");
+    }
+}
+
 /// `clearml-agent execute`.
 pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     let CommandOptions::Execute(opts) = &resolved.settings.command else {
         bail!("internal error: run_execute called for another command");
     };
+    // A daemon's task process (`--disable-monitoring`) would repeat them in every task log.
+    if !opts.disable_monitoring {
+        print_unsupported(resolved);
+    }
     let client_cfg = plan::client_config(&resolved.settings)?;
     let mut exec_cfg = plan::execute_config(&resolved.settings, opts);
     let registration = monitored_identity(resolved, opts, &mut exec_cfg)?;

@@ -19,6 +19,7 @@ pub mod hocon;
 pub mod masking;
 pub mod settings;
 pub mod slurm;
+pub mod unsupported;
 
 use std::path::{Path, PathBuf};
 
@@ -77,6 +78,9 @@ pub struct Resolved {
     pub tree: Value,
     /// The configuration file the values came from, when one exists ("location" in printouts).
     pub file: Option<PathBuf>,
+    /// One line per setting that is set and has no effect here (`unsupported`); the commands
+    /// that run tasks print them at start.
+    pub warnings: Vec<String>,
 }
 
 /// Resolve the configuration from the process view of the world (real env, real home).
@@ -144,10 +148,12 @@ pub fn resolve_with_injected(
     };
     let mut settings = Settings::from_tree(&tree, cli, env, home, &origin)?;
     settings.config_file = location.clone();
+    let warnings = unsupported::warnings(&tree, &defaults::tree(), env);
     Ok(Resolved {
         settings,
         tree,
         file: location,
+        warnings,
     })
 }
 

@@ -34,6 +34,31 @@ fn completed_task_has_its_log_and_reasons() {
     assert!(log.contains("pulled from"));
 }
 
+/// A setting this agent reads and does not act on is one warning at start (never a silent
+/// no-op), and not repeated in the task's log.
+#[test]
+fn unsupported_settings_warn_once_at_start() {
+    let ctx = AgentContext::builder()
+        .conf("agent.package_manager.torch_nightly: true\nagent.default_docker.match_rules: []")
+        .env("FORCE_CLEARML_AGENT_REPO", "git+https://example.com/agent.git")
+        .build();
+    let task = ctx.script_task("warned", "print('ran')\n");
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let out = d.output();
+    assert_eq!(t["status"], "completed", "{out}");
+    for key in [
+        "`agent.package_manager.torch_nightly` is set but not supported",
+        "`agent.default_docker.match_rules` is set but not supported",
+        "FORCE_CLEARML_AGENT_REPO is set but not supported",
+    ] {
+        assert_eq!(out.matches(key).count(), 1, "{key}:\n{out}");
+    }
+    let log = ctx.server.log_text(&task).unwrap();
+    assert!(!log.contains("not supported by this agent"), "{log}");
+}
+
 #[test]
 fn exit_code_fails_the_task_and_the_daemon_goes_on() {
     let ctx = AgentContext::new();

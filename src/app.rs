@@ -174,12 +174,16 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
         worker::detach::detach(&cfg.temp_dir)?;
     }
     let rt = runtime()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let client = Client::new(client_cfg)?;
         let shutdown = shutdown_signal()?;
         let drain = drain_signal()?;
         worker::run(cfg, client, shutdown, drain).await
-    })?;
+    });
+    // Blocking work left behind by a stopped task's preparation (docker mode's host-side lock
+    // wait) does not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(0)
 }
 
@@ -452,7 +456,7 @@ fn run_execute_docker(
     let tree = resolved.tree.clone();
     let propagate = resolved.settings.agent.propagate_exitcode;
     let rt = runtime()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let engine = crate::docker::Engine::connect().await?;
         if let Some(warning) = engine
             .cpu_only_fallback(&mut docker_cfg, crate::gpu::devices().as_deref())
@@ -521,7 +525,10 @@ fn run_execute_docker(
             exec::supervise::Ending::Exited(code) => u8::try_from(code).unwrap_or(1),
             _ => 1,
         })
-    })
+    });
+    // As in `run_daemon`: a stopped preparation's blocking work does not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// The id of the task `execute` runs: a clone of `--id`, or `--id` taken out of its queue.

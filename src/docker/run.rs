@@ -22,6 +22,7 @@ use super::template;
 use super::{DockerConfig, DockerError, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
 use crate::api::{Client, Container, StatusChange, Task};
 use crate::config::masking::{sanitize_docker_args, sanitize_urls};
+use crate::env::EnvVars;
 use crate::exec::git::{self, ScriptInfo, SourceLayout};
 use crate::exec::logs::{LogLevel, LogPipeline};
 use crate::exec::requirements::{Requirements, find_repo_requirements};
@@ -189,13 +190,34 @@ pub async fn run_task(
     let mut container_id = None;
     let mut work = None;
     let mut failure = None;
-    let ending = match prepare(client, cfg, engine, &job, &pipeline).await {
-        Err(setup) => {
+    // The host-side clone's processes carry a mark of their own: a shutdown during the
+    // preparation (a clone, a lock wait, an image pull) stops waiting for it and kills them.
+    let mark = crate::exec::process::new_task_mark();
+    let mut stopping = shutdown.clone();
+    let prepared = tokio::select! {
+        prepared = prepare(client, cfg, engine, &job, &pipeline, &mark) => Some(prepared),
+        _ = async {
+            if stopping.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        } => None,
+    };
+    let ending = match prepared {
+        None => {
+            crate::exec::process::kill_marked(&mark);
+            pipeline.push_line(
+                LogLevel::Warning,
+                "clearml-agent: the agent is shutting down; the task's preparation was stopped"
+                    .to_string(),
+            );
+            Ending::Stopped(StopReason::AgentShutdown)
+        }
+        Some(Err(setup)) => {
             pipeline.push_line(LogLevel::Error, setup.reason.clone());
             failure = Some(setup.reason);
             Ending::Exited(1)
         }
-        Ok(planned) => {
+        Some(Ok(planned)) => {
             work = Some(planned.work.clone());
             let _venv_lock = planned.venv_lock;
             match create_and_start(engine, planned.body, planned.name.as_deref()).await {
@@ -452,6 +474,7 @@ async fn prepare(
     engine: &Engine,
     job: &ContainerJob,
     pipeline: &LogPipeline,
+    mark: &str,
 ) -> Result<Planned, SetupFailure> {
     let task = client
         .tasks()
@@ -558,7 +581,7 @@ async fn prepare(
     // the preparation fails.
     let work_dir = private_work_dir(&cfg.work_dir)?;
     let work = work_dir.path().to_path_buf();
-    let layout = prepare_code(cfg, job, &task, &work, pipeline).await?;
+    let layout = prepare_code(cfg, job, &task, &work, pipeline, mark).await?;
     if let Some(commit) = layout.commit.as_deref()
         && task.script.version_num.is_empty()
     {
@@ -963,6 +986,7 @@ async fn prepare_code(
     task: &Task,
     work: &Path,
     pipeline: &LogPipeline,
+    mark: &str,
 ) -> Result<SourceLayout, SetupFailure> {
     let script = ScriptInfo::of(&task.script, task.script.binary.clone().unwrap_or_default());
     // The Python agent clones inside the container, where host paths do not exist; here the
@@ -975,7 +999,8 @@ async fn prepare_code(
         .into());
     }
     let git_opts = cfg.git.clone();
-    let env: HashMap<String, String> = job.host_env.clone().into_iter().collect();
+    let mut env: HashMap<String, String> = job.host_env.clone().into_iter().collect();
+    env.insert(EnvVars::CLEARML_AGENT_TASK_MARK.into(), mark.to_string());
     let work = work.to_path_buf();
     // (lines, their bytes, lines dropped): held until the preparation ends, so bounded to the
     // first PREPARE_LOG_BYTES, with a count of the rest.

@@ -499,6 +499,28 @@ fn mark_owner_gone(value: &[u8]) -> bool {
     read_stat(pid).is_none_or(|entry| entry.zombie || entry.start != start)
 }
 
+/// A new task mark for processes the agent starts itself outside a task's process (the host-side
+/// clone of docker mode), so that [`kill_marked`] finds them.
+pub fn new_task_mark() -> String {
+    new_mark()
+}
+
+/// SIGKILLs every process carrying `CLEARML_AGENT_TASK_MARK=<mark>`; returns how many.
+pub fn kill_marked(mark: &str) -> usize {
+    let own = std::process::id() as i32;
+    let entry = format!("{}={mark}", EnvVars::CLEARML_AGENT_TASK_MARK).into_bytes();
+    let marked: Vec<i32> = proc_table()
+        .into_iter()
+        .filter(|(pid, e)| *pid != own && !e.zombie)
+        .map(|(pid, _)| pid)
+        .filter(|pid| environ_has(*pid, |e| e == entry.as_slice()))
+        .collect();
+    for pid in &marked {
+        ignore_gone(kill(Pid::from_raw(*pid), Signal::SIGKILL));
+    }
+    marked.len()
+}
+
 /// SIGKILLs every process that an earlier, killed run of worker `worker_id` left behind: those
 /// with that worker id in their environment and a task mark of an agent run that is gone (another
 /// live agent's tasks are never touched, whatever its worker id). Returns how many were signalled.

@@ -40,7 +40,10 @@ fn completed_task_has_its_log_and_reasons() {
 fn unsupported_settings_warn_once_at_start() {
     let ctx = AgentContext::builder()
         .conf("agent.package_manager.torch_nightly: true\nagent.default_docker.match_rules: []")
-        .env("FORCE_CLEARML_AGENT_REPO", "git+https://example.com/agent.git")
+        .env(
+            "FORCE_CLEARML_AGENT_REPO",
+            "git+https://example.com/agent.git",
+        )
         .build();
     let task = ctx.script_task("warned", "print('ran')\n");
     ctx.server.enqueue(&task, "default").unwrap();

@@ -478,3 +478,80 @@ fn a_final_status_the_server_missed_is_set_at_the_next_start() {
     assert_eq!(t["status"], "stopped", "{t}\n{}", again.output());
     assert_eq!(t["status_reason"], "user abort", "{t}");
 }
+
+/// Docker mode prepares on the host: SIGTERM while the host-side clone hangs (a git server that
+/// accepts and never answers) ends the daemon within 10 s, the clone's git is killed, and the
+/// task is marked, not left running.
+#[test]
+fn sigterm_during_a_docker_host_clone_ends_the_daemon_quickly() {
+    let img = crate::docker::image();
+    let (url, hits) = black_hole();
+    let repo = url.replace("/simple", "/repo.git");
+    let ctx = crate::docker::context().build();
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "stuck cloning",
+            "script": {"binary": "python3", "entry_point": "task.py", "working_dir": ".",
+                "repository": repo, "branch": "main"},
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut daemon = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    wait_for("git to reach the server", Duration::from_secs(120), || {
+        hits.load(std::sync::atomic::Ordering::SeqCst) > 0
+    });
+    let asked = Instant::now();
+    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    let status = ctx.server.task(&task).unwrap()["status"].clone();
+    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+    let port = repo.split(':').nth(2).unwrap().split('/').next().unwrap();
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "the clone's processes outlived the daemon"
+    );
+}
+
+/// SIGTERM while the engine pulls the task's image from a registry that never answers: the
+/// daemon ends within 10 s and the task is marked.
+#[test]
+fn sigterm_during_an_image_pull_ends_the_daemon_quickly() {
+    let img = crate::docker::image();
+    let (url, hits) = black_hole();
+    let registry = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/simple")
+        .to_string();
+    let ctx = crate::docker::context().build();
+    let task = crate::docker::docker_task(
+        &ctx,
+        "stuck pulling",
+        "print('never')\n",
+        json!({"image": format!("{registry}/never/pulled:1")}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let mut daemon = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    wait_for(
+        "the engine to reach the registry",
+        Duration::from_secs(120),
+        || hits.load(std::sync::atomic::Ordering::SeqCst) > 0,
+    );
+    let asked = Instant::now();
+    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    let status = ctx.server.task(&task).unwrap()["status"].clone();
+    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+}

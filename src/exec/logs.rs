@@ -144,6 +144,9 @@ pub struct LogConfig {
     pub flush_interval: Duration,
     /// Backlog held in memory before the rest goes to the spill file.
     pub memory_limit_bytes: usize,
+    /// Backlog held in memory at most when no spill file can be written (a full disk): newer
+    /// lines are dropped and counted, and a line saying how many takes their place.
+    pub memory_cap_bytes: usize,
     /// Directory for the spill file.
     pub spill_dir: PathBuf,
     /// First retry delay after a failed send; doubles up to `max_backoff`.
@@ -161,6 +164,7 @@ impl LogConfig {
             suppress_carriage_return: true,
             flush_interval: Duration::from_secs(2),
             memory_limit_bytes: 8 * 1024 * 1024,
+            memory_cap_bytes: 32 * 1024 * 1024,
             spill_dir,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
@@ -182,6 +186,8 @@ pub struct LogReport {
     pub undelivered_lines: u64,
     /// Lines that went through the spill file.
     pub spilled_lines: u64,
+    /// Lines dropped because neither memory (up to its cap) nor the spill file could hold them.
+    pub dropped_lines: u64,
     /// Successful sends.
     pub requests: u64,
     /// Failed sends that were retried.
@@ -386,6 +392,7 @@ struct Shipper<S: LogSink> {
     splitter: LineSplitter,
     flush_interval: Duration,
     memory_limit: usize,
+    memory_cap: usize,
     spill_dir: PathBuf,
     initial_backoff: Duration,
     max_backoff: Duration,
@@ -396,6 +403,14 @@ struct Shipper<S: LogSink> {
     /// Newer lines once the memory limit was hit; everything after the queue is here, in order.
     spill: Option<Spill>,
     spill_serial: u32,
+    /// The spill file could not be created or written (a full disk): nothing more goes to it,
+    /// and until the backlog has drained new lines beyond the memory cap are dropped.
+    spill_failed: bool,
+    /// Lines dropped since the last accepted one; a line saying how many is queued before the
+    /// next accepted line (or after everything else, at the end).
+    dropped_gap: u64,
+    /// The "lines dropped" line of a gap at the end, sent after the whole backlog.
+    trailer: Option<Line>,
     /// A packet that failed and is sent again, unchanged.
     retry: Option<Packet>,
     last_timestamp: i64,
@@ -411,6 +426,10 @@ impl<S: LogSink> Shipper<S> {
             splitter: LineSplitter::new(config.suppress_carriage_return),
             flush_interval: config.flush_interval,
             memory_limit: config.memory_limit_bytes.max(1),
+            memory_cap: config
+                .memory_cap_bytes
+                .max(config.memory_limit_bytes)
+                .max(1),
             spill_dir: config.spill_dir,
             initial_backoff: config.initial_backoff,
             max_backoff: config.max_backoff.max(config.initial_backoff),
@@ -419,6 +438,9 @@ impl<S: LogSink> Shipper<S> {
             queue_bytes: 0,
             spill: None,
             spill_serial: 0,
+            spill_failed: false,
+            dropped_gap: 0,
+            trailer: None,
             retry: None,
             last_timestamp: 0,
             report: LogReport::default(),
@@ -502,6 +524,7 @@ impl<S: LogSink> Shipper<S> {
                     }
                     Some(Input::Finish(timeout, done)) => {
                         self.flush_partial(false);
+                        self.close_gap();
                         partial_since = None;
                         finishing = Some((Instant::now() + timeout, Some(done)));
                         // A failing server gets tried again right away once the task is done.
@@ -511,6 +534,7 @@ impl<S: LogSink> Shipper<S> {
                         // Dropped without `finish`: deliver what is left, within a bound.
                         input_open = false;
                         self.flush_partial(false);
+                        self.close_gap();
                         partial_since = None;
                         if finishing.is_none() {
                             finishing = Some((Instant::now() + DROP_DRAIN, None));
@@ -542,11 +566,16 @@ impl<S: LogSink> Shipper<S> {
     }
 
     fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.spill.is_none() && self.retry.is_none()
+        self.queue.is_empty()
+            && self.spill.is_none()
+            && self.retry.is_none()
+            && self.trailer.is_none()
     }
 
     fn pending_lines(&self) -> u64 {
-        self.queue.len() as u64 + self.spill.as_ref().map_or(0, Spill::pending)
+        self.queue.len() as u64
+            + self.spill.as_ref().map_or(0, Spill::pending)
+            + u64::from(self.trailer.is_some())
     }
 
     fn flush_partial(&mut self, keep_incomplete_utf8: bool) {
@@ -576,56 +605,81 @@ impl<S: LogSink> Shipper<S> {
                 level,
                 text,
             };
-            if self.spill.is_none() && self.queue_bytes + line.text.len() > self.memory_limit {
+            if self.spill.is_none()
+                && !self.spill_failed
+                && self.queue_bytes + line.text.len() > self.memory_limit
+            {
                 self.spill_serial += 1;
                 match Spill::create(&self.spill_dir, &self.task, self.spill_serial) {
                     Ok(spill) => self.spill = Some(spill),
-                    Err(error) => tracing::warn!(
-                        "cannot spill the log backlog to {}: {error}; keeping it in memory",
-                        self.spill_dir.display()
-                    ),
+                    Err(error) => {
+                        tracing::warn!(
+                            "cannot spill the log backlog to {}: {error}; keeping up to {} MiB in memory, newer lines are dropped and counted",
+                            self.spill_dir.display(),
+                            self.memory_cap >> 20
+                        );
+                        self.spill_failed = true;
+                    }
                 }
             }
-            match self.spill.as_mut() {
+            let kept = match self.spill.as_mut() {
+                // Behind a spill file that can no longer be written nothing can be queued in
+                // order until the file has drained.
+                Some(_) if self.spill_failed => false,
                 Some(spill) => match spill.append(&line) {
-                    Ok(()) => self.report.spilled_lines += 1,
+                    Ok(()) => {
+                        self.report.spilled_lines += 1;
+                        true
+                    }
                     Err(error) => {
-                        // Order matters more than memory: take the file's lines back behind the
-                        // queue and go on in memory.
                         tracing::warn!(
-                            "cannot write the log spill file: {error}; keeping the backlog in memory"
+                            "cannot write the log spill file: {error}; newer lines are dropped and counted until the backlog has drained"
                         );
-                        self.unspill();
-                        self.queue_bytes += line.text.len();
-                        self.queue.push_back(line);
+                        self.spill_failed = true;
+                        false
                     }
                 },
+                None if self.queue_bytes + line.text.len() > self.memory_cap => false,
                 None => {
+                    self.push_gap_notice(now);
                     self.queue_bytes += line.text.len();
                     self.queue.push_back(line);
+                    true
                 }
+            };
+            if !kept {
+                self.dropped_gap += 1;
+                self.report.dropped_lines += 1;
             }
         }
     }
 
-    /// Moves every spilled line back into memory and drops the spill file.
-    fn unspill(&mut self) {
-        let Some(mut spill) = self.spill.take() else {
-            return;
-        };
-        match spill.read_up_to(usize::MAX) {
-            Ok(lines) => {
-                for line in lines {
-                    self.queue_bytes += line.text.len();
-                    self.queue.push_back(line);
-                }
-            }
-            Err(error) => {
-                tracing::error!("cannot read the log spill file: {error}; its lines are lost");
-                self.report.undelivered_lines += spill.pending();
-            }
+    /// The line that stands for the lines dropped since the last kept one.
+    fn gap_notice(&mut self, now: i64) -> Option<Line> {
+        let n = std::mem::take(&mut self.dropped_gap);
+        (n > 0).then(|| Line {
+            timestamp_ms: now,
+            level: LogLevel::Warning,
+            text: format!(
+                "clearml-agent: {n} log lines dropped: the server was away and the backlog could not be kept (no room for the spill file in {})\n",
+                self.spill_dir.display()
+            ),
+        })
+    }
+
+    /// Queues the gap's notice before the next kept line.
+    fn push_gap_notice(&mut self, now: i64) {
+        if let Some(notice) = self.gap_notice(now) {
+            self.queue_bytes += notice.text.len();
+            self.queue.push_back(notice);
         }
-        spill.remove();
+    }
+
+    /// At the end: a gap not followed by any kept line is said after the whole backlog.
+    fn close_gap(&mut self) {
+        if let Some(notice) = self.gap_notice(now_ms()) {
+            self.trailer = Some(notice);
+        }
     }
 
     /// Moves spilled lines back into memory once the queue is empty.
@@ -653,6 +707,8 @@ impl<S: LogSink> Shipper<S> {
             && let Some(spill) = self.spill.take()
         {
             spill.remove();
+            // Drained: the next overflow tries a spill file again.
+            self.spill_failed = false;
         }
     }
 
@@ -661,6 +717,13 @@ impl<S: LogSink> Shipper<S> {
     /// clearml_agent/commands/events.py: Events.send_log_events and Events.send_events).
     fn next_packet(&mut self) -> Option<Packet> {
         self.refill();
+        if self.queue.is_empty()
+            && self.spill.is_none()
+            && let Some(trailer) = self.trailer.take()
+        {
+            self.queue_bytes += trailer.text.len();
+            self.queue.push_back(trailer);
+        }
         let mut events: Vec<LogEvent> = Vec::new();
         let mut packet_bytes = 0usize;
         let mut lines = 0u64;

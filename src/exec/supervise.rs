@@ -179,6 +179,12 @@ pub(crate) async fn end_task(
     if let Some(change) = change {
         set_final_status(client, cfg, task_id, worker_id, change).await;
     }
+    if report.dropped_lines > 0 {
+        println!(
+            "Warning: {} log lines of task {task_id} were dropped: the server was away and no spill file could be written",
+            report.dropped_lines
+        );
+    }
     if report.undelivered_lines > 0 {
         println!(
             "Warning: {} log lines of task {task_id} could not be delivered to the server",

@@ -30,6 +30,8 @@ struct Collector {
     max_spill_bytes: AtomicU64,
     failures: AtomicUsize,
     reject_first: bool,
+    /// When set: fail (retryable) while it holds true.
+    down: Option<Arc<AtomicBool>>,
 }
 
 /// Bytes of the files under `dir` (the spill files live in a private folder inside it).
@@ -54,6 +56,10 @@ fn dir_bytes(dir: &Path) -> u64 {
 impl LogSink for Collector {
     async fn send(&self, events: &[LogEvent]) -> Result<(), SinkError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.as_ref().is_some_and(|d| d.load(Ordering::SeqCst)) {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            return Err(SinkError::Retryable("server down".into()));
+        }
         if let Some(dir) = &self.down_until_spill_in
             && !self.spill_seen.load(Ordering::SeqCst)
         {
@@ -210,6 +216,78 @@ async fn a_server_outage_spills_to_disk_and_loses_nothing() {
     assert_same_text(&sink.text(), &numbers(50_000));
     assert_eq!(report.delivered_lines, 50_000);
     // The spill file is gone once its lines are delivered.
+    assert_eq!(dir_bytes(&spill_dir), 0);
+}
+
+/// A tmpfs of `size` mounted on `dir` (root only: CI runs as root), unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "mounting a {size} tmpfs needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// The server is away and the disk under the spill file fills up: the task's output is still
+/// read, memory stays bounded, the lines that fit nowhere are dropped and counted, and once the
+/// server is back it gets every kept line in order followed by "N log lines dropped".
+#[tokio::test]
+async fn a_full_disk_during_an_outage_drops_lines_counted_and_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spill_dir = dir.path().join("spill");
+    let _disk = SmallDisk::mount(&spill_dir, "256k");
+    let down = Arc::new(AtomicBool::new(true));
+    let sink = Arc::new(Collector {
+        down: Some(down.clone()),
+        ..Collector::default()
+    });
+    let mut config = config(&spill_dir);
+    config.memory_limit_bytes = 16 * 1024;
+    config.memory_cap_bytes = 64 * 1024;
+    config.initial_backoff = Duration::from_millis(1);
+    config.max_backoff = Duration::from_millis(20);
+    let pipeline = LogPipeline::start(config, Arc::clone(&sink));
+    let n = 200_000;
+    assert_eq!(run_into(&pipeline, "seq", &["1", &n.to_string()]).await, 0);
+    down.store(false, Ordering::SeqCst);
+    let report = pipeline.finish(FINISH).await;
+
+    assert!(report.spilled_lines > 0, "{report:?}");
+    assert!(report.dropped_lines > 0, "{report:?}");
+    let text = sink.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let (notice, kept) = lines.split_last().expect("lines");
+    let kept_n = kept.len();
+    assert_eq!(
+        kept.iter()
+            .map(|l| l.parse::<usize>().unwrap())
+            .collect::<Vec<_>>(),
+        (1..=kept_n).collect::<Vec<_>>(),
+        "the kept lines are the first ones, in order"
+    );
+    assert_eq!(report.dropped_lines as usize, n - kept_n, "{report:?}");
+    assert!(
+        notice.starts_with(&format!("clearml-agent: {} log lines dropped", n - kept_n)),
+        "{notice}"
+    );
+    assert_eq!(report.undelivered_lines, 0, "{report:?}");
     assert_eq!(dir_bytes(&spill_dir), 0);
 }
 

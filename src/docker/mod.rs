@@ -282,9 +282,22 @@ impl Engine {
         name: Option<&str>,
         body: ContainerCreateBody,
     ) -> Result<String, DockerError> {
+        self.create_for(name, None, body).await
+    }
+
+    /// [`Engine::create`] for a `platform` (`--platform linux/arm64`), a query parameter.
+    pub async fn create_for(
+        &self,
+        name: Option<&str>,
+        platform: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<String, DockerError> {
         let mut opts = CreateContainerOptionsBuilder::default();
         if let Some(name) = name {
             opts = opts.name(name);
+        }
+        if let Some(platform) = platform {
+            opts = opts.platform(platform);
         }
         let created = self
             .docker

@@ -69,9 +69,15 @@ fn refusal(flag: &str, value: Option<&str>) -> Option<&'static str> {
             })
             .then_some("host folders may not be mounted"),
         "--volumes-from" => Some("another container's mounts may not be taken"),
-        "--device" | "--device-cgroup-rule" | "--device-read-bps" | "--device-write-bps" => {
-            Some("host devices may not be used")
-        }
+        "--device"
+        | "--device-cgroup-rule"
+        | "--device-read-bps"
+        | "--device-write-bps"
+        | "--device-read-iops"
+        | "--device-write-iops"
+        | "--blkio-weight-device" => Some("host devices may not be used"),
+        "--volume-driver" => Some("volume plugins may not be chosen"),
+        "--label-file" => Some("host files may not be read into the container"),
         "--cap-add" => Some("capabilities may not be added"),
         "--pid" | "--ipc" | "--uts" | "--network" | "--cgroupns" => host_namespace(value)
             .then_some("the host's or another container's namespaces may not be joined"),
@@ -123,6 +129,12 @@ mod tests {
             "--security-opt seccomp=unconfined",
             "--env-file /root/.env",
             "--cgroupns=host",
+            "--device-read-iops /dev/sda:10",
+            "--blkio-weight-device /dev/sda:100",
+            "--volume-driver plugin",
+            "--label-file /root/labels",
+            "--sysctl kernel.x=1",
+            "--cgroup-parent /",
         ] {
             let e = check(&format!("-e A=1 {args}")).unwrap_err();
             let first = args.split([' ', '=']).next().unwrap();

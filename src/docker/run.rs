@@ -154,6 +154,7 @@ impl<E: std::fmt::Display> From<E> for SetupFailure {
 struct Planned {
     body: ContainerCreateBody,
     name: Option<String>,
+    platform: Option<String>,
     work: PathBuf,
     original_requirements: serde_json::Value,
     /// Held while the container runs: the cached venv it builds or uses is its own.
@@ -220,7 +221,14 @@ pub async fn run_task(
         Some(Ok(planned)) => {
             work = Some(planned.work.clone());
             let _venv_lock = planned.venv_lock;
-            match create_and_start(engine, planned.body, planned.name.as_deref()).await {
+            match create_and_start(
+                engine,
+                planned.body,
+                planned.name.as_deref(),
+                planned.platform.as_deref(),
+            )
+            .await
+            {
                 Err((id, reason)) => {
                     container_id = id;
                     pipeline.push_line(LogLevel::Error, reason.clone());
@@ -288,9 +296,10 @@ async fn create_and_start(
     engine: &Engine,
     body: ContainerCreateBody,
     name: Option<&str>,
+    platform: Option<&str>,
 ) -> Result<(String, ContainerOutput), (Option<String>, String)> {
     let id = engine
-        .create(name, body)
+        .create_for(name, platform, body)
         .await
         .map_err(|e| (None, e.to_string()))?;
     let output = match engine.attach(&id).await {
@@ -650,7 +659,8 @@ async fn prepare(
                 &body,
                 name.as_deref(),
                 &cfg.hide_env,
-                &run_args.env_file_keys
+                &run_args.env_file_keys,
+                &run_args.shown
             )
             .replace(freeze_markers.token(), "<random>")
         ),
@@ -668,6 +678,7 @@ async fn prepare(
     Ok(Planned {
         body,
         name,
+        platform: run_args.platform.clone(),
         work: work_dir.keep(),
         original_requirements: task.script.requirements.clone(),
         venv_lock: cached_venv.map(|(_, lock)| lock),
@@ -1158,6 +1169,7 @@ fn docker_command_line(
     name: Option<&str>,
     hide: &crate::config::HideDockerEnvVars,
     env_file_keys: &[String],
+    shown: &[String],
 ) -> String {
     let mut argv: Vec<String> = vec!["docker".into(), "run".into()];
     let host = body.host_config.clone().unwrap_or_default();
@@ -1235,6 +1247,7 @@ fn docker_command_line(
         argv.push("-p".into());
         argv.push(p);
     }
+    argv.extend(shown.iter().cloned());
     if let Some(name) = name {
         argv.push("--name".into());
         argv.push(name.into());
@@ -1306,7 +1319,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let line = docker_command_line(&body, Some("job"), &cfg().hide_env, &[]);
+        let line = docker_command_line(&body, Some("job"), &cfg().hide_env, &[], &[]);
         assert!(
             line.starts_with("docker run --gpus '\"device=1\"'"),
             "{line}"

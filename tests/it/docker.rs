@@ -409,15 +409,16 @@ fn untranslatable_argument_fails_the_task_naming_it() {
         &ctx,
         "bad args",
         "print('never')\n",
-        json!({"image": img, "arguments": "--cpuset-cpus 0"}),
+        json!({"image": img, "arguments": "--init --frobnicate --shm-size 64m"}),
     );
     let (t, _log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "failed");
+    // The unknown flag is named, not the word after it.
     assert!(
         t["status_reason"]
             .as_str()
             .unwrap()
-            .contains("--cpuset-cpus"),
+            .contains("--frobnicate"),
         "{t}"
     );
     assert!(containers("clearml-task-id", &task).is_empty());

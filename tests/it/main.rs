@@ -9,6 +9,7 @@ mod cli;
 mod context;
 mod daemon;
 mod docker;
+mod docker_cli;
 mod docker_pull;
 mod docker_services;
 mod execute;

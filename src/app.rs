@@ -310,10 +310,17 @@ fn daemon_status(
     Ok(1)
 }
 
-/// One warning line per setting that is set and has no effect here (config::unsupported).
+/// At the start of a command that runs tasks: one warning line per setting that is set and has
+/// no effect here (config::unsupported), then the `files {}` section written on this host
+/// (mirrors Session init: apply_files, with `agent.apply_files`).
 fn print_unsupported(resolved: &Resolved) {
     for line in &resolved.warnings {
         println!("{line}");
+    }
+    if resolved.settings.agent.apply_files {
+        for line in config::files::apply(&resolved.settings.files) {
+            println!("{line}");
+        }
     }
 }
 

@@ -348,6 +348,50 @@ pub fn docker_config(
         install_opencv_libs: agent.docker_install_opencv_libs,
         apt_cache: Some((agent.docker_apt_cache.clone(), mounts.apt_cache.clone())),
         force_pull: agent.docker_force_pull,
+        packages: crate::docker::Packages {
+            uv: (agent.package_manager.type_ == crate::config::settings::PackageManagerType::Uv)
+                .then(|| agent.package_manager.uv_version.clone()),
+            pip_version: agent.package_manager.pip_version.clone(),
+            flags: crate::exec::requirements::pip_flags(
+                &agent.package_manager.extra_index_url,
+                &agent.package_manager.extra_pip_install_flags,
+                agent.package_manager.force_upgrade,
+            ),
+            install_order: crate::exec::requirements::InstallOrder {
+                priority: agent.package_manager.priority_packages.clone(),
+                priority_optional: agent.package_manager.priority_optional_packages.clone(),
+                post: agent.package_manager.post_packages.clone(),
+                post_optional: agent.package_manager.post_optional_packages.clone(),
+                ..crate::exec::requirements::InstallOrder::default()
+            },
+            force_repo_requirements_txt: agent.package_manager.force_repo_requirements_txt,
+            force_original_requirements: agent.package_manager.force_original_requirements,
+        },
+        environment: if agent.apply_environment {
+            settings.environment.clone()
+        } else {
+            Vec::new()
+        },
+        files: if agent.apply_files {
+            settings.files.clone()
+        } else {
+            Vec::new()
+        },
+        enable_task_env: agent.enable_task_env,
+        // Under the untrusted-tasks policy the host's git credentials are not handed to a task.
+        git_credentials: if agent.docker_untrusted_tasks {
+            Vec::new()
+        } else {
+            [".git-credentials", ".gitconfig"]
+                .iter()
+                .map(|name| home().join(name))
+                .filter(|p| p.is_file())
+                .collect()
+        },
+        auth_token: env
+            .get(EnvVars::CLEARML_AUTH_TOKEN)
+            .filter(|t| !t.is_empty())
+            .cloned(),
         rocm_render_nodes: crate::docker::rocm::detect(),
         host_mount: host_mount.clone(),
         container_name_format: agent.docker_container_name_format.clone(),

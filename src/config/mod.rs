@@ -14,6 +14,7 @@
 //! `clearml_agent/session.py: Session.__init__`.
 
 pub mod defaults;
+pub mod files;
 pub mod gpus;
 pub mod hocon;
 pub mod masking;

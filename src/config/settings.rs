@@ -441,6 +441,8 @@ pub struct ConfigFileSpec {
     pub name: String,
     /// Target path (expanded).
     pub path: PathBuf,
+    /// Target path as written (a container expands its `~` itself).
+    pub raw_path: String,
     /// `contents` (a string, or an object for json/yaml targets).
     pub contents: Option<Value>,
     /// `format`: `string` (default) or `base64`.
@@ -1701,6 +1703,7 @@ fn files_section(r: &Reader<'_>) -> Result<Vec<ConfigFileSpec>, Error> {
         out.push(ConfigFileSpec {
             name: name.clone(),
             path: expand_path(&path, r.home, r.env),
+            raw_path: path.clone(),
             contents: r.get(&format!("{key}.contents")).cloned(),
             format: r.string(&format!("{key}.format"), "string")?,
             target_format: r.string(&format!("{key}.target_format"), "string")?,

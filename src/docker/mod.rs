@@ -81,6 +81,21 @@ pub struct DockerConfig {
     pub apt_cache: Option<(PathBuf, String)>,
     /// `agent.docker_force_pull`.
     pub force_pull: bool,
+    /// `agent.package_manager.*` as the container's script installs with it.
+    pub packages: Packages,
+    /// `environment {}` of clearml.conf (with `agent.apply_environment`): variables of every
+    /// task's container.
+    pub environment: Vec<(String, String)>,
+    /// `files {}` of clearml.conf (with `agent.apply_files`): written inside every container.
+    pub files: Vec<crate::config::settings::ConfigFileSpec>,
+    /// `agent.enable_task_env`: the task's `Environment` hyper-parameters become variables.
+    pub enable_task_env: bool,
+    /// The agent user's `~/.git-credentials` and `~/.gitconfig` that exist: mounted read-only
+    /// and copied into the container's home (mirrors Worker._get_docker_cmd).
+    pub git_credentials: Vec<PathBuf>,
+    /// `CLEARML_AUTH_TOKEN` of the agent (a token-only login): passed to the container, whose
+    /// configuration then has no key and secret to log in with.
+    pub auth_token: Option<String>,
     /// A ROCm host's render nodes (`rocm::detect`): GPUs are passed as devices, not requested.
     pub rocm_render_nodes: Option<Vec<String>>,
     /// `CLEARML_AGENT_DOCKER_HOST_MOUNT` / `CLEARML_AGENT_K8S_HOST_MOUNT` (`node:pod`): the agent
@@ -132,6 +147,22 @@ pub struct DockerConfig {
     pub extra_labels: Vec<String>,
 }
 
+/// `agent.package_manager.*` for the container's installs (one decision path with venv mode:
+/// `exec::requirements`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Packages {
+    /// `type: uv` (with `uv_version`, else the newest uv).
+    pub uv: Option<Option<String>>,
+    /// `pip_version`.
+    pub pip_version: Vec<String>,
+    /// `extra_index_url`, `extra_pip_install_flags`, `force_upgrade` as pip flags.
+    pub flags: Vec<String>,
+    /// `priority_*` and `post_*` packages.
+    pub install_order: crate::exec::requirements::InstallOrder,
+    pub force_repo_requirements_txt: bool,
+    pub force_original_requirements: bool,
+}
+
 /// The Python agent's defaults, with no image: what settings give when nothing is configured.
 impl Default for DockerConfig {
     fn default() -> Self {
@@ -150,6 +181,12 @@ impl Default for DockerConfig {
             install_opencv_libs: true,
             apt_cache: None,
             force_pull: false,
+            packages: Packages::default(),
+            environment: Vec::new(),
+            files: Vec::new(),
+            enable_task_env: false,
+            git_credentials: Vec::new(),
+            auth_token: None,
             rocm_render_nodes: None,
             host_mount: None,
             container_name_format: None,

@@ -25,7 +25,7 @@ use crate::config::masking::{sanitize_docker_args, sanitize_urls};
 use crate::env::EnvVars;
 use crate::exec::git::{self, ScriptInfo, SourceLayout};
 use crate::exec::logs::{LogLevel, LogPipeline};
-use crate::exec::requirements::{Requirements, find_repo_requirements};
+use crate::exec::requirements::{InstallUnit, Requirements};
 use crate::exec::server_checks::ServerChecks;
 use crate::exec::supervise::{self, Ending, StopReason, SuperviseConfig};
 
@@ -597,10 +597,11 @@ async fn prepare(
         pipeline.push_line(LogLevel::Info, format!("Updating task commit ID: {commit}"));
         let _ = client.tasks().set_version_num(&job.task_id, commit).await;
     }
-    let requirement_files = requirement_files(&task, &layout, &work)?;
+    let install = install_plan(cfg, &task, &layout, &work)?;
+    let files = config_files(cfg, &work)?;
 
-    let cached_venv = cached_venv(cfg, &chosen.image, &requirement_files);
-    let spec = script_spec(cfg, &chosen, &task, &layout, requirement_files)?;
+    let cached_venv = cached_venv(cfg, &chosen.image, &install);
+    let spec = script_spec(cfg, &chosen, &task, &layout, install, files)?;
     let script = script::render(&spec);
     let freeze_markers = spec.freeze_markers.clone();
 
@@ -630,6 +631,19 @@ async fn prepare(
                 ignored.join(", ")
             ),
         );
+    }
+    // mirrors agent.enable_task_env: the task's `Environment` hyper-parameters become variables
+    // (never one the agent sets).
+    if cfg.enable_task_env {
+        let env = body.env.get_or_insert_with(Vec::new);
+        for (k, v) in crate::exec::task::environment_hyperparams(client, &job.task_id).await {
+            if !env
+                .iter()
+                .any(|e| e.split_once('=').is_some_and(|(key, _)| key == k))
+            {
+                env.push(format!("{k}={v}"));
+            }
+        }
     }
     if let Some((dir, _)) = &cached_venv
         && let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut())
@@ -827,13 +841,18 @@ fn private_work_dir(parent: &Path) -> Result<tempfile::TempDir, SetupFailure> {
 fn cached_venv(
     cfg: &DockerConfig,
     image: &str,
-    requirement_files: &[String],
+    install: &script::ScriptInstall,
 ) -> Option<(PathBuf, std::fs::File)> {
     let root = cfg.venvs_cache.as_ref()?;
-    let mut key = format!("{image}\n");
-    for f in requirement_files {
-        key.push_str(&std::fs::read_to_string(f).unwrap_or_default());
-        key.push('\n');
+    // The key: the image and every install with its settings, and what the files hold.
+    let mut key = format!("{image}\n{install:?}\n");
+    for step in &install.steps {
+        if let [flag, file] = step.args.as_slice()
+            && flag == "-r"
+        {
+            key.push_str(&std::fs::read_to_string(file).unwrap_or_default());
+            key.push('\n');
+        }
     }
     let name = format!("docker-{}", crate::exec::git::md5_hex(&key));
     std::fs::create_dir_all(root).ok()?;
@@ -893,6 +912,23 @@ fn container_body_and_ignored(
         env.push(format!("CLEARML_WORKER_TAGS={}", job.worker_tags.join(" ")));
     }
     env.extend(gpu_env);
+    // mirrors _get_docker_cmd: a token-only agent hands its token to the container.
+    if let Some(token) = &cfg.auth_token {
+        env.push(format!(
+            "{}={token}",
+            crate::env::EnvVars::CLEARML_AUTH_TOKEN
+        ));
+    }
+    // `environment {}` of clearml.conf, applied where the task runs (the Python agent applies it
+    // in the container when its session starts); the agent's own variables come first.
+    for (k, v) in &cfg.environment {
+        if !env
+            .iter()
+            .any(|e| e.split_once('=').is_some_and(|(key, _)| key == k))
+        {
+            env.push(format!("{k}={v}"));
+        }
+    }
     // Behind a host mount every host side is named by the engine host's path; a folder outside
     // the shared one cannot be mounted and is left out with a warning (mirrors _get_docker_cmd).
     let mut left_out = Vec::new();
@@ -922,6 +958,12 @@ fn container_body_and_ignored(
     {
         binds.push(format!("{outside}:{}:ro", cfg.ssh_ro_folder));
     }
+    let git_ro = git_credentials_folder(&cfg.ssh_ro_folder);
+    for file in &cfg.git_credentials {
+        if let (Some(outside), Some(name)) = (host_side(file), file.file_name()) {
+            binds.push(format!("{outside}:{git_ro}/{}:ro", name.to_string_lossy()));
+        }
+    }
     for (host, inside) in [&cfg.pip_cache, &cfg.apt_cache, &cfg.sdk_cache]
         .into_iter()
         .flatten()
@@ -944,7 +986,12 @@ fn container_body_and_ignored(
     }
     let mut body = ContainerCreateBody {
         image: Some(image.to_string()),
-        cmd: Some(vec!["/bin/sh".into(), "-c".into(), script]),
+        cmd: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            script::LAUNCHER.into(),
+            script,
+        ]),
         env: Some(env),
         labels: Some(labels),
         host_config: Some(HostConfig {
@@ -968,6 +1015,12 @@ fn container_body_and_ignored(
         }
     }
     (body, ignored, left_out)
+}
+
+/// Where the agent user's git credential files are mounted: `<ssh_ro_folder>.git` (mirrors
+/// `mount_git_ro` of Worker._get_docker_cmd).
+fn git_credentials_folder(ssh_ro: &str) -> String {
+    format!("{}.git", ssh_ro.trim_end_matches('/'))
 }
 
 /// The engine host's path of a folder the agent mounts: itself, or behind a host mount
@@ -1060,33 +1113,116 @@ async fn prepare_code(
 
 /// The task's requirements (written to a file in the mounted work folder), else the
 /// repository's requirements.txt files.
-fn requirement_files(
+/// What a new venv in the container installs: the requirement set and install steps decided as
+/// in venv mode (`exec::requirements::choose` and `install_steps`), the main set written to a
+/// file of the task folder, and the pip settings of `agent.package_manager`.
+fn install_plan(
+    cfg: &DockerConfig,
     task: &Task,
     layout: &SourceLayout,
     work: &Path,
-) -> Result<Vec<String>, SetupFailure> {
-    let requirements = Requirements::from_json(&task.script.requirements);
-    if requirements.has_task_requirements() {
-        let text = requirements.pip_lines().join("\n") + "\n";
-        let file = crate::exec::confined::Beneath::open("the task's folder", work)
-            .and_then(|dir| {
-                dir.create_file(
-                    "the requirements file",
-                    Path::new("requirements.txt"),
-                    text.as_bytes(),
-                    0o644,
-                )
-            })
-            .map_err(|e| e.to_string())?;
-        return Ok(vec![file.display().to_string()]);
+) -> Result<script::ScriptInstall, SetupFailure> {
+    let packages = &cfg.packages;
+    let task_requirements = Requirements::from_json(&task.script.requirements);
+    let (requirements, repo_files) = crate::exec::requirements::choose(
+        &task_requirements,
+        packages.force_repo_requirements_txt,
+        packages.force_original_requirements,
+        layout.repo_root.as_deref().map(|root| {
+            (
+                root,
+                layout.working_dir.as_str(),
+                layout.entry_point.as_str(),
+            )
+        }),
+    );
+    let lines = requirements.pip_lines();
+    let main_file = work.join("requirements.txt");
+    let mut steps = Vec::new();
+    for step in crate::exec::requirements::install_steps(&lines, &packages.install_order) {
+        steps.push(match step.unit {
+            InstallUnit::Line(line) => script::ScriptStep {
+                args: vec![line],
+                optional: step.optional,
+                drop_from: step.optional.then(|| main_file.display().to_string()),
+            },
+            InstallUnit::File(main) => {
+                let text = main.join("\n") + "\n";
+                crate::exec::confined::Beneath::open("the task's folder", work)
+                    .and_then(|dir| {
+                        dir.create_file(
+                            "the requirements file",
+                            Path::new("requirements.txt"),
+                            text.as_bytes(),
+                            0o644,
+                        )
+                    })
+                    .map_err(|e| e.to_string())?;
+                script::ScriptStep {
+                    args: vec!["-r".into(), main_file.display().to_string()],
+                    optional: false,
+                    drop_from: None,
+                }
+            }
+        });
     }
-    Ok(match &layout.repo_root {
-        Some(root) => find_repo_requirements(root, &layout.working_dir, &layout.entry_point)
-            .into_iter()
-            .map(|p| p.display().to_string())
-            .collect(),
-        None => Vec::new(),
+    if lines.is_empty() {
+        steps.extend(repo_files.iter().map(|f| script::ScriptStep {
+            args: vec!["-r".into(), f.display().to_string()],
+            optional: false,
+            drop_from: None,
+        }));
+    }
+    let pins = match crate::exec::requirements::requested_pip_version(&requirements) {
+        Some(v) => crate::exec::requirements::pip_pin_args(&[v]),
+        None => crate::exec::requirements::pip_pin_args(&packages.pip_version),
+    };
+    Ok(script::ScriptInstall {
+        uv: packages.uv.as_ref().map(|version| match version {
+            Some(v) if v.contains(['=', '~', '<', '>']) => format!("uv{v}"),
+            Some(v) => format!("uv=={v}"),
+            None => "uv".to_string(),
+        }),
+        pip_pins: if packages.uv.is_some() || steps.is_empty() {
+            Vec::new()
+        } else {
+            pins
+        },
+        flags: packages.flags.clone(),
+        cwd: layout.repo_root.as_ref().map(|r| r.display().to_string()),
+        steps,
     })
+}
+
+/// `files {}` of clearml.conf: each entry's bytes in a file of the task folder, copied into
+/// place by the container's script (an entry that cannot be made is a line in the task log).
+fn config_files(cfg: &DockerConfig, work: &Path) -> Result<Vec<script::ScriptFile>, SetupFailure> {
+    if cfg.files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = crate::exec::confined::Beneath::open("the task's folder", work)
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (i, spec) in cfg.files.iter().enumerate() {
+        let bytes = match crate::config::files::content(spec) {
+            Ok(bytes) => bytes,
+            Err(why) => {
+                tracing::warn!("files.{}: skipped: {why}", spec.name);
+                continue;
+            }
+        };
+        let name = format!("clearml-conf-file-{i}");
+        let source = dir
+            .create_file("a configuration file", Path::new(&name), &bytes, 0o600)
+            .map_err(|e| e.to_string())?;
+        out.push(script::ScriptFile {
+            source: source.display().to_string(),
+            target: spec.raw_path.clone(),
+            mode: spec.mode,
+            overwrite: spec.overwrite,
+        });
+    }
+    Ok(out)
 }
 
 fn script_spec(
@@ -1094,7 +1230,8 @@ fn script_spec(
     chosen: &Chosen,
     task: &Task,
     layout: &SourceLayout,
-    requirement_files: Vec<String>,
+    install: script::ScriptInstall,
+    files: Vec<script::ScriptFile>,
 ) -> Result<ScriptSpec, SetupFailure> {
     let binary = task.script.binary.clone().unwrap_or_default();
     let name = binary.trim().rsplit('/').next().unwrap_or("");
@@ -1151,7 +1288,10 @@ fn script_spec(
         setup_shell_script: chosen.setup_shell_script.clone(),
         venv_dir: VENV_INSIDE.into(),
         use_activated_venv: cfg.use_activated_venv,
-        requirement_files,
+        install,
+        files,
+        git_credentials_copy: (!cfg.git_credentials.is_empty())
+            .then(|| git_credentials_folder(&cfg.ssh_ro_folder)),
         script_dir,
         python_path: python_path.join(":"),
         python_args,

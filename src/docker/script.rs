@@ -73,8 +73,13 @@ pub struct ScriptSpec {
     pub venv_dir: String,
     /// `agent.docker_use_activated_venv`: an image whose `VIRTUAL_ENV` is set runs in that venv.
     pub use_activated_venv: bool,
-    /// Requirement files (paths valid inside the container) for `pip install -r`.
-    pub requirement_files: Vec<String>,
+    /// What a new venv installs, decided as in venv mode (`exec::requirements`).
+    pub install: ScriptInstall,
+    /// `files {}` of clearml.conf, placed inside the container before the setup scripts run.
+    pub files: Vec<ScriptFile>,
+    /// The folder where the agent user's `~/.git-credentials` / `~/.gitconfig` are mounted
+    /// read-only; copied into the container's home (mirrors `cp -Rf {mount_git_ro} -T ~/`).
+    pub git_credentials_copy: Option<String>,
     /// Folder the task starts in.
     pub script_dir: String,
     /// `PYTHONPATH` of the task.
@@ -86,6 +91,47 @@ pub struct ScriptSpec {
     /// The lines printed around the `pip freeze` output.
     pub freeze_markers: FreezeMarkers,
 }
+
+/// The package installs of a new venv: pip pins first (pip only), then the steps of
+/// `exec::requirements::install_steps`, every one with the same flags.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScriptInstall {
+    /// `agent.package_manager.type: uv`: the uv requirement (`uv`, `uv==0.5.0`) installed into the
+    /// venv, then `uv pip install` instead of pip.
+    pub uv: Option<String>,
+    /// `pip<spec>` pins of `agent.package_manager.pip_version` (or the task's own pip line).
+    pub pip_pins: Vec<String>,
+    /// `--extra-index-url`, `extra_pip_install_flags`, `--upgrade`.
+    pub flags: Vec<String>,
+    /// Folder the installs run in (the repository, so `-e .` resolves).
+    pub cwd: Option<String>,
+    pub steps: Vec<ScriptStep>,
+}
+
+/// One install: its arguments (`["numpy==1.26"]`, `["-r", "<file>"]`), whether a failure is
+/// only a warning, and the main-set file an optional line is then taken out of.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScriptStep {
+    pub args: Vec<String>,
+    pub optional: bool,
+    pub drop_from: Option<String>,
+}
+
+/// One `files {}` entry: its bytes in a file of the task folder, copied to `target` (as
+/// written in clearml.conf; `~/` is the container's home).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScriptFile {
+    pub source: String,
+    pub target: String,
+    pub mode: Option<u32>,
+    pub overwrite: bool,
+}
+
+/// The container's command: the script runs under bash when the image has it, else under sh
+/// (mirrors the Python agent, whose container command is `bash -c`). `sh -c LAUNCHER SCRIPT`
+/// makes the script `$0` of the launcher.
+pub const LAUNCHER: &str =
+    "if command -v bash >/dev/null 2>&1; then exec bash -c \"$0\"; else exec sh -c \"$0\"; fi";
 
 /// One shell word. A NUL cannot be passed in an argument at all, so it is dropped before quoting
 /// (quoting the rest as is keeps every `'` escaped).
@@ -144,6 +190,77 @@ fn user_line(line: &str) -> String {
         .replace("}}", "}")
 }
 
+/// The shell lines of the installs (each failing one ends the script, an optional one warns).
+fn install_lines(install: &ScriptInstall) -> Vec<String> {
+    let mut out = Vec::new();
+    if install.pip_pins.is_empty() && install.steps.is_empty() && install.uv.is_none() {
+        return out;
+    }
+    let flags: Vec<String> = install.flags.iter().map(|f| q(f)).collect();
+    let pip = |args: &[String]| {
+        format!(
+            "\"$CLEARML_VENV\"/bin/python -m pip install --disable-pip-version-check {}{}",
+            args.iter().map(|a| q(a)).collect::<Vec<_>>().join(" "),
+            flags.iter().map(|f| format!(" {f}")).collect::<String>()
+        )
+    };
+    let fail = |what: &str| {
+        format!(
+            "{{ echo {} >&2; exit 1; }}",
+            q(&format!("clearml-agent: installing {what} failed"))
+        )
+    };
+    if let Some(dir) = &install.cwd {
+        out.push(format!("cd {} || exit 1", q(dir)));
+    }
+    if !install.pip_pins.is_empty() {
+        // The venv shares the image's pip; the pin installs another only when that one does
+        // not satisfy it.
+        out.push(format!("{} || {}", pip(&install.pip_pins), fail("pip")));
+    }
+    type Render<'a> = Box<dyn Fn(&[String]) -> String + 'a>;
+    let run: Render<'_> = match &install.uv {
+        Some(uv) => {
+            out.push(format!(
+                "{} || {}",
+                pip(std::slice::from_ref(uv)),
+                fail("uv")
+            ));
+            let flags = flags.clone();
+            Box::new(move |args: &[String]| {
+                format!(
+                    "\"$CLEARML_VENV\"/bin/uv pip install --python \"$CLEARML_VENV\"/bin/python {}{}",
+                    args.iter().map(|a| q(a)).collect::<Vec<_>>().join(" "),
+                    flags.iter().map(|f| format!(" {f}")).collect::<String>()
+                )
+            })
+        }
+        None => Box::new(pip),
+    };
+    for step in &install.steps {
+        let what = step.args.join(" ");
+        let on_failure = match (&step.optional, &step.drop_from) {
+            (true, Some(main)) => format!(
+                "{{ echo {}; grep -vxF -- {} {main} > {main}.kept; mv {main}.kept {main}; }}",
+                q(&format!(
+                    "WARNING: optional package {what} was not installed"
+                )),
+                q(&what),
+                main = q(main)
+            ),
+            (true, None) => format!(
+                "echo {}",
+                q(&format!(
+                    "WARNING: optional package {what} was not installed"
+                ))
+            ),
+            (false, _) => fail(&what),
+        };
+        out.push(format!("{} || {on_failure}", run(&step.args)));
+    }
+    out
+}
+
 /// The script, for `sh -c`.
 pub fn render(spec: &ScriptSpec) -> String {
     let mut s: Vec<String> = Vec::new();
@@ -172,6 +289,27 @@ pub fn render(spec: &ScriptSpec) -> String {
             "mkdir -p {dst} && cp -Rf {ro}/. {dst}/ && chmod 700 {dst}",
             dst = home_path(dst),
             ro = q(ro)
+        ));
+    }
+    if let Some(ro) = &spec.git_credentials_copy {
+        // mirrors `cp -Rf {mount_git_ro} -T ~/` of Worker._get_docker_cmd.
+        s.push(format!("cp -Rf {}/. \"$HOME\"/ 2>/dev/null || true", q(ro)));
+    }
+    for file in &spec.files {
+        let target = home_path(&file.target);
+        let mut line = format!(
+            "mkdir -p \"$(dirname {target})\" && cp {} {target}",
+            q(&file.source)
+        );
+        if let Some(mode) = file.mode {
+            line.push_str(&format!(" && chmod {mode:o} {target}"));
+        }
+        if !file.overwrite {
+            line = format!("[ -e {target} ] || {{ {line}; }}");
+        }
+        s.push(format!(
+            "{line} || echo {}",
+            q(&format!("clearml-agent: could not create {}", file.target))
         ));
     }
     for line in spec
@@ -206,17 +344,7 @@ pub fn render(spec: &ScriptSpec) -> String {
         "if [ \"$CLEARML_OWN_VENV\" = 1 ]; then if \"$CLEARML_PY\" -m pip --version >/dev/null 2>&1; then \"$CLEARML_PY\" -m venv --system-site-packages --without-pip \"$CLEARML_VENV\"; \
          else \"$CLEARML_PY\" -m venv --system-site-packages \"$CLEARML_VENV\"; fi || { echo \"clearml-agent: cannot create the venv $CLEARML_VENV\" >&2; exit 1; }; fi".to_string(),
     ];
-    if !spec.requirement_files.is_empty() {
-        let files: Vec<String> = spec
-            .requirement_files
-            .iter()
-            .map(|f| format!("-r {}", q(f)))
-            .collect();
-        build.push(format!(
-            "\"$CLEARML_VENV\"/bin/python -m pip install --disable-pip-version-check {} || {{ echo 'clearml-agent: installing the requirements failed' >&2; exit 1; }}",
-            files.join(" ")
-        ));
-    }
+    build.extend(install_lines(&spec.install));
     build.push(
         "if [ \"$CLEARML_OWN_VENV\" = 1 ]; then touch \"$CLEARML_VENV/.clearml-agent-ready\"; fi"
             .into(),
@@ -382,7 +510,34 @@ mod tests {
             setup_shell_script: vec!["# comment".into(), "echo setup".into()],
             venv_dir: "/root/.clearml/venvs-builds/task".into(),
             use_activated_venv: true,
-            requirement_files: vec!["/w/req.txt".into()],
+            install: ScriptInstall {
+                uv: None,
+                pip_pins: vec!["pip<22.3".into()],
+                flags: vec!["--extra-index-url".into(), "http://idx/simple".into()],
+                cwd: Some("/w/repo".into()),
+                steps: vec![
+                    ScriptStep {
+                        args: vec!["numpy".into()],
+                        ..ScriptStep::default()
+                    },
+                    ScriptStep {
+                        args: vec!["pygobject".into()],
+                        optional: true,
+                        drop_from: Some("/w/req.txt".into()),
+                    },
+                    ScriptStep {
+                        args: vec!["-r".into(), "/w/req.txt".into()],
+                        ..ScriptStep::default()
+                    },
+                ],
+            },
+            files: vec![ScriptFile {
+                source: "/w/files/0".into(),
+                target: "~/.config/x.json".into(),
+                mode: Some(0o600),
+                overwrite: false,
+            }],
+            git_credentials_copy: Some("/.ssh.git".into()),
             script_dir: "/w/code".into(),
             python_path: "/w/code:".into(),
             python_args: vec!["-u".into(), "my task.py".into()],
@@ -398,8 +553,24 @@ mod tests {
         assert!(pos("echo extra") < pos("echo setup"));
         assert!(!s.contains("# comment"));
         assert!(pos("echo setup") < pos("-m venv"));
-        assert!(pos("-m venv") < pos("-r /w/req.txt"));
+        assert!(pos("-m venv") < pos("cd /w/repo"));
+        assert!(
+            pos("cd /w/repo")
+                < pos(
+                    "install --disable-pip-version-check 'pip<22.3' --extra-index-url http://idx/simple"
+                )
+        );
+        assert!(pos("'pip<22.3'") < pos("check numpy --extra-index-url"));
+        assert!(pos("check numpy") < pos("check pygobject"));
+        assert!(s.contains("grep -vxF -- pygobject /w/req.txt"), "{s}");
+        assert!(pos("check pygobject") < pos("-r /w/req.txt"));
         assert!(pos("-r /w/req.txt") < pos(FREEZE_BEGIN));
+        assert!(pos("cp -Rf /.ssh.git/. \"$HOME\"/") < pos("echo extra"));
+        assert!(
+            s.contains("[ -e \"$HOME\"/.config/x.json ] || { mkdir -p"),
+            "{s}"
+        );
+        assert!(s.contains("chmod 600 \"$HOME\"/.config/x.json"), "{s}");
         assert!(pos(FREEZE_BEGIN) < pos(FREEZE_END));
         assert!(pos("VIRTUAL_ENV") < pos("-m venv"));
         assert!(s.ends_with("exec \"$CLEARML_VENV\"/bin/python -u 'my task.py'"));

@@ -1,6 +1,8 @@
 //! A task's Python requirements: the `script.requirements` sections as text, the repository's
-//! `requirements.txt` files, the pip pin they carry, and the venv-cache keys derived from them.
-//! Installing them is `venv.rs`'s job.
+//! `requirements.txt` files, the pip pin they carry, the venv-cache keys derived from them, and
+//! the decisions both modes share: which set is installed ([`choose`]), in which steps
+//! ([`install_steps`]) and with which pip flags ([`pip_flags`]). Running the steps is
+//! `venv.rs`'s job on the host and the container script's (`docker/script.rs`) in docker mode.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +48,92 @@ impl Requirements {
                 .as_deref()
                 .is_some_and(|c| !meaningful_lines(c).is_empty())
     }
+}
+
+/// The requirement set a task installs: its own `pip` section (or `org_pip` with
+/// `force_original_requirements`), else — with `force_repo_requirements_txt`, or when the task
+/// has none — the repository's requirements files. `repo` is (repository root, working dir,
+/// entry point). Mirrors clearml_agent/commands/worker.py: Worker.install_requirements.
+pub fn choose(
+    task: &Requirements,
+    force_repo_requirements_txt: bool,
+    force_original_requirements: bool,
+    repo: Option<(&Path, &str, &str)>,
+) -> (Requirements, Vec<PathBuf>) {
+    let mut requirements = task.clone();
+    if force_repo_requirements_txt {
+        requirements = Requirements::default();
+    } else if force_original_requirements && requirements.org_pip.is_some() {
+        requirements.pip = requirements.org_pip.clone();
+    }
+    let files = match (repo, requirements.has_task_requirements()) {
+        (Some((root, working_dir, entry_point)), false) => {
+            find_repo_requirements(root, working_dir, entry_point)
+        }
+        _ => Vec::new(),
+    };
+    (requirements, files)
+}
+
+/// The pip flags of every install: `--extra-index-url` per `extra_index_url`, the
+/// `extra_pip_install_flags`, and `--upgrade` with `force_upgrade`. Mirrors
+/// clearml_agent/helper/package/pip_api/venv.py (install flags) and base.py.
+pub fn pip_flags(
+    extra_index_urls: &[String],
+    extra_pip_install_flags: &[String],
+    force_upgrade: bool,
+) -> Vec<String> {
+    let mut flags = Vec::new();
+    for url in extra_index_urls {
+        flags.push("--extra-index-url".to_string());
+        flags.push(url.clone());
+    }
+    flags.extend(extra_pip_install_flags.iter().cloned());
+    if force_upgrade {
+        flags.push("--upgrade".into());
+    }
+    flags
+}
+
+/// What one install step installs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallUnit {
+    /// One requirement line.
+    Line(String),
+    /// The main set, together, from one `-r` file.
+    File(Vec<String>),
+}
+
+/// One `pip install` of the task's requirements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallStep {
+    pub unit: InstallUnit,
+    /// A failure is a warning, not the task's failure; a failed optional priority package is
+    /// also taken out of the main set that follows.
+    pub optional: bool,
+}
+
+/// The install steps of requirement lines, in order: priority packages one by one (optional
+/// ones too), the main set from one file, then the post packages one by one. Mirrors
+/// clearml_agent/helper/package/priority_req.py and post_req.py as driven by
+/// RequirementsManager.replace / post_install.
+pub fn install_steps(lines: &[String], order: &InstallOrder) -> Vec<InstallStep> {
+    let plan = plan_install(lines, order);
+    let one = |line: &String, optional| InstallStep {
+        unit: InstallUnit::Line(line.clone()),
+        optional,
+    };
+    let mut steps: Vec<InstallStep> = plan.priority.iter().map(|l| one(l, false)).collect();
+    steps.extend(plan.priority_optional.iter().map(|l| one(l, true)));
+    if !plan.main.is_empty() {
+        steps.push(InstallStep {
+            unit: InstallUnit::File(plan.main.clone()),
+            optional: false,
+        });
+    }
+    steps.extend(plan.post.iter().map(|l| one(l, false)));
+    steps.extend(plan.post_optional.iter().map(|l| one(l, true)));
+    steps
 }
 
 /// A section value as text: strings as is, lists joined by newlines, null as `None`.

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow};
 
 use crate::api::{Client, StatusChange, Task};
 use crate::exec::git::{self, GitOptions, ScriptInfo, SourceLayout};
-use crate::exec::requirements::{Requirements, find_repo_requirements};
+use crate::exec::requirements::{self, Requirements};
 use crate::exec::venv::{self, BuiltEnv, EnvOptions, PythonOptions};
 
 /// Folder names inside the venv, as the Python agent uses them.
@@ -347,18 +347,18 @@ fn prepare_blocking(
         error: e.to_string(),
     })?;
 
-    let mut requirements = Requirements::from_json(&task.script.requirements);
-    if cfg.force_repo_requirements_txt {
-        requirements = Requirements::default();
-    } else if cfg.force_original_requirements && requirements.org_pip.is_some() {
-        requirements.pip = requirements.org_pip.clone();
-    }
-    let repo_files = match (&layout.repo_root, requirements.has_task_requirements()) {
-        (Some(root), false) => {
-            find_repo_requirements(root, &layout.working_dir, &layout.entry_point)
-        }
-        _ => Vec::new(),
-    };
+    let (requirements, repo_files) = requirements::choose(
+        &Requirements::from_json(&task.script.requirements),
+        cfg.force_repo_requirements_txt,
+        cfg.force_original_requirements,
+        layout.repo_root.as_deref().map(|root| {
+            (
+                root,
+                layout.working_dir.as_str(),
+                layout.entry_point.as_str(),
+            )
+        }),
+    );
     let mut env_opts = cfg.env.clone();
     env_opts.install_cwd = layout.repo_root.clone();
     // mirrors Worker.execute: no repository, no requirements and a non-python binary → no env.
@@ -542,7 +542,10 @@ fn interpreter_sys_path(python: &Path, cwd: &Path) -> Option<String> {
 }
 
 /// The task's `Environment` hyper-parameter section (mirrors Worker._get_task_os_env).
-async fn environment_hyperparams(client: &Client, task_id: &str) -> Vec<(String, String)> {
+pub(crate) async fn environment_hyperparams(
+    client: &Client,
+    task_id: &str,
+) -> Vec<(String, String)> {
     match client
         .tasks()
         .get_hyper_params(&[task_id.to_string()])

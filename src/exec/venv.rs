@@ -18,8 +18,9 @@ use super::git::{
 };
 use super::git::{WORKING_REPOSITORY_DIR, WORKING_STANDALONE_DIR};
 use super::requirements::{
-    CacheKeyContext, InstallOrder, PIP_MANAGER_CLASS, Requirements, cache_key, external_lines,
-    meaningful_lines, pip_pin_args, plan_install, requested_pip_version,
+    CacheKeyContext, InstallOrder, InstallUnit, PIP_MANAGER_CLASS, Requirements, cache_key,
+    external_lines, install_steps, meaningful_lines, pip_flags, pip_pin_args,
+    requested_pip_version,
 };
 use super::venv_state::{self, VenvState};
 
@@ -571,30 +572,31 @@ fn install_task_lines(
     opts: &EnvOptions,
     log: &dyn Fn(&str),
 ) -> Result<(), EnvError> {
-    let plan = plan_install(lines, &opts.install_order);
-    for line in &plan.priority {
-        installer.install(std::slice::from_ref(line), line, true)?;
-    }
-    let mut main = plan.main.clone();
-    for line in &plan.priority_optional {
-        if let Err(e) = installer.install(std::slice::from_ref(line), line, true) {
-            log(&format!(
-                "WARNING: optional package {line} was not installed: {e}"
-            ));
-            main.retain(|l| l != line);
-        }
-    }
-    if !main.is_empty() {
-        install_lines_file(installer, &main, opts, "the task requirements")?;
-    }
-    for line in &plan.post {
-        installer.install(std::slice::from_ref(line), line, true)?;
-    }
-    for line in &plan.post_optional {
-        if let Err(e) = installer.install(std::slice::from_ref(line), line, true) {
-            log(&format!(
-                "WARNING: optional package {line} was not installed: {e}"
-            ));
+    let mut dropped: Vec<String> = Vec::new();
+    for step in install_steps(lines, &opts.install_order) {
+        let result = match &step.unit {
+            InstallUnit::Line(line) => installer.install(std::slice::from_ref(line), line, true),
+            InstallUnit::File(main) => {
+                let main: Vec<String> = main
+                    .iter()
+                    .filter(|l| !dropped.contains(l))
+                    .cloned()
+                    .collect();
+                if main.is_empty() {
+                    continue;
+                }
+                install_lines_file(installer, &main, opts, "the task requirements")
+            }
+        };
+        match (result, &step.unit) {
+            (Ok(()), _) => {}
+            (Err(e), InstallUnit::Line(line)) if step.optional => {
+                log(&format!(
+                    "WARNING: optional package {line} was not installed: {e}"
+                ));
+                dropped.push(line.clone());
+            }
+            (Err(e), _) => return Err(e),
         }
     }
     Ok(())
@@ -791,15 +793,14 @@ impl<'a> Installer<'a> {
         env: &'a HashMap<String, String>,
         log: &'a dyn Fn(&str),
     ) -> Result<Self, EnvError> {
-        let mut flags: Vec<OsString> = Vec::new();
-        for url in &opts.extra_index_urls {
-            flags.push("--extra-index-url".into());
-            flags.push(url.into());
-        }
-        flags.extend(opts.extra_pip_install_flags.iter().map(OsString::from));
-        if opts.force_upgrade {
-            flags.push("--upgrade".into());
-        }
+        let flags: Vec<OsString> = pip_flags(
+            &opts.extra_index_urls,
+            &opts.extra_pip_install_flags,
+            opts.force_upgrade,
+        )
+        .into_iter()
+        .map(OsString::from)
+        .collect();
         Ok(match uv {
             None => Self {
                 cwd: opts.install_cwd.clone(),

@@ -10,6 +10,7 @@ mod context;
 mod daemon;
 mod docker;
 mod docker_cli;
+mod docker_inside;
 mod docker_pull;
 mod docker_services;
 mod execute;

@@ -1,0 +1,262 @@
+//! What the task finds inside its container: packages installed with the agent's
+//! `agent.package_manager` settings (a private index with credentials, pins, priority and
+//! optional packages), the `environment {}` and `files {}` sections, the task's `Environment`
+//! hyper-parameters, the agent's token and git identity, and setup scripts run under bash.
+//! Real Docker Engine, real pip inside the test image, a real local package index.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::docker::{context, docker_task, image};
+
+/// A PEP 503 index on 127.0.0.1 serving one wheel (`clearml-rs-private==1.0`, module
+/// `clearml_rs_private` with `VALUE = 42`), behind basic authentication (`reader:s3cret`).
+struct PrivateIndex {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+const INDEX_SERVER: &str = r#"
+import base64, http.server, os, sys
+root, port = sys.argv[1], int(sys.argv[2])
+want = 'Basic ' + base64.b64encode(b'reader:s3cret').decode()
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def do_GET(self):
+        if self.headers.get('Authorization') != want:
+            self.send_response(401)
+            self.send_header('WWW-Authenticate', 'Basic realm="idx"')
+            self.end_headers()
+            return
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()
+"#;
+
+const BUILD_WHEEL: &str = r#"
+import base64, hashlib, os, sys, zipfile
+out = sys.argv[1]
+name, ver = 'clearml_rs_private', '1.0'
+files = {
+    f'{name}/__init__.py': b'VALUE = 42\n',
+    f'{name}-{ver}.dist-info/METADATA': f'Metadata-Version: 2.1\nName: clearml-rs-private\nVersion: {ver}\n'.encode(),
+    f'{name}-{ver}.dist-info/WHEEL': b'Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+}
+record = ''
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+    record += f'{path},sha256={digest},{len(data)}\n'
+record += f'{name}-{ver}.dist-info/RECORD,,\n'
+files[f'{name}-{ver}.dist-info/RECORD'] = record.encode()
+d = os.path.join(out, 'simple', 'clearml-rs-private')
+os.makedirs(d, exist_ok=True)
+whl = f'{name}-{ver}-py3-none-any.whl'
+with zipfile.ZipFile(os.path.join(d, whl), 'w') as z:
+    for path, data in files.items():
+        z.writestr(path, data)
+open(os.path.join(d, 'index.html'), 'w').write(f'<html><body><a href="{whl}">{whl}</a></body></html>')
+open(os.path.join(out, 'simple', 'index.html'), 'w').write('<html><body><a href="clearml-rs-private/">clearml-rs-private</a></body></html>')
+"#;
+
+impl PrivateIndex {
+    fn start() -> PrivateIndex {
+        let dir = tempfile::tempdir().unwrap();
+        let built = Command::new("python3")
+            .args(["-c", BUILD_WHEEL])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(built.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args(["-c", INDEX_SERVER])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the index did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PrivateIndex {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PrivateIndex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The private index with credentials in `agent.package_manager.extra_index_url`, a pin of pip
+/// the image's pip already satisfies, an optional priority package that does not exist (a
+/// warning, and taken out of the set), all through one decision path with venv mode.
+#[test]
+fn requirements_install_from_a_private_index_with_the_agents_package_settings() {
+    let img = image();
+    let index = PrivateIndex::start();
+    let url = format!("http://reader:s3cret@127.0.0.1:{}/simple", index.port);
+    let ctx = context()
+        .conf(&format!(
+            "agent.extra_docker_arguments: [\"--network\", \"host\"]\n\
+             agent.package_manager.extra_index_url: [\"{url}\"]\n\
+             agent.package_manager.extra_pip_install_flags: [\"--no-cache-dir\"]\n\
+             agent.package_manager.pip_version: [\">=9\"]\n\
+             agent.package_manager.priority_optional_packages: [\"clearml-rs-missing-optional\"]"
+        ))
+        .build();
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "private index",
+            "script": {"binary": "python3", "entry_point": "task.py", "working_dir": ".",
+                "diff": "import clearml_rs_private\nprint('private value', clearml_rs_private.VALUE)\n",
+                "requirements": {"pip": "clearml-rs-private==1.0\nclearml-rs-missing-optional==9.9\n"}},
+            "container": {"image": img},
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
+    assert!(log.contains("private value 42"), "{log}");
+    assert!(
+        log.contains(
+            "WARNING: optional package clearml-rs-missing-optional==9.9 was not installed"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("--no-cache-dir"), "{log}");
+    assert!(log.contains("'pip>=9'"), "{log}");
+    // The index password never reaches the log.
+    assert!(!log.contains("s3cret"), "{log}");
+    // The freeze recorded the private package.
+    let t = ctx.server.task(&task).unwrap();
+    assert!(
+        t["script"]["requirements"]["pip"]
+            .to_string()
+            .contains("clearml-rs-private==1.0"),
+        "{t}"
+    );
+}
+
+/// `environment {}`, `files {}`, `agent.enable_task_env`, the agent's `CLEARML_AUTH_TOKEN` and
+/// its `~/.gitconfig` reach the task inside its container; a setup script runs under bash and
+/// what it exports reaches the task.
+#[test]
+fn configuration_sections_token_git_identity_and_bash_setup_reach_the_container() {
+    let img = image();
+    let ctx = context()
+        .conf(
+            "environment { CONF_VAR: from-conf }\n\
+             files { note { path: \"~/.config/clearml-rs/note.json\", contents: { a: 1 }, target_format: json, mode: \"0o600\" } }\n\
+             agent.enable_task_env: true",
+        )
+        .env("CLEARML_AUTH_TOKEN", "tok-123")
+        .build();
+    std::fs::write(
+        ctx.root().join(".gitconfig"),
+        "[user]\n\tname = Container Tester\n",
+    )
+    .unwrap();
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "inside",
+            "script": {"binary": "python3", "entry_point": "task.py", "working_dir": ".",
+                "diff": "import os, subprocess, json\n\
+                         print('conf', os.environ.get('CONF_VAR'))\n\
+                         print('task env', os.environ.get('TASK_VAR'))\n\
+                         print('token', os.environ.get('CLEARML_AUTH_TOKEN'))\n\
+                         p = os.path.expanduser('~/.config/clearml-rs/note.json')\n\
+                         print('file', json.load(open(p)), oct(os.stat(p).st_mode & 0o777))\n\
+                         print('git', subprocess.run(['git', 'config', '--global', 'user.name'], capture_output=True, text=True).stdout.strip())\n\
+                         print('from setup', os.environ.get('SETUP_VAR'))\n"},
+            "hyperparams": {"Environment": {"TASK_VAR": {"section": "Environment", "name": "TASK_VAR", "value": "from-task"}}},
+            "container": {"image": img,
+                "setup_shell_script": "ARR=(one two)\nif [[ ${#ARR[@]} -eq 2 ]]; then export SETUP_VAR=bash-${ARR[1]}; fi\n"},
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
+    for want in [
+        "conf from-conf",
+        "task env from-task",
+        "token tok-123",
+        "file {'a': 1} 0o600",
+        "git Container Tester",
+        "from setup bash-two",
+    ] {
+        assert!(log.contains(want), "{want} missing:\n{log}");
+    }
+    // The token is masked in the printed docker command.
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("Executing: docker run"))
+        .unwrap_or_default();
+    assert!(!line.contains("tok-123"), "{line}");
+    // The host got the file too (as the Python agent writes it where it runs).
+    assert!(ctx.root().join(".config/clearml-rs/note.json").is_file());
+}
+
+/// An image without bash runs the script under sh.
+#[test]
+fn an_image_without_bash_runs_the_setup_under_sh() {
+    let img = image();
+    // The test image with bash removed.
+    const TAG: &str = "clearml-agent-test:no-bash";
+    if Command::new("docker")
+        .args(["image", "inspect", TAG])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "-t", TAG, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("FROM {img}\nRUN rm -f /bin/bash /usr/bin/bash\n").as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let ctx = context().build();
+    let task = docker_task(
+        &ctx,
+        "no bash",
+        "import os\nprint('shell var', os.environ.get('SH_VAR'))\n",
+        json!({"image": TAG, "setup_shell_script": "export SH_VAR=plain-sh"}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
+    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
+    assert!(log.contains("shell var plain-sh"), "{log}");
+}

@@ -78,6 +78,18 @@ fn refusal(flag: &str, value: Option<&str>) -> Option<&'static str> {
         | "--blkio-weight-device" => Some("host devices may not be used"),
         "--volume-driver" => Some("volume plugins may not be chosen"),
         "--label-file" => Some("host files may not be read into the container"),
+        "--log-driver" | "--log-opt" => {
+            Some("the logging driver may not be changed (it writes on the host or the network)")
+        }
+        "--oom-kill-disable" => (!matches!(
+            value,
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False")
+        ))
+        .then_some("the OOM killer may not be disabled (the host would run out of memory)"),
+        "--oom-score-adj" => value
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_none_or(|n| n < 0)
+            .then_some("the host's processes may not be made the OOM killer's first choice"),
         "--cap-add" => Some("capabilities may not be added"),
         "--pid" | "--ipc" | "--uts" | "--network" | "--cgroupns" => host_namespace(value)
             .then_some("the host's or another container's namespaces may not be joined"),
@@ -135,6 +147,10 @@ mod tests {
             "--label-file /root/labels",
             "--sysctl kernel.x=1",
             "--cgroup-parent /",
+            "--log-driver syslog",
+            "--log-opt syslog-address=udp://1.2.3.4:1111",
+            "--oom-kill-disable",
+            "--oom-score-adj=-500",
         ] {
             let e = check(&format!("-e A=1 {args}")).unwrap_err();
             let first = args.split([' ', '=']).next().unwrap();

@@ -1,5 +1,6 @@
 //! Running one task: processes, log shipping, source code and Python environments.
 
+pub mod cgroup;
 pub mod confined;
 pub mod git;
 pub mod logs;

@@ -27,6 +27,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::cgroup::TaskCgroup;
 use crate::env::EnvVars;
 
 /// How long the output stream still waits for end-of-file once the task's processes are all dead
@@ -106,6 +107,9 @@ pub struct TaskProcess {
     code: Option<i32>,
     /// Tells the output stream that no process of the task is left.
     done_tx: watch::Sender<bool>,
+    /// The task's own cgroup (v2) where the machine offers one: what is in it belongs to the
+    /// task, whatever it did to its session or environment.
+    cgroup: Option<TaskCgroup>,
 }
 
 /// The merged stdout/stderr of a task, as raw chunks in the order the kernel received them.
@@ -205,6 +209,8 @@ impl TaskProcess {
                 cwd: spec.cwd.clone(),
                 source: std::io::Error::other("the process exited before its id was read"),
             })?;
+        // Moved in right after the start (a fork before that is still found by the mark).
+        let cgroup = TaskCgroup::create(&mark).filter(|cg| cg.add(pid).is_ok());
         let pipe = pipe::Receiver::from_owned_fd(read_end).map_err(ProcessError::Pipe)?;
         let (done_tx, done_rx) = watch::channel(false);
         let child_start = read_stat(pid).map_or(0, |entry| entry.start);
@@ -222,7 +228,13 @@ impl TaskProcess {
             }),
             code: None,
             done_tx,
+            cgroup,
         })
+    }
+
+    /// Whether the task runs in a cgroup of its own.
+    pub fn has_cgroup(&self) -> bool {
+        self.cgroup.is_some()
     }
 
     /// The child's process id, which is also its process group id.
@@ -349,6 +361,11 @@ impl TaskProcess {
             // The child is not reaped, so its pid (the group id) cannot have been reused.
             ignore_gone(killpg(Pid::from_raw(self.pid), signal));
         }
+        if signal == Signal::SIGKILL
+            && let Some(cgroup) = &self.cgroup
+        {
+            cgroup.kill_all();
+        }
         let mut seen = HashSet::new();
         for member in members {
             if seen.insert(member.pid) && member.still_alive() {
@@ -363,7 +380,14 @@ impl TaskProcess {
         let table = proc_table();
         let own = std::process::id() as i32;
         let pipe_link = format!("pipe:[{}]", self.pipe_ino);
-        let mut roots: Vec<i32> = Vec::new();
+        let mut roots: Vec<i32> = self
+            .cgroup
+            .as_ref()
+            .map(TaskCgroup::pids)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|pid| *pid != own)
+            .collect();
         for (pid, entry) in &table {
             if *pid == own || entry.zombie {
                 continue;
@@ -411,6 +435,9 @@ impl Drop for TaskProcess {
         if self.code.is_none() {
             // Dropped while running: do not leave the group behind.
             ignore_gone(killpg(Pid::from_raw(self.pid), Signal::SIGKILL));
+            if let Some(cgroup) = &self.cgroup {
+                cgroup.kill_all();
+            }
         }
     }
 }

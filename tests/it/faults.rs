@@ -224,6 +224,39 @@ fn escaped_pid(pidfile: &std::path::Path) -> i32 {
         .unwrap()
 }
 
+/// A descendant that leaves the task's group, session and pipe and then replaces its whole
+/// environment (so no task mark is left on it) dies with its task: the task's cgroup (v2) holds
+/// it. On a machine without cgroup v2 the mark is all there is, and this process would survive.
+#[test]
+fn a_descendant_that_also_clears_its_environment_dies_with_its_task_in_its_cgroup() {
+    let probe = clearml_agent::exec::cgroup::TaskCgroup::create("probe-of-the-test");
+    if probe.is_none() && !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: no cgroup v2 this user may write (CI runs as root, where it is)");
+        return;
+    }
+    assert!(probe.is_some(), "as root, this machine must offer a cgroup v2");
+    drop(probe);
+    let ctx = AgentContext::new();
+    let daemon = ctx.daemon(&["--queue", "default", "--foreground", "--cpu-only"]);
+    let pidfile = ctx.root().join("escaped-without-env");
+    let task = ctx.script_task(
+        "escapes and clears its environment",
+        &escaping_script(&pidfile, false).replace(
+            "time.sleep(300)\n        os._exit(0)",
+            "os.execve('/bin/sleep', ['sleep', '300'], {})",
+        ),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let t = ctx.wait_status(&task, &["completed", "failed", "stopped"], Some(&daemon));
+    assert_eq!(t["status"], "completed", "{t}\n{}", daemon.output());
+    let pid = escaped_pid(&pidfile);
+    wait_for(
+        "the escaped process without a mark to die",
+        Duration::from_secs(10),
+        || !crate::context::alive(pid),
+    );
+}
+
 /// A descendant that left the task's group, session and pipe dies when its task completes, and
 /// when its task is aborted.
 #[test]

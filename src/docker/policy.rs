@@ -81,11 +81,10 @@ fn refusal(flag: &str, value: Option<&str>) -> Option<&'static str> {
         "--log-driver" | "--log-opt" => {
             Some("the logging driver may not be changed (it writes on the host or the network)")
         }
-        "--oom-kill-disable" => (!matches!(
-            value,
-            Some("0" | "f" | "F" | "false" | "FALSE" | "False")
-        ))
-        .then_some("the OOM killer may not be disabled (the host would run out of memory)"),
+        "--oom-kill-disable" => {
+            (!matches!(value, Some("0" | "f" | "F" | "false" | "FALSE" | "False")))
+                .then_some("the OOM killer may not be disabled (the host would run out of memory)")
+        }
         "--oom-score-adj" => value
             .and_then(|v| v.parse::<i64>().ok())
             .is_none_or(|n| n < 0)

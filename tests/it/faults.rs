@@ -234,7 +234,10 @@ fn a_descendant_that_also_clears_its_environment_dies_with_its_task_in_its_cgrou
         eprintln!("skipped: no cgroup v2 this user may write (CI runs as root, where it is)");
         return;
     }
-    assert!(probe.is_some(), "as root, this machine must offer a cgroup v2");
+    assert!(
+        probe.is_some(),
+        "as root, this machine must offer a cgroup v2"
+    );
     drop(probe);
     let ctx = AgentContext::new();
     let daemon = ctx.daemon(&["--queue", "default", "--foreground", "--cpu-only"]);
@@ -587,4 +590,47 @@ fn sigterm_during_an_image_pull_ends_the_daemon_quickly() {
     );
     let status = ctx.server.task(&task).unwrap()["status"].clone();
     assert!(status != "in_progress", "{status}\n{}", daemon.output());
+}
+
+/// Docker mode: the daemon killed with SIGKILL while its task's container runs, then started
+/// again with the same worker id: the container is removed and the abandoned task ends failed
+/// with a reason that says the agent was restarted.
+#[test]
+fn a_docker_daemon_killed_mid_task_cleans_up_when_started_again() {
+    let img = crate::docker::image();
+    let worker = format!("restarted-docker-{}", std::process::id());
+    let ctx = crate::docker::context()
+        .env("CLEARML_WORKER_ID", &worker)
+        .build();
+    let task = crate::docker::docker_task(
+        &ctx,
+        "outlives its docker agent",
+        "import time\nprint('container-is-running', flush=True)\ntime.sleep(300)\n",
+        json!({}),
+    );
+    ctx.server.enqueue(&task, "default").unwrap();
+    let args = ["--queue", "default", "--cpu-only", "--docker", img];
+    let mut first = ctx.daemon(&args);
+    ctx.wait_log(&task, |log| log.contains("container-is-running"), &first);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(first.stop().is_none(), "killed by a signal");
+    assert_eq!(
+        crate::docker::containers("clearml-task-id", &task).len(),
+        1,
+        "the container outlives a SIGKILLed agent"
+    );
+    let second = ctx.daemon(&args);
+    let t = ctx.wait_status(&task, &["failed", "stopped", "completed"], Some(&second));
+    assert_eq!(t["status"], "failed", "{}", second.output());
+    let reason = t["status_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("restarted"), "{reason}");
+    wait_for(
+        "the container to be removed",
+        Duration::from_secs(30),
+        || crate::docker::containers("clearml-task-id", &task).is_empty(),
+    );
 }

@@ -145,6 +145,7 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     if opts.status {
         return daemon_status(client_cfg, &cfg);
     }
+    refuse_unsupported(resolved)?;
     print_unsupported(resolved);
     if let (Some(requested), Some(devices)) = (cfg.visible_gpus.as_deref(), crate::gpu::devices()) {
         crate::gpu::check_requested(requested, &devices).map_err(anyhow::Error::msg)?;
@@ -310,6 +311,17 @@ fn daemon_status(
     Ok(1)
 }
 
+/// Settings this agent refuses to run with rather than do something else silently.
+fn refuse_unsupported(resolved: &Resolved) -> anyhow::Result<()> {
+    if resolved.settings.agent.package_manager.type_ == config::settings::PackageManagerType::Conda
+    {
+        bail!(
+            "agent.package_manager.type: conda is not supported by this agent (it would not create conda environments); set it to pip or uv"
+        );
+    }
+    Ok(())
+}
+
 /// At the start of a command that runs tasks: one warning line per setting that is set and has
 /// no effect here (config::unsupported), then the `files {}` section written on this host
 /// (mirrors Session init: apply_files, with `agent.apply_files`).
@@ -330,6 +342,7 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         bail!("internal error: run_execute called for another command");
     };
     // A daemon's task process (`--disable-monitoring`) would repeat them in every task log.
+    refuse_unsupported(resolved)?;
     if !opts.disable_monitoring {
         print_unsupported(resolved);
     }

@@ -149,7 +149,13 @@ pub fn resolve_with_injected(
     };
     let mut settings = Settings::from_tree(&tree, cli, env, home, &origin)?;
     settings.config_file = location.clone();
-    let warnings = unsupported::warnings(&tree, &defaults::tree(), env);
+    let mut warnings = unsupported::warnings(&tree, &defaults::tree(), env);
+    if settings.agent.package_manager.type_ == settings::PackageManagerType::Poetry {
+        warnings.push(
+            "Warning: `agent.package_manager.type: poetry` is not supported by this agent; requirements are installed with pip"
+                .to_string(),
+        );
+    }
     Ok(Resolved {
         settings,
         tree,

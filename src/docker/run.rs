@@ -597,7 +597,7 @@ async fn prepare(
         pipeline.push_line(LogLevel::Info, format!("Updating task commit ID: {commit}"));
         let _ = client.tasks().set_version_num(&job.task_id, commit).await;
     }
-    let install = install_plan(cfg, &task, &layout, &work)?;
+    let install = install_plan(cfg, &task, &layout, &work, pipeline)?;
     let files = config_files(cfg, &work)?;
 
     let cached_venv = cached_venv(cfg, &chosen.image, &install);
@@ -1121,6 +1121,7 @@ fn install_plan(
     task: &Task,
     layout: &SourceLayout,
     work: &Path,
+    pipeline: &LogPipeline,
 ) -> Result<script::ScriptInstall, SetupFailure> {
     let packages = &cfg.packages;
     let task_requirements = Requirements::from_json(&task.script.requirements);
@@ -1135,7 +1136,13 @@ fn install_plan(
                 layout.entry_point.as_str(),
             )
         }),
+        // A `file://` of the host does not exist in the container (the Python agent checks
+        // inside it): such a line installs the package by name.
+        &|_| false,
     );
+    for warning in &requirements.warnings {
+        pipeline.push_line(LogLevel::Warning, warning.clone());
+    }
     let lines = requirements.pip_lines();
     let main_file = work.join("requirements.txt");
     let mut steps = Vec::new();

@@ -19,6 +19,8 @@ pub struct Requirements {
     pub org_pip: Option<String>,
     /// `conda`: kept for the cache key only (conda is not supported).
     pub conda: Option<String>,
+    /// Lines for the task log about what [`choose`] changed.
+    pub warnings: Vec<String>,
 }
 
 impl Requirements {
@@ -29,6 +31,7 @@ impl Requirements {
             pip: section("pip"),
             org_pip: section("org_pip"),
             conda: section("conda"),
+            warnings: Vec::new(),
         }
     }
 
@@ -51,7 +54,8 @@ impl Requirements {
 }
 
 /// The requirement set a task installs: its own `pip` section (or `org_pip` with
-/// `force_original_requirements`), else — with `force_repo_requirements_txt`, or when the task
+/// `force_original_requirements`; `pkg @ file://` lines whose file `exists` does not find
+/// reduced to `pkg`, said in `warnings`), else — with `force_repo_requirements_txt`, or when the task
 /// has none — the repository's requirements files. `repo` is (repository root, working dir,
 /// entry point). Mirrors clearml_agent/commands/worker.py: Worker.install_requirements.
 pub fn choose(
@@ -59,12 +63,22 @@ pub fn choose(
     force_repo_requirements_txt: bool,
     force_original_requirements: bool,
     repo: Option<(&Path, &str, &str)>,
+    exists: &dyn Fn(&Path) -> bool,
 ) -> (Requirements, Vec<PathBuf>) {
     let mut requirements = task.clone();
     if force_repo_requirements_txt {
         requirements = Requirements::default();
     } else if force_original_requirements && requirements.org_pip.is_some() {
         requirements.pip = requirements.org_pip.clone();
+    }
+    requirements.warnings.clear();
+    if let Some(pip) = &requirements.pip {
+        let lines: Vec<String> = pip.lines().map(str::to_string).collect();
+        let (kept, warnings) = drop_missing_local_refs(&lines, exists);
+        if !warnings.is_empty() {
+            requirements.pip = Some(kept.join("\n"));
+            requirements.warnings = warnings;
+        }
     }
     let files = match (repo, requirements.has_task_requirements()) {
         (Some((root, working_dir, entry_point)), false) => {
@@ -73,6 +87,60 @@ pub fn choose(
         _ => Vec::new(),
     };
     (requirements, files)
+}
+
+/// `pkg @ file:///path` lines whose file does not exist become `pkg` (a conda freeze names
+/// wheels of the machine it ran on), each with a warning line; `exists` checks a path.
+/// Mirrors clearml_agent/helper/package/requirements.py: MarkerRequirement.validate_local_file_ref.
+pub fn drop_missing_local_refs(
+    lines: &[String],
+    exists: &dyn Fn(&Path) -> bool,
+) -> (Vec<String>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let out = lines
+        .iter()
+        .map(|line| {
+            let Some((name, rest)) = line.split_once('@') else {
+                return line.clone();
+            };
+            let uri = rest.trim();
+            let Some(path) = uri.strip_prefix("file://") else {
+                return line.clone();
+            };
+            let name = name.trim();
+            if name.is_empty() || name.starts_with('-') || name.contains("://") {
+                return line.clone();
+            }
+            // The path ends where the URL does (a marker or a comment may follow).
+            let path = path.split([' ', ';', '#']).next().unwrap_or(path);
+            if exists(Path::new(path)) || exists(Path::new(&percent_decode(path))) {
+                return line.clone();
+            }
+            warnings.push(format!("Local file not found [{line}], references removed"));
+            name.to_string()
+        })
+        .collect();
+    (out, warnings)
+}
+
+/// `%20` → ` ` (Python's `unquote` for the file URLs of requirement lines).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = text.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The pip flags of every install: `--extra-index-url` per `extra_index_url`, the
@@ -449,6 +517,35 @@ fn py_repr(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_local_file_references_are_removed() {
+        let lines: Vec<String> = [
+            "numpy @ file:///home/conda/feedstock/numpy-1.26-py3.whl",
+            "here @ file:///opt/wheels/here%20it.whl",
+            "tqdm==4.66",
+            "pkg @ git+https://example.com/pkg.git",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (out, warnings) =
+            drop_missing_local_refs(&lines, &|p| p == Path::new("/opt/wheels/here it.whl"));
+        assert_eq!(
+            out,
+            [
+                "numpy",
+                "here @ file:///opt/wheels/here%20it.whl",
+                "tqdm==4.66",
+                "pkg @ git+https://example.com/pkg.git"
+            ]
+        );
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("Local file not found [numpy @ file://"));
+        let task = Requirements::from_json(&serde_json::json!({"pip": lines}));
+        let (chosen, _) = choose(&task, false, false, None, &|_| false);
+        assert_eq!(chosen.pip_lines()[1], "here");
+    }
 
     #[test]
     fn list_or_string_sections() {

@@ -358,7 +358,11 @@ fn prepare_blocking(
                 layout.entry_point.as_str(),
             )
         }),
+        &|path| path.exists(),
     );
+    for warning in &requirements.warnings {
+        log(warning);
+    }
     let mut env_opts = cfg.env.clone();
     env_opts.install_cwd = layout.repo_root.clone();
     // mirrors Worker.execute: no repository, no requirements and a non-python binary → no env.

@@ -34,6 +34,56 @@ fn completed_task_has_its_log_and_reasons() {
     assert!(log.contains("pulled from"));
 }
 
+/// `package_manager.type: conda` stops the daemon at start with one line (never a silent pip);
+/// `poetry` installs with pip after a warning; a `pkg @ file://` line whose file is missing
+/// installs `pkg` by name with a warning (mirrors validate_local_file_ref).
+#[test]
+fn conda_is_refused_poetry_warned_and_missing_local_wheels_dropped() {
+    let ctx = AgentContext::builder()
+        .conf("agent.package_manager.type: conda")
+        .build();
+    let out = ctx
+        .command(&["daemon", "--queue", "default", "--cpu-only"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("agent.package_manager.type: conda is not supported"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let ctx = AgentContext::builder()
+        .with_venvs()
+        .conf("agent.package_manager.type: poetry")
+        .build();
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "conda freeze",
+            "script": {"binary": "python3", "entry_point": "task.py", "working_dir": ".",
+                "diff": "print('ran')\n",
+                "requirements": {"pip": "pip @ file:///home/conda/feedstock_root/build_artifacts/pip_1/work/pip-24.0-py3-none-any.whl\n"}},
+        }))
+        .unwrap();
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only"]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
+    assert!(
+        log.contains("Local file not found [pip @ file:///home/conda/"),
+        "{log}"
+    );
+    assert!(
+        d.output()
+            .contains("`agent.package_manager.type: poetry` is not supported"),
+        "{}",
+        d.output()
+    );
+}
+
 /// A setting this agent reads and does not act on is one warning at start (never a silent
 /// no-op), and not repeated in the task's log.
 #[test]

@@ -553,11 +553,12 @@ fn run_execute_docker(
 
 /// The id of the task `execute` runs: a clone of `--id`, or `--id` taken out of its queue.
 async fn claimed_task(client: &Client, cfg: &exec::task::ExecuteConfig) -> anyhow::Result<String> {
+    let task_id = exec::task::resolve_task_id(client, &cfg.task_id).await?;
     let task = client
         .tasks()
-        .get_by_id(&cfg.task_id)
+        .get_by_id(&task_id)
         .await
-        .with_context(|| format!("Could not find task id={}", cfg.task_id))?;
+        .with_context(|| format!("Could not find task id={task_id}"))?;
     Ok(exec::task::claim(client, cfg, task).await?.id)
 }
 

@@ -221,6 +221,27 @@ impl Tasks<'_> {
         self.get_all_at("2.14", query).await
     }
 
+    /// Tasks whose name matches `pattern` (a server-side regex), as `(id, name)` pairs.
+    pub async fn find_by_name(&self, pattern: &str) -> Result<Vec<(String, String)>, Error> {
+        let found = self
+            .get_all(&TaskQuery {
+                name: Some(pattern.to_string()),
+                only_fields: Some(vec!["id".into(), "name".into()]),
+                search_hidden: Some(true),
+                ..TaskQuery::default()
+            })
+            .await?;
+        Ok(found
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.get("id")?.as_str()?.to_string(),
+                    t.get("name")?.as_str()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+
     /// `tasks.get_all` at an explicit version.
     pub async fn get_all_at(&self, version: &str, query: &TaskQuery) -> Result<Vec<Value>, Error> {
         let reply: TasksReply = self

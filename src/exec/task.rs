@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::api::{Client, StatusChange, Task};
 use crate::exec::git::{self, GitOptions, ScriptInfo, SourceLayout};
@@ -56,11 +56,12 @@ pub struct ExecuteConfig {
 /// recorded on the task when it came from a setup stage).
 pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::convert::Infallible> {
     let message = format!("Changed by clearml-agent {}", cfg.worker_id);
+    let task_id = resolve_task_id(client, &cfg.task_id).await?;
     let task = client
         .tasks()
-        .get_by_id(&cfg.task_id)
+        .get_by_id(&task_id)
         .await
-        .with_context(|| format!("Could not find task id={}", cfg.task_id))?;
+        .with_context(|| format!("Could not find task id={task_id}"))?;
     let task = claim(client, cfg, task).await?;
     let task_id = task.id.clone();
     print_execution_info(&task);
@@ -163,6 +164,49 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
 
 /// `--clone`, or claim the task from its queue: the task `execute` runs, in every mode (venv,
 /// monitored, docker). mirrors the start of Worker.execute.
+/// `--id` as given: an id is returned as is; a name is resolved to the one task of that name
+/// (case-insensitive), else a one-line error naming the candidates. mirrors
+/// clearml_agent/commands/base.py: ServiceCommandSection._resolve_name (used by `--id`'s
+/// `foreign_object_id('tasks')` type).
+pub async fn resolve_task_id(client: &Client, given: &str) -> Result<String> {
+    let looks_like_id = given.len() >= 30
+        && given
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c) || c == '-');
+    if looks_like_id {
+        return Ok(given.to_string());
+    }
+    let found = client
+        .tasks()
+        .find_by_name(&format!("(?i){}", regex::escape(given)))
+        .await
+        .with_context(|| format!("cannot look up the task named {given:?}"))?;
+    let exact: Vec<&(String, String)> = found
+        .iter()
+        .filter(|(_, name)| name.eq_ignore_ascii_case(given))
+        .collect();
+    match exact.as_slice() {
+        [(id, _)] => Ok(id.clone()),
+        [] if found.is_empty() => bail!("Could not find task with name/id \"{given}\""),
+        [] => {
+            let mut names: Vec<&str> = found.iter().map(|(_, n)| n.as_str()).collect();
+            names.sort();
+            names.truncate(10);
+            bail!(
+                "Could not find task with name/id \"{given}\". Did you mean: {}?",
+                names.join(", ")
+            )
+        }
+        many => bail!(
+            "Found multiple tasks with name \"{given}\": {}; pass the id instead",
+            many.iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 pub async fn claim(client: &Client, cfg: &ExecuteConfig, task: Task) -> Result<Task> {
     if cfg.clone {
         let new_id = client

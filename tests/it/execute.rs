@@ -283,3 +283,34 @@ fn monitored_execute_reports_its_worker_and_unregisters() {
         "the execute worker is still registered"
     );
 }
+
+/// `--id` takes a task's name as the Python agent's `foreign_object_id('tasks')` does: the one
+/// task of that name (case-insensitive) runs; an unknown or ambiguous name is one line naming it.
+#[test]
+fn execute_resolves_a_task_name() {
+    let ctx = AgentContext::new();
+    let task = ctx.script_task("Named Task (v1.2)", "print('run by name')\n");
+    let out = execute(&ctx, &["--id", "named task (v1.2)"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("run by name"), "{}", text(&out));
+    assert_eq!(ctx.server.task(&task).unwrap()["status"], "completed");
+
+    let out = execute(&ctx, &["--id", "Named"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "Could not find task with name/id \"Named\". Did you mean: Named Task (v1.2)?"
+        ),
+        "{err}"
+    );
+    ctx.script_task("twin", "print(1)\n");
+    ctx.script_task("twin", "print(2)\n");
+    let out = execute(&ctx, &["--id", "twin"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Found multiple tasks with name \"twin\""),
+        "{}",
+        text(&out)
+    );
+}

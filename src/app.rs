@@ -388,14 +388,19 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
             None => tree.clone(),
         };
         let child_config = worker::ChildConfig::write(&dir, &child_tree)?;
-        let args = vec![
+        // mirrors Worker.execute: the child gets the worker flags (`-O`, `--log-level`) and
+        // `--standalone-mode`.
+        let mut args = vec![
             "--config-file".to_string(),
             child_config.path.display().to_string(),
             "execute".into(),
             "--disable-monitoring".into(),
-            "--id".into(),
-            task_id.clone(),
         ];
+        args.extend(plan::child_worker_args(&opts.worker));
+        if opts.standalone_mode {
+            args.push("--standalone-mode".into());
+        }
+        args.extend(["--id".to_string(), task_id.clone()]);
         let mut env = exec_cfg.base_env.clone();
         env.insert("CLEARML_WORKER_ID".into(), exec_cfg.worker_id.clone());
         let launch = exec::supervise::Launch {

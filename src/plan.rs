@@ -141,6 +141,15 @@ pub fn supervise_config(
     }
 }
 
+/// The worker flags a supervisor passes on to its `execute` child, as the Python agent's
+/// `worker_args.get_argv_for_command("execute")` does: `-O` (repeated) and `--log-level`.
+pub fn child_worker_args(worker: &WorkerOptions) -> Vec<String> {
+    let mut args: Vec<String> = (0..worker.optimization).map(|_| "-O".to_string()).collect();
+    args.push("--log-level".into());
+    args.push(worker.log_level.as_str().to_string());
+    args
+}
+
 /// The daemon's configuration. The caller has checked for flags that are not supported yet.
 pub fn daemon_config(
     settings: &Settings,
@@ -209,6 +218,7 @@ pub fn daemon_config(
         },
         venvs_dir: settings.agent.venvs_dir.clone(),
         temp_dir: temp_dir(settings),
+        child_args: child_worker_args(&opts.worker),
         self_exe,
         base_env,
         supervise: SuperviseConfig {

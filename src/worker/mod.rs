@@ -72,6 +72,8 @@ pub struct DaemonConfig {
     /// The daemon's environment plus the GPU variables, given to every task.
     pub base_env: BTreeMap<String, String>,
     pub supervise: SuperviseConfig,
+    /// Worker flags for each task's `execute` child (`-O`, `--log-level`).
+    pub child_args: Vec<String>,
     /// `--docker`: each task runs in a container (see `crate::docker`).
     pub docker: Option<DockerConfig>,
 }
@@ -595,14 +597,16 @@ async fn run_pulled(
         task_id: task_id.to_string(),
         worker_id: worker_id.to_string(),
         program: cfg.self_exe.clone(),
-        args: vec![
+        args: [
             "--config-file".into(),
             child_config.path.display().to_string(),
             "execute".into(),
             "--disable-monitoring".into(),
-            "--id".into(),
-            task_id.to_string(),
-        ],
+        ]
+        .into_iter()
+        .chain(cfg.child_args.iter().cloned())
+        .chain(["--id".into(), task_id.to_string()])
+        .collect(),
         env,
         cwd: None,
         pulled_from: Some(queue.id.clone()),

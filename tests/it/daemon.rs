@@ -84,6 +84,29 @@ fn conda_is_refused_poetry_warned_and_missing_local_wheels_dropped() {
     );
 }
 
+/// The worker flags reach the task: `daemon -O` runs it with `python -O` (mirrors
+/// `worker_args.get_argv_for_command("execute")`), and so does monitored `execute -O`.
+#[test]
+fn optimization_flag_reaches_the_task() {
+    let ctx = AgentContext::new();
+    let script = "import sys\nprint('optimize level', sys.flags.optimize)\n";
+    let task = ctx.script_task("optimized", script);
+    ctx.server.enqueue(&task, "default").unwrap();
+    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "-O"]);
+    let t = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
+    assert!(log.contains("optimize level 1"), "{log}");
+    let again = ctx.script_task("optimized twice", script);
+    let out = ctx
+        .command(&["execute", "-OO", "--id", &again])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = ctx.server.log_text(&again).unwrap();
+    assert!(log.contains("optimize level 2"), "{log}");
+}
+
 /// A setting this agent reads and does not act on is one warning at start (never a silent
 /// no-op), and not repeated in the task's log.
 #[test]

@@ -421,15 +421,7 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
         });
         let worker_id = launch.worker_id.clone();
         let ending = exec::supervise::run_task(&client, &sup, launch, shutdown).await;
-        reporter.stop().await;
-        if let Err(e) = client
-            .with_retries(worker::UNREGISTER_RETRIES)
-            .workers()
-            .unregister(&worker_id, &[])
-            .await
-        {
-            tracing::warn!("cannot unregister worker {worker_id}: {e}");
-        }
+        end_monitoring(&client, reporter, &worker_id).await;
         drop(registration);
         // mirrors Worker.execute: the task's exit code is the process's exit status.
         Ok(match ending {
@@ -532,15 +524,7 @@ fn run_execute_docker(
         let ending =
             crate::docker::run::run_task(&client, &sup, &docker_cfg, &engine, job, shutdown).await;
         if let Some(reporter) = reporter {
-            reporter.stop().await;
-            if let Err(e) = client
-                .with_retries(worker::UNREGISTER_RETRIES)
-                .workers()
-                .unregister(&worker_id, &[])
-                .await
-            {
-                tracing::warn!("cannot unregister worker {worker_id}: {e}");
-            }
+            end_monitoring(&client, reporter, &worker_id).await;
         }
         drop(registration);
         // mirrors Worker.execute: with --docker the run ends like --full-monitoring, 0 unless
@@ -554,6 +538,20 @@ fn run_execute_docker(
     // As in `run_daemon`: a stopped preparation's blocking work does not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     result
+}
+
+/// The end of a monitored `execute`: the last status report, then the worker unregistered
+/// (mirrors Worker.execute: report_monitor stopped, `_unregister`).
+async fn end_monitoring(client: &Client, reporter: worker::report::Reporter, worker_id: &str) {
+    reporter.stop().await;
+    if let Err(e) = client
+        .with_retries(worker::UNREGISTER_RETRIES)
+        .workers()
+        .unregister(worker_id, &[])
+        .await
+    {
+        tracing::warn!("cannot unregister worker {worker_id}: {e}");
+    }
 }
 
 /// The id of the task `execute` runs: a clone of `--id`, or `--id` taken out of its queue.

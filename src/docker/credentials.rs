@@ -29,21 +29,14 @@ pub async fn for_image(
 ) -> Option<DockerCredentials> {
     let config: Value = serde_json::from_str(config_json).ok()?;
     let registry = registry_of(image);
-    let host = registry
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let host = bare_host(registry);
     let helper = config
         .get("credHelpers")
         .and_then(Value::as_object)
         .and_then(|helpers| {
-            helpers.iter().find_map(|(k, v)| {
-                let key = k
-                    .trim_start_matches("https://")
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/');
-                (key == host || k == registry).then_some(v)
-            })
+            helpers
+                .iter()
+                .find_map(|(k, v)| (bare_host(k) == host || k == registry).then_some(v))
         })
         .or_else(|| config.get("credsStore"))
         .and_then(Value::as_str)
@@ -60,6 +53,14 @@ pub async fn for_image(
         },
         None => registry_credentials(image, config_json),
     }
+}
+
+/// A registry key without its scheme and trailing `/` (`https://index.docker.io/v1/` →
+/// `index.docker.io/v1`), as the docker CLI compares them.
+fn bare_host(key: &str) -> &str {
+    key.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
 }
 
 /// Runs `docker-credential-<name> get` for `registry`; `Ok(None)` when it has no credentials.
@@ -140,14 +141,9 @@ pub fn registry_credentials(image: &str, config_json: &str) -> Option<DockerCred
     let config: serde_json::Value = serde_json::from_str(config_json).ok()?;
     let registry = registry_of(image);
     let auths = config.get("auths")?.as_object()?;
+    let wanted = bare_host(registry);
     let entry = auths.iter().find_map(|(k, v)| {
-        let host = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
-        let wanted = registry
-            .trim_start_matches("https://")
-            .trim_end_matches('/');
+        let host = bare_host(k);
         (k == registry || host == wanted || host.split('/').next() == Some(wanted)).then_some(v)
     })?;
     let mut creds = DockerCredentials {

@@ -93,7 +93,7 @@ fn no_python_image() -> &'static str {
 
 /// Enqueues `task` on "default" and runs a docker-mode daemon on `image` until the task is
 /// completed or failed; returns the task, its log and the daemon, still running.
-fn run_to_end(ctx: &AgentContext, task: &str, image: &str) -> (Value, String, Daemon) {
+pub(crate) fn run_to_end(ctx: &AgentContext, task: &str, image: &str) -> (Value, String, Daemon) {
     ctx.server.enqueue(task, "default").unwrap();
     let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", image]);
     let t = ctx.wait_status(task, &["completed", "failed"], Some(&d));

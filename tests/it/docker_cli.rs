@@ -724,10 +724,7 @@ fn resource_and_identity_flags_reach_the_running_container() {
          print('init', open('/proc/1/cmdline').read().split('\\0')[0])\n",
         json!({"image": img, "arguments": "--memory 256m --cpus 1 --hostname h --init --shm-size 64m"}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, img);
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("host h\n"), "{log}");
     assert!(log.contains("shm 64\n"), "{log}");

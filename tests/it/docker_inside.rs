@@ -131,10 +131,7 @@ fn requirements_install_from_a_private_index_with_the_agents_package_settings() 
             "container": {"image": img},
         }))
         .unwrap();
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, img);
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("private value 42"), "{log}");
     assert!(
@@ -194,10 +191,7 @@ fn configuration_sections_token_git_identity_and_bash_setup_reach_the_container(
                 "setup_shell_script": "ARR=(one two)\nif [[ ${#ARR[@]} -eq 2 ]]; then export SETUP_VAR=bash-${ARR[1]}; fi\n"},
         }))
         .unwrap();
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, img);
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     for want in [
         "conf from-conf",
@@ -253,10 +247,7 @@ fn an_image_without_bash_runs_the_setup_under_sh() {
         "import os\nprint('shell var', os.environ.get('SH_VAR'))\n",
         json!({"image": TAG, "setup_shell_script": "export SH_VAR=plain-sh"}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, img);
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("shell var plain-sh"), "{log}");
 }

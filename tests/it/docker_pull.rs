@@ -156,10 +156,7 @@ fn pull_takes_credentials_from_the_store_helper_and_shows_in_the_task_log() {
         "print('ran in the pulled image')\n",
         json!({"image": name}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", image()]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, image());
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains(&format!("Pulling image {name}")), "{log}");
     assert!(
@@ -205,10 +202,7 @@ fn force_pull_pulls_a_present_image_again_with_the_registry_helper() {
         "print('ok')\n",
         json!({"image": name}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", image()]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, image());
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains(&format!("Pulling image {name}")), "{log}");
     assert!(
@@ -231,10 +225,7 @@ fn a_pull_without_credentials_fails_the_task_naming_the_image() {
         "print('never')\n",
         json!({"image": name}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", image()]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, image());
     assert_eq!(done["status"], "failed", "{log}\n{}", d.output());
     assert!(
         done["status_reason"]

@@ -238,10 +238,7 @@ fn templates_in_arguments_and_the_container_name_format_are_resolved() {
                  -e K=${CLEARML_TASK.hyperparams.props.short.value} -e W=${CLEARML_WORKER_ID} -e KEEP=${CLEARML_TASK.nothing:x}$${HOME}${CLEARML_NOPE}"},
         }))
         .unwrap();
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, img);
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     for want in [
         "ADMIN_Q = default",
@@ -300,10 +297,7 @@ fn host_mount_rewrites_every_agent_mount_to_the_host_path() {
         "import os\nprint('config', open(os.environ['CLEARML_CONFIG_FILE']).read().count('api') > 0)\n",
         json!({}),
     );
-    ctx.server.enqueue(&task, "default").unwrap();
-    let d = ctx.daemon(&["--queue", "default", "--cpu-only", "--docker", img]);
-    let done = ctx.wait_status(&task, &["completed", "failed"], Some(&d));
-    let log = ctx.server.log_text(&task).unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, img);
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("config True"), "{log}");
     let line = log

@@ -1520,14 +1520,17 @@ mod tests {
             worker_tags: Vec::new(),
             host_env: BTreeMap::new(),
         };
-        let body = container_body(
-            &c,
-            &job,
-            "img",
-            &RunArgs::default(),
-            "true".into(),
-            Path::new("/tmp/w"),
-        );
+        let body_of = |c: &DockerConfig| {
+            container_body(
+                c,
+                &job,
+                "img",
+                &RunArgs::default(),
+                "true".into(),
+                Path::new("/tmp/w"),
+            )
+        };
+        let body = body_of(&c);
         let host = body.host_config.unwrap();
         assert!(host.device_requests.is_none());
         let devices: Vec<String> = host
@@ -1548,15 +1551,7 @@ mod tests {
             "{env:?}"
         );
         c.visible_gpus = Some("none".into());
-        let body = container_body(
-            &c,
-            &job,
-            "img",
-            &RunArgs::default(),
-            "true".into(),
-            Path::new("/tmp/w"),
-        );
-        let host = body.host_config.unwrap();
+        let host = body_of(&c).host_config.unwrap();
         assert!(host.devices.is_none() && host.device_requests.is_none());
     }
 }

@@ -346,6 +346,19 @@ fn a_daemon_killed_mid_task_cleans_up_when_started_again() {
 }
 
 /// A package index that accepts connections and never answers: pip waits on it for ever.
+/// SIGTERM to `daemon` ends it within 10 s, and `task` is not left running.
+fn stops_within_10s_with_the_task_marked(ctx: &AgentContext, daemon: &mut Daemon, task: &str) {
+    let asked = Instant::now();
+    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    let status = ctx.server.task(task).unwrap()["status"].clone();
+    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+}
+
 fn black_hole() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -389,15 +402,7 @@ fn sigterm_during_a_venv_build_ends_the_daemon_quickly() {
     wait_for("pip to reach the index", Duration::from_secs(120), || {
         hits.load(std::sync::atomic::Ordering::SeqCst) > 0
     });
-    let asked = Instant::now();
-    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
-    assert!(
-        asked.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        asked.elapsed()
-    );
-    let status = ctx.server.task(&task).unwrap()["status"].clone();
-    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+    stops_within_10s_with_the_task_marked(&ctx, &mut daemon, &task);
 }
 
 /// SIGTERM to a daemon whose task waits for the vcs-cache lock another agent holds: the daemon
@@ -434,15 +439,7 @@ fn sigterm_during_a_git_lock_wait_ends_the_daemon_quickly() {
         |log| log.contains("lock for repo cache folder"),
         &daemon,
     );
-    let asked = Instant::now();
-    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
-    assert!(
-        asked.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        asked.elapsed()
-    );
-    let status = ctx.server.task(&second).unwrap()["status"].clone();
-    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+    stops_within_10s_with_the_task_marked(&ctx, &mut daemon, &second);
 }
 
 /// A second SIGINT ends a daemon whose orderly shutdown is still waiting (here: for a task that
@@ -537,15 +534,7 @@ fn sigterm_during_a_docker_host_clone_ends_the_daemon_quickly() {
     wait_for("git to reach the server", Duration::from_secs(120), || {
         hits.load(std::sync::atomic::Ordering::SeqCst) > 0
     });
-    let asked = Instant::now();
-    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
-    assert!(
-        asked.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        asked.elapsed()
-    );
-    let status = ctx.server.task(&task).unwrap()["status"].clone();
-    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+    stops_within_10s_with_the_task_marked(&ctx, &mut daemon, &task);
     let port = repo.split(':').nth(2).unwrap().split('/').next().unwrap();
     let left = std::process::Command::new("pgrep")
         .args(["-f", &format!("127.0.0.1:{port}")])
@@ -581,15 +570,7 @@ fn sigterm_during_an_image_pull_ends_the_daemon_quickly() {
         Duration::from_secs(120),
         || hits.load(std::sync::atomic::Ordering::SeqCst) > 0,
     );
-    let asked = Instant::now();
-    assert!(daemon.stop().is_some(), "no exit:\n{}", daemon.output());
-    assert!(
-        asked.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        asked.elapsed()
-    );
-    let status = ctx.server.task(&task).unwrap()["status"].clone();
-    assert!(status != "in_progress", "{status}\n{}", daemon.output());
+    stops_within_10s_with_the_task_marked(&ctx, &mut daemon, &task);
 }
 
 /// Docker mode: the daemon killed with SIGKILL while its task's container runs, then started

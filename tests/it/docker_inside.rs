@@ -251,3 +251,63 @@ fn an_image_without_bash_runs_the_setup_under_sh() {
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("shell var plain-sh"), "{log}");
 }
+
+/// Docker settings of clearml.conf each take effect on a real container: the preprocess script
+/// runs first, the task's own image is ignored under `disable_task_docker_override` (and the
+/// default is not written back without `update_back_task`), `~/.ssh` is not mounted with
+/// `disable_ssh_mount`, extra labels land on the container, listed variables are masked in the
+/// printed command, and the apt cache folder is the configured one.
+#[test]
+fn docker_settings_each_take_effect_on_the_container() {
+    let img = image();
+    let probe = context().build();
+    let apt = probe.root().join("my-apt-cache");
+    let ctx = context()
+        .conf(&format!(
+            "agent.docker_preprocess_bash_script: [\"echo preprocess-ran-first\"]\n\
+             agent.disable_task_docker_override: true\n\
+             agent.default_docker.update_back_task: false\n\
+             agent.disable_ssh_mount: true\n\
+             agent.hide_docker_command_env_vars.extra_keys: [\"PLAIN_BUT_HIDDEN\"]\n\
+             agent.extra_docker_arguments: [\"-e\", \"PLAIN_BUT_HIDDEN=visible-inside\"]\n\
+             agent.docker_apt_cache: \"{}\"",
+            apt.display()
+        ))
+        .env("CLEARML_AGENT_EXTRA_DOCKER_LABELS", "team=vision")
+        .build();
+    std::fs::create_dir_all(ctx.root().join(".ssh")).unwrap();
+    std::fs::write(ctx.root().join(".ssh/id_test"), "key").unwrap();
+    let task = docker_task(
+        &ctx,
+        "settings",
+        "import os\nprint('ssh copied', os.path.exists(os.path.expanduser('~/.ssh/id_test')))\n\
+         print('hidden value', os.environ.get('PLAIN_BUT_HIDDEN'))\n",
+        // Under disable_task_docker_override the task's image and arguments are both ignored.
+        json!({"image": "no-such/image:never", "arguments": "-e TASK_ARG=ignored"}),
+    );
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, img);
+    assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("Executing: docker run"))
+        .unwrap_or_default();
+    let pre = log
+        .find("preprocess-ran-first")
+        .expect("the preprocess script ran");
+    assert!(pre < log.find("ssh copied").unwrap(), "{log}");
+    assert!(log.contains("ssh copied False"), "{log}");
+    assert!(log.contains("hidden value visible-inside"), "{log}");
+    assert!(!line.contains("TASK_ARG"), "{line}");
+    assert!(!line.contains("visible-inside"), "{line}");
+    assert!(line.contains("team=vision"), "{line}");
+    assert!(
+        line.contains(&format!("{}:/var/cache/apt/archives", apt.display())),
+        "{line}"
+    );
+    assert!(line.contains(img), "the default image ran: {line}");
+    // Not written back: the task keeps the image it asked for.
+    assert_eq!(
+        ctx.server.task(&task).unwrap()["container"]["image"],
+        "no-such/image:never"
+    );
+}

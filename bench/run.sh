@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: this agent against the real Python clearml-agent 3.0.3, side by side on the same
-# in-process test server; writes docs/benchmarks.md. Not part of the test run; takes ~15 min.
+# in-process test server; writes docs/benchmarks.md. Not part of the test run; takes ~20 min.
 #
 #   bench/run.sh                         # builds release binaries, venv cached in .venv-peers/
 #   PEER_VENV=/some/venv bench/run.sh    # reuse a venv that has clearml-agent==3.0.3

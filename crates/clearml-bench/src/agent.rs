@@ -69,6 +69,16 @@ impl Agent {
         })
     }
 
+    /// Appends `text` to this agent's `clearml.conf`.
+    pub fn add_conf(&self, text: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(self.root().join("clearml.conf"))?;
+        f.write_all(text.as_bytes())?;
+        Ok(())
+    }
+
     pub fn queue(&self) -> String {
         format!("bench-{}", self.name)
     }
@@ -83,7 +93,7 @@ impl Agent {
         cmd.args(args)
             .env("HOME", self.root())
             .env("TMPDIR", self.root().join("tmp"))
-            .env("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC", &self.poll_sec)
+            .env_remove("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC")
             .env_remove("CLEARML_CONFIG_FILE")
             .env_remove("CLEARML_API_HOST")
             .env_remove("CLEARML_API_ACCESS_KEY")
@@ -92,6 +102,10 @@ impl Agent {
             .env_remove("CLEARML_WORKER_NAME")
             .env_remove("VIRTUAL_ENV")
             .stdin(Stdio::null());
+        // An empty interval leaves the agent at its shipped default poll.
+        if !self.poll_sec.is_empty() {
+            cmd.env("CLEARML_AGENT_QUEUE_POLL_FREQ_SEC", &self.poll_sec);
+        }
         // Read by the Python agent only: install this wheel in its containers instead of PyPI's.
         if let Some(w) = &self.agent_wheel {
             cmd.env("FORCE_LOCAL_CLEARML_AGENT_WHEEL", w);

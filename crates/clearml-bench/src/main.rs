@@ -19,6 +19,7 @@ mod flood;
 mod proctree;
 mod report;
 mod scenarios;
+mod sdk_tasks;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -152,13 +153,20 @@ fn run() -> anyhow::Result<()> {
     let server = TestServer::start(Options::default())?;
     eprintln!("[bench] test server at {}", server.url());
     let poll_s = poll.to_string();
+    let rust_poll = a.get("poll-rust").cloned().unwrap_or_default();
     let mut results: Vec<Results> = Vec::new();
     for (name, bin) in [("rust", &rust), ("python", &python)] {
         if !only.is_empty() && only != name {
             results.push(Results::default());
             continue;
         }
-        let agent = Agent::new(name, bin, &server.url(), &poll_s, docker.as_ref().ok())?;
+        // Each agent polls at its shipped default: the Python agent every 5 s (its minimum), ours
+        // adaptively (issue #14); `--poll-rust S` pins ours to an interval instead.
+        let agent_poll = match name {
+            "rust" => rust_poll.clone(),
+            _ => poll_s.clone(),
+        };
+        let agent = Agent::new(name, bin, &server.url(), &agent_poll, docker.as_ref().ok())?;
         server.create_queue(&agent.queue())?;
         results.push(scenarios::run_all(
             &server,
@@ -167,6 +175,22 @@ fn run() -> anyhow::Result<()> {
             poll,
             docker.as_ref().ok(),
         ));
+        if plan.wants("sdk") {
+            let url = server.url();
+            let make = |extra: &str| -> anyhow::Result<Agent> {
+                let a = Agent::new(name, bin, &url, &agent_poll, None)?;
+                a.add_conf(extra)?;
+                Ok(a)
+            };
+            let sdk = sdk_tasks::run(&server, &make, &plan, poll);
+            for e in &sdk.errors {
+                eprintln!("[bench] {name}: {e}");
+            }
+            if let Some(last) = results.last_mut() {
+                last.errors.extend(sdk.errors.iter().cloned());
+                last.sdk = Some(sdk);
+            }
+        }
         if a.contains_key("keep") {
             let kept = agent.home.keep();
             eprintln!("[bench] kept {}", kept.display());

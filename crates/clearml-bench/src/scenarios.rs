@@ -38,6 +38,8 @@ pub struct Results {
     pub batch_done: usize,
     pub docker: Option<DockerResults>,
     pub flood: Option<crate::flood::FloodResults>,
+    /// The SDK-task lines (`sdk`).
+    pub sdk: Option<crate::sdk_tasks::SdkResults>,
     pub errors: Vec<String>,
     /// Load averages when this agent's part of the run started.
     pub load_start: String,
@@ -57,7 +59,7 @@ pub struct Plan {
 
 impl Plan {
     /// Whether the line named `what` (help, idle, trivial, starts, lines, abort, batch, docker,
-    /// flood) runs.
+    /// flood, sdk) runs.
     pub fn wants(&self, what: &str) -> bool {
         self.selected.is_empty() || self.selected.iter().any(|s| s == what)
     }

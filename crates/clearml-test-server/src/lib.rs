@@ -17,6 +17,7 @@ mod token;
 mod wire;
 
 pub use app::serve;
+pub use clock::parse_iso;
 pub use error::ApiError;
 pub use faults::Fault;
 pub use harness::{DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Options, TestServer};

@@ -252,6 +252,10 @@ impl Drop for SmallDisk {
 async fn a_full_disk_during_an_outage_drops_lines_counted_and_said() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spill_dir = dir.path().join("spill");
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
     let _disk = SmallDisk::mount(&spill_dir, "256k");
     let down = Arc::new(AtomicBool::new(true));
     let sink = Arc::new(Collector {

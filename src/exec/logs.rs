@@ -385,6 +385,16 @@ struct Packet {
     lines: u64,
 }
 
+/// Text read back from the spill file at a time: small, since a flood of short lines holds many
+/// times its text in memory once split into records.
+const REFILL_BYTES: usize = 256 * 1024;
+
+/// Memory one queued line holds: its text and its record (a flood of 2-byte lines would hold
+/// 30 times its text if only the text were counted against the memory limit).
+fn held(line: &Line) -> usize {
+    line.text.len() + std::mem::size_of::<Line>() + 16
+}
+
 struct Shipper<S: LogSink> {
     sink: Arc<S>,
     task: String,
@@ -607,7 +617,7 @@ impl<S: LogSink> Shipper<S> {
             };
             if self.spill.is_none()
                 && !self.spill_failed
-                && self.queue_bytes + line.text.len() > self.memory_limit
+                && self.queue_bytes + held(&line) > self.memory_limit
             {
                 self.spill_serial += 1;
                 match Spill::create(&self.spill_dir, &self.task, self.spill_serial) {
@@ -639,10 +649,10 @@ impl<S: LogSink> Shipper<S> {
                         false
                     }
                 },
-                None if self.queue_bytes + line.text.len() > self.memory_cap => false,
+                None if self.queue_bytes + held(&line) > self.memory_cap => false,
                 None => {
                     self.push_gap_notice(now);
-                    self.queue_bytes += line.text.len();
+                    self.queue_bytes += held(&line);
                     self.queue.push_back(line);
                     true
                 }
@@ -670,7 +680,7 @@ impl<S: LogSink> Shipper<S> {
     /// Queues the gap's notice before the next kept line.
     fn push_gap_notice(&mut self, now: i64) {
         if let Some(notice) = self.gap_notice(now) {
-            self.queue_bytes += notice.text.len();
+            self.queue_bytes += held(&notice);
             self.queue.push_back(notice);
         }
     }
@@ -690,10 +700,10 @@ impl<S: LogSink> Shipper<S> {
         let Some(spill) = self.spill.as_mut() else {
             return;
         };
-        match spill.read_up_to(self.memory_limit.max(MAX_PACKET_BYTES)) {
+        match spill.read_up_to(REFILL_BYTES) {
             Ok(lines) => {
                 for line in lines {
-                    self.queue_bytes += line.text.len();
+                    self.queue_bytes += held(&line);
                     self.queue.push_back(line);
                 }
             }
@@ -721,7 +731,7 @@ impl<S: LogSink> Shipper<S> {
             && self.spill.is_none()
             && let Some(trailer) = self.trailer.take()
         {
-            self.queue_bytes += trailer.text.len();
+            self.queue_bytes += held(&trailer);
             self.queue.push_back(trailer);
         }
         let mut events: Vec<LogEvent> = Vec::new();
@@ -744,7 +754,7 @@ impl<S: LogSink> Shipper<S> {
                 let Some(line) = self.queue.pop_front() else {
                     break;
                 };
-                self.queue_bytes -= line.text.len();
+                self.queue_bytes -= held(&line);
                 lines += 1;
                 if let Some((event, bound)) = current.as_mut() {
                     event.msg.push_str(&line.text);
@@ -768,7 +778,7 @@ impl<S: LogSink> Shipper<S> {
             let Some(line) = self.queue.pop_front() else {
                 break;
             };
-            self.queue_bytes -= line.text.len();
+            self.queue_bytes -= held(&line);
             lines += 1;
             let pieces = split_chars(&line.text, MAX_EVENT_BYTES);
             let count = pieces.len();

@@ -292,6 +292,9 @@ if [ -x "$RS_AGENT" ] && [ -z "$AGENT_PID" ]; then
         sleep 1
     done
     if [ "$REGISTERED" = yes ]; then
+        # Give the SDK's abort monitor its first poll before the stop (a stop that comes before
+        # it runs was seen, once in CI, to end the task without the callback).
+        sleep 5
         $API "$URL" tasks.stop "{\"task\": \"$ABORT_ID\"}" >/dev/null || fail "(e) tasks.stop was refused"
         S=$(wait_status "$ABORT_ID" 'completed|failed|stopped')
         ABORT_LOG=$(log_text "$ABORT_ID")

@@ -590,6 +590,15 @@ fn interpreter_sys_path(python: &Path, cwd: &Path) -> Option<String> {
 }
 
 /// The task's `Environment` hyper-parameter section (mirrors Worker._get_task_os_env).
+/// `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
 pub(crate) async fn environment_hyperparams(
     client: &Client,
     task_id: &str,
@@ -603,11 +612,38 @@ pub(crate) async fn environment_hyperparams(
             .into_iter()
             .flat_map(|p| p.hyperparams)
             .filter(|h| h.section == "Environment")
+            .filter(|h| {
+                // A task names these: only a plain variable name may become one (a name holding
+                // `=` would set another variable, past the check that keeps the agent's own).
+                let ok = is_variable_name(&h.name);
+                if !ok {
+                    println!(
+                        "Warning: the task's Environment parameter {:?} is not a variable name (letters, digits, `_`); skipped",
+                        h.name
+                    );
+                }
+                ok
+            })
             .map(|h| (h.name, h.value))
             .collect(),
         Err(e) => {
             println!("Warning: could not read the task's Environment section: {e}");
             Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_become_variables() {
+        for ok in ["A", "_x", "TASK_VAR2"] {
+            assert!(is_variable_name(ok), "{ok}");
+        }
+        for bad in ["", "1A", "CLEARML_TASK_ID=forged", "A B", "A-B", "X\0"] {
+            assert!(!is_variable_name(bad), "{bad:?}");
         }
     }
 }

@@ -86,7 +86,24 @@ impl<'a> ServerChecks<'a> {
     /// completed (the SDK may end its own process). Such a task is stopped, not failed.
     /// mirrors TaskStopSignal.was_abort_function_called.
     pub(crate) async fn ended_by_abort(&self, code: i32) -> bool {
-        if self.state.callback.is_some() {
+        if let Some((since, _)) = self.state.callback {
+            // The SDK ends its own process once its callback has run, often before the next
+            // status poll: say the callback completed, as that poll would have.
+            let done = self
+                .client
+                .tasks()
+                .abort_callback(self.task_id)
+                .await
+                .is_ok_and(|c| c.completed);
+            if done {
+                self.pipeline.push_line(
+                    LogLevel::Info,
+                    format!(
+                        "### Task abort callback completed in {:.2} seconds ###",
+                        since.elapsed().as_secs_f64()
+                    ),
+                );
+            }
             return true;
         }
         if code != -9 && code != 137 {

@@ -126,6 +126,8 @@ impl EnvVars {
     pub const TRAINS_CUDA_VERSION: &'static str = "TRAINS_CUDA_VERSION";
     /// Generic CUDA version variable, last fallback for [`Self::CLEARML_CUDA_VERSION`].
     pub const CUDA_VERSION: &'static str = "CUDA_VERSION";
+    /// Where ROCm is installed (default `/opt/rocm`): its version picks the PyTorch ROCm index.
+    pub const ROCM_PATH: &'static str = "ROCM_PATH";
     /// cuDNN version override (overrides `agent.cudnn_version`).
     pub const CLEARML_CUDNN_VERSION: &'static str = "CLEARML_CUDNN_VERSION";
     /// Legacy alias of [`Self::CLEARML_CUDNN_VERSION`].

@@ -118,6 +118,12 @@ pub fn probe(visible: Option<&str>) -> Box<dyn GpuProbe> {
     }
 }
 
+/// The CUDA version the driver supports, as NVML gives it (`12020` for 12.2); `None` without
+/// NVML. mirrors clearml_agent/helper/gpu/gpustat.py: get_driver_cuda_version.
+pub fn driver_cuda_version() -> Option<i32> {
+    Nvml::init().ok()?.sys_cuda_driver_version().ok()
+}
+
 /// The GPUs NVML reports on this machine: `(index, uuid)`; `None` without NVML.
 pub fn devices() -> Option<Vec<(u32, String)>> {
     let nvml = Nvml::init().ok()?;

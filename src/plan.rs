@@ -16,6 +16,7 @@ use crate::config::{
 use crate::docker::DockerConfig;
 use crate::env::EnvVars;
 use crate::exec::git::{GitCredential, GitOptions};
+use crate::exec::pytorch::{Resolve, TorchOptions};
 use crate::exec::requirements::InstallOrder;
 use crate::exec::supervise::SuperviseConfig;
 use crate::exec::task::ExecuteConfig;
@@ -376,6 +377,7 @@ pub fn docker_config(
             },
             force_repo_requirements_txt: agent.package_manager.force_repo_requirements_txt,
             force_original_requirements: agent.package_manager.force_original_requirements,
+            pytorch: torch_options(settings, worker.cpu_only),
         },
         environment: if agent.apply_environment {
             settings.environment.clone()
@@ -499,13 +501,44 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
             },
             docker_image: None,
             cuda_version: agent.cuda_version.clone(),
+            pytorch: None,
         },
         force_repo_requirements_txt: pm.force_repo_requirements_txt,
         force_original_requirements: pm.force_original_requirements,
         force_git_root_python_path: agent.force_git_root_python_path,
         extra_python_path: agent.extra_python_path.clone(),
         enable_task_env: agent.enable_task_env,
+        pytorch: torch_options(settings, opts.worker.cpu_only),
         base_env: base_env(settings, &opts.worker),
+    }
+}
+
+/// The PyTorch resolution settings; `worker_cpu_only` is this process's `--cpu-only`.
+pub fn torch_options(settings: &Settings, worker_cpu_only: bool) -> TorchOptions {
+    let agent = &settings.agent;
+    let pm = &agent.package_manager;
+    let defaults = TorchOptions::default();
+    let or = |v: &Option<String>, d: String| v.clone().filter(|v| !v.is_empty()).unwrap_or(d);
+    TorchOptions {
+        resolve: Resolve::parse(&pm.pytorch_resolve),
+        nightly: pm.torch_nightly,
+        cpu_only: agent.cpu_only,
+        worker_cpu_only,
+        cuda_version: agent.cuda_version.clone(),
+        rocm_path: agent.rocm_path.clone(),
+        index_template: or(&pm.extra_index_url_template, defaults.index_template),
+        nightly_index_template: or(
+            &pm.nightly_extra_index_url_template,
+            defaults.nightly_index_template,
+        ),
+        rocm_index_template: or(
+            &pm.rocm_extra_index_url_template,
+            defaults.rocm_index_template,
+        ),
+        nightly_rocm_index_template: or(
+            &pm.nightly_rocm_extra_index_url_template,
+            defaults.nightly_rocm_index_template,
+        ),
     }
 }
 

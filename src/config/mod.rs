@@ -156,6 +156,22 @@ pub fn resolve_with_injected(
                 .to_string(),
         );
     }
+    let resolve = settings
+        .agent
+        .package_manager
+        .pytorch_resolve
+        .trim()
+        .to_lowercase();
+    match resolve.as_str() {
+        "pip" | "none" => {}
+        "direct" => warnings.push(
+            "Warning: `agent.package_manager.pytorch_resolve: direct` is resolved as `pip` by this agent (the matching PyTorch index is added; wheel links are not looked up)"
+                .to_string(),
+        ),
+        other => warnings.push(format!(
+            "Warning: agent.package_manager.pytorch_resolve=={other} not in ['pip', 'direct', 'none'], reverting to 'pip'"
+        )),
+    }
     Ok(Resolved {
         settings,
         tree,

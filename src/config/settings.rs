@@ -257,6 +257,8 @@ pub struct AgentSettings {
     pub cuda_version: Option<String>,
     /// `agent.cudnn_version` / `CLEARML_CUDNN_VERSION` / `CUDNN_VERSION`.
     pub cudnn_version: Option<String>,
+    /// `ROCM_PATH`: where the ROCm version files are (default `/opt/rocm`).
+    pub rocm_path: Option<PathBuf>,
     /// `agent.uptime`.
     pub uptime: Vec<String>,
     /// `agent.downtime`.
@@ -314,6 +316,14 @@ pub struct PackageManagerSettings {
     pub pytorch_resolve: String,
     /// `torch_nightly`.
     pub torch_nightly: bool,
+    /// `extra_index_url_template` (PyTorch's CUDA wheel index, `{}` the CUDA version).
+    pub extra_index_url_template: Option<String>,
+    /// `nightly_extra_index_url_template`.
+    pub nightly_extra_index_url_template: Option<String>,
+    /// `rocm_extra_index_url_template` (`{}.{}` the ROCm version).
+    pub rocm_extra_index_url_template: Option<String>,
+    /// `nightly_rocm_extra_index_url_template`.
+    pub nightly_rocm_extra_index_url_template: Option<String>,
     /// `conda_channels`.
     pub conda_channels: Vec<String>,
     /// `force_repo_requirements_txt`.
@@ -1180,6 +1190,13 @@ fn agent_settings(
             .map(Ok)
             .unwrap_or_else(|| r.string("agent.package_manager.pytorch_resolve", "pip"))?,
         torch_nightly: r.bool("agent.package_manager.torch_nightly", false)?,
+        extra_index_url_template: r.opt_string("agent.package_manager.extra_index_url_template")?,
+        nightly_extra_index_url_template: r
+            .opt_string("agent.package_manager.nightly_extra_index_url_template")?,
+        rocm_extra_index_url_template: r
+            .opt_string("agent.package_manager.rocm_extra_index_url_template")?,
+        nightly_rocm_extra_index_url_template: r
+            .opt_string("agent.package_manager.nightly_rocm_extra_index_url_template")?,
         conda_channels: r.string_list("agent.package_manager.conda_channels")?,
         force_repo_requirements_txt: r
             .bool("agent.package_manager.force_repo_requirements_txt", false)?,
@@ -1536,6 +1553,7 @@ fn agent_settings(
         },
         cuda_version: r.opt_string("agent.cuda_version")?,
         cudnn_version: r.opt_string("agent.cudnn_version")?,
+        rocm_path: first_env(env, &[EnvVars::ROCM_PATH]).map(PathBuf::from),
         uptime: r.string_list("agent.uptime")?,
         downtime: r.string_list("agent.downtime")?,
         // An explicit `null` means "do not report a value" (mirrors monitor: default_gpu_utilization).

@@ -21,10 +21,6 @@ pub const KEYS: &[(&str, &str)] = &[
         "pip's own cache serves downloads",
     ),
     (
-        "agent.package_manager.torch_nightly",
-        "PyTorch wheels are not resolved by the agent",
-    ),
-    (
         "agent.package_manager.conda_channels",
         "conda is not supported",
     ),
@@ -130,16 +126,14 @@ mod tests {
 
     #[test]
     fn only_keys_changed_from_their_default_warn() {
-        let defaults =
-            json!({"agent": {"package_manager": {"torch_nightly": false, "poetry_version": null}}});
+        let defaults = json!({"agent": {"package_manager": {"uv_replace_pip": false, "poetry_version": null}}});
         let same = defaults.clone();
         assert!(warnings(&same, &defaults, &|_| None).is_empty());
-        let set =
-            json!({"agent": {"package_manager": {"torch_nightly": true, "poetry_version": "1.8"}}});
+        let set = json!({"agent": {"package_manager": {"uv_replace_pip": true, "poetry_version": "1.8"}}});
         let w = warnings(&set, &defaults, &|_| None);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            w[0].contains("`agent.package_manager.torch_nightly`"),
+            w[0].contains("`agent.package_manager.uv_replace_pip`"),
             "{w:?}"
         );
         let env = warnings(&same, &defaults, &|name| {

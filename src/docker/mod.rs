@@ -161,6 +161,8 @@ pub struct Packages {
     pub install_order: crate::exec::requirements::InstallOrder,
     pub force_repo_requirements_txt: bool,
     pub force_original_requirements: bool,
+    /// How PyTorch requirements are resolved (an index probed from the host).
+    pub pytorch: crate::exec::pytorch::TorchOptions,
 }
 
 /// The Python agent's defaults, with no image: what settings give when nothing is configured.
@@ -258,6 +260,18 @@ impl Engine {
             .await
             .map_err(|e| DockerError::Unreachable(e.to_string()))?;
         Ok(Engine { docker })
+    }
+
+    /// The `ENV` of a local image's configuration (`NAME=value` entries); empty when the
+    /// image cannot be inspected.
+    pub async fn image_env(&self, image: &str) -> Vec<String> {
+        self.docker
+            .inspect_image(image)
+            .await
+            .ok()
+            .and_then(|i| i.config)
+            .and_then(|c| c.env)
+            .unwrap_or_default()
     }
 
     /// True when the image is present locally.

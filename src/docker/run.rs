@@ -597,7 +597,8 @@ async fn prepare(
         pipeline.push_line(LogLevel::Info, format!("Updating task commit ID: {commit}"));
         let _ = client.tasks().set_version_num(&job.task_id, commit).await;
     }
-    let install = install_plan(cfg, &task, &layout, &work, pipeline)?;
+    let image_env = engine.image_env(&chosen.image).await;
+    let install = install_plan(cfg, &task, &layout, &work, &image_env, pipeline).await?;
     let files = config_files(cfg, &work)?;
 
     let cached_venv = cached_venv(cfg, &chosen.image, &install);
@@ -1116,11 +1117,12 @@ async fn prepare_code(
 /// What a new venv in the container installs: the requirement set and install steps decided as
 /// in venv mode (`exec::requirements::choose` and `install_steps`), the main set written to a
 /// file of the task folder, and the pip settings of `agent.package_manager`.
-fn install_plan(
+async fn install_plan(
     cfg: &DockerConfig,
     task: &Task,
     layout: &SourceLayout,
     work: &Path,
+    image_env: &[String],
     pipeline: &LogPipeline,
 ) -> Result<script::ScriptInstall, SetupFailure> {
     let packages = &cfg.packages;
@@ -1143,7 +1145,19 @@ fn install_plan(
     for warning in &requirements.warnings {
         pipeline.push_line(LogLevel::Warning, warning.clone());
     }
-    let lines = requirements.pip_lines();
+    let mut lines = requirements.pip_lines();
+    let mut flags = packages.flags.clone();
+    if let Some(torch) = torch_plan(&packages.pytorch, &lines, &repo_files, image_env).await {
+        for message in torch.messages {
+            pipeline.push_line(LogLevel::Info, message);
+        }
+        if let Some(index) = torch.index {
+            flags.extend(["--extra-index-url".to_string(), index]);
+        }
+        if !lines.is_empty() {
+            lines = torch.lines;
+        }
+    }
     let main_file = work.join("requirements.txt");
     let mut steps = Vec::new();
     for step in crate::exec::requirements::install_steps(&lines, &packages.install_order) {
@@ -1195,10 +1209,48 @@ fn install_plan(
         } else {
             pins
         },
-        flags: packages.flags.clone(),
+        flags,
         cwd: layout.repo_root.as_ref().map(|r| r.display().to_string()),
         steps,
     })
+}
+
+/// The PyTorch resolution of a container's requirements, probed from the host. The CUDA
+/// version is the image's `CUDA_VERSION` (NVIDIA's images set it; the Python agent reads it
+/// inside the container), else the agent's configured or detected one.
+async fn torch_plan(
+    opts: &crate::exec::pytorch::TorchOptions,
+    lines: &[String],
+    repo_files: &[PathBuf],
+    image_env: &[String],
+) -> Option<crate::exec::pytorch::TorchPlan> {
+    use crate::exec::pytorch;
+    let repo_lines = if lines.is_empty() {
+        crate::exec::requirements::lines_of_files(repo_files)
+    } else {
+        Vec::new()
+    };
+    if !pytorch::wanted(opts, lines) && !pytorch::wanted(opts, &repo_lines) {
+        return None;
+    }
+    let image_cuda = image_env
+        .iter()
+        .find_map(|e| e.strip_prefix("CUDA_VERSION="))
+        .and_then(pytorch::normalize_cuda);
+    let platform = match image_cuda {
+        Some(cuda) => pytorch::Platform::Cuda(cuda),
+        None => {
+            let opts = opts.clone();
+            tokio::task::spawn_blocking(move || pytorch::host_platform(&opts))
+                .await
+                .unwrap_or(pytorch::Platform::Cuda(0))
+        }
+    };
+    let http = reqwest::Client::new();
+    pytorch::plan(opts, platform, lines, &repo_lines, |url| {
+        pytorch::page_exists(&http, url)
+    })
+    .await
 }
 
 /// `files {}` of clearml.conf: each entry's bytes in a file of the task folder, copied into

@@ -308,6 +308,15 @@ pub fn pip_pin_args(specs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The meaningful lines of requirements files (unreadable ones add nothing).
+pub fn lines_of_files(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| meaningful_lines(&text))
+        .collect()
+}
+
 /// The package name of a requirement line (`Numpy>=1.2 ; python_version>"3"` → `numpy`), or
 /// `None` for options, URLs and local paths.
 pub fn package_name(line: &str) -> Option<String> {

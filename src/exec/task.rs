@@ -48,6 +48,8 @@ pub struct ExecuteConfig {
     pub extra_python_path: Option<String>,
     /// `agent.enable_task_env`: the task's `Environment` hyper-parameters become variables.
     pub enable_task_env: bool,
+    /// How PyTorch requirements are resolved (`agent.package_manager.pytorch_resolve` & co).
+    pub pytorch: crate::exec::pytorch::TorchOptions,
     /// The environment the task starts from: the agent's own plus the GPU variables.
     pub base_env: BTreeMap<String, String>,
 }
@@ -417,6 +419,7 @@ fn prepare_blocking(
     if cfg.standalone {
         env_opts.skip_install = true;
     }
+    env_opts.pytorch = Some(cfg.pytorch.clone());
     // A task with nothing to install skips the install and the freeze (mirrors Worker.execute:
     // skip_freeze when there are no requirements and no repository).
     let built = venv::build_env(&python, &requirements, &repo_files, &env_opts, &env, &log)

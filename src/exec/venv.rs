@@ -17,9 +17,10 @@ use super::git::{
     StreamOutcome, copy_tree_except, display_command, lock_with_timeout, run_streamed,
 };
 use super::git::{WORKING_REPOSITORY_DIR, WORKING_STANDALONE_DIR};
+use super::pytorch::{self, TorchOptions};
 use super::requirements::{
     CacheKeyContext, InstallOrder, InstallUnit, PIP_MANAGER_CLASS, Requirements, cache_key,
-    external_lines, install_steps, meaningful_lines, pip_flags, pip_pin_args,
+    external_lines, install_steps, lines_of_files, meaningful_lines, pip_flags, pip_pin_args,
     requested_pip_version,
 };
 use super::venv_state::{self, VenvState};
@@ -279,6 +280,9 @@ pub struct EnvOptions {
     pub docker_image: Option<String>,
     /// `agent.cuda_version` (cache key only).
     pub cuda_version: Option<String>,
+    /// How PyTorch lines are resolved when the venv is built (`None`: installed as written).
+    /// The venv cache key is the task's own lines either way.
+    pub pytorch: Option<TorchOptions>,
 }
 
 impl Default for EnvOptions {
@@ -304,6 +308,7 @@ impl Default for EnvOptions {
             install_order: InstallOrder::default(),
             docker_image: None,
             cuda_version: None,
+            pytorch: None,
         }
     }
 }
@@ -440,6 +445,35 @@ pub fn build_env(
         });
     }
 
+    // The PyTorch index and pins (only when something is installed: a cache hit probes nothing).
+    let mut task_lines = requirements.pip_lines();
+    let with_torch_index;
+    let opts = match &opts.pytorch {
+        Some(torch) => {
+            let repo_lines = if task_lines.is_empty() {
+                lines_of_files(repo_requirements_files)
+            } else {
+                Vec::new()
+            };
+            match pytorch::plan_for_host_blocking(torch, &task_lines, &repo_lines) {
+                Some(plan) => {
+                    for message in &plan.messages {
+                        log(message);
+                    }
+                    if !task_lines.is_empty() {
+                        task_lines = plan.lines;
+                    }
+                    let mut o = opts.clone();
+                    o.extra_index_urls.extend(plan.index);
+                    with_torch_index = o;
+                    &with_torch_index
+                }
+                None => opts,
+            }
+        }
+        None => opts,
+    };
+
     let uv = match opts.manager {
         PackageManagerKind::Uv => Some(resolve_uv(python, &venv, opts, env, log)?),
         PackageManagerKind::Pip => None,
@@ -487,7 +521,6 @@ pub fn build_env(
         }
     }
 
-    let task_lines = requirements.pip_lines();
     if !task_lines.is_empty() {
         log("Found task requirements section, trying to install");
         install_task_lines(&installer, &task_lines, opts, log)?;

@@ -112,7 +112,9 @@ fn optimization_flag_reaches_the_task() {
 #[test]
 fn unsupported_settings_warn_once_at_start() {
     let ctx = AgentContext::builder()
-        .conf("agent.package_manager.torch_nightly: true\nagent.default_docker.match_rules: []")
+        .conf(
+            "agent.package_manager.uv_replace_pip: true\nagent.default_docker.match_rules: []\nagent.package_manager.pytorch_resolve: direct",
+        )
         .env(
             "FORCE_CLEARML_AGENT_REPO",
             "git+https://example.com/agent.git",
@@ -125,7 +127,8 @@ fn unsupported_settings_warn_once_at_start() {
     let out = d.output();
     assert_eq!(t["status"], "completed", "{out}");
     for key in [
-        "`agent.package_manager.torch_nightly` is set but not supported",
+        "`agent.package_manager.uv_replace_pip` is set but not supported",
+        "`agent.package_manager.pytorch_resolve: direct` is resolved as `pip`",
         "`agent.default_docker.match_rules` is set but not supported",
         "FORCE_CLEARML_AGENT_REPO is set but not supported",
     ] {

@@ -59,36 +59,44 @@ fn no_python_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     const TAG: &str = "clearml-agent-test:no-python";
     BUILT.get_or_init(|| {
-        let base = image();
         let apt_get = "#!/bin/sh\necho \"fake apt-get $*\"\n\
                        if [ \"$1\" = install ]; then mv /opt/hidden/python3* /usr/bin/; fi\n";
-        let dockerfile = format!(
-            "FROM {base}\nRUN mkdir -p /opt/hidden && mv /usr/bin/python3* /opt/hidden/ && \
-             printf '{}' > /usr/local/bin/apt-get && chmod +x /usr/local/bin/apt-get\n",
-            apt_get.replace('\n', "\\n")
-        );
-        let mut child = Command::new("docker")
-            .args(["build", "-q", "-t", TAG, "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("docker build");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(dockerfile.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "docker build of {TAG} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        derived_image(
+            TAG,
+            &format!(
+                "RUN mkdir -p /opt/hidden && mv /usr/bin/python3* /opt/hidden/ && \
+                 printf '{}' > /usr/local/bin/apt-get && chmod +x /usr/local/bin/apt-get\n",
+                apt_get.replace('\n', "\\n")
+            ),
         );
     });
     TAG
+}
+
+/// Builds `tag` from the test image with the Dockerfile lines `body` (after its `FROM`), with
+/// the docker CLI; no registry needed.
+pub(crate) fn derived_image(tag: &str, body: &str) {
+    let dockerfile = format!("FROM {}\n{body}", image());
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker build");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build of {tag} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Enqueues `task` on "default" and runs a docker-mode daemon on `image` until the task is

@@ -4,105 +4,12 @@
 //! hyper-parameters, the agent's token and git identity, and setup scripts run under bash.
 //! Real Docker Engine, real pip inside the test image, a real local package index.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde_json::json;
 
 use crate::docker::{context, docker_task, image};
-
-/// A PEP 503 index on 127.0.0.1 serving one wheel (`clearml-rs-private==1.0`, module
-/// `clearml_rs_private` with `VALUE = 42`), behind basic authentication (`reader:s3cret`).
-struct PrivateIndex {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-const INDEX_SERVER: &str = r#"
-import base64, http.server, os, sys
-root, port = sys.argv[1], int(sys.argv[2])
-want = 'Basic ' + base64.b64encode(b'reader:s3cret').decode()
-class H(http.server.SimpleHTTPRequestHandler):
-    def __init__(self, *a, **k):
-        super().__init__(*a, directory=root, **k)
-    def do_GET(self):
-        if self.headers.get('Authorization') != want:
-            self.send_response(401)
-            self.send_header('WWW-Authenticate', 'Basic realm="idx"')
-            self.end_headers()
-            return
-        super().do_GET()
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()
-"#;
-
-const BUILD_WHEEL: &str = r#"
-import base64, hashlib, os, sys, zipfile
-out = sys.argv[1]
-name, ver = 'clearml_rs_private', '1.0'
-files = {
-    f'{name}/__init__.py': b'VALUE = 42\n',
-    f'{name}-{ver}.dist-info/METADATA': f'Metadata-Version: 2.1\nName: clearml-rs-private\nVersion: {ver}\n'.encode(),
-    f'{name}-{ver}.dist-info/WHEEL': b'Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
-}
-record = ''
-for path, data in files.items():
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
-    record += f'{path},sha256={digest},{len(data)}\n'
-record += f'{name}-{ver}.dist-info/RECORD,,\n'
-files[f'{name}-{ver}.dist-info/RECORD'] = record.encode()
-d = os.path.join(out, 'simple', 'clearml-rs-private')
-os.makedirs(d, exist_ok=True)
-whl = f'{name}-{ver}-py3-none-any.whl'
-with zipfile.ZipFile(os.path.join(d, whl), 'w') as z:
-    for path, data in files.items():
-        z.writestr(path, data)
-open(os.path.join(d, 'index.html'), 'w').write(f'<html><body><a href="{whl}">{whl}</a></body></html>')
-open(os.path.join(out, 'simple', 'index.html'), 'w').write('<html><body><a href="clearml-rs-private/">clearml-rs-private</a></body></html>')
-"#;
-
-impl PrivateIndex {
-    fn start() -> PrivateIndex {
-        let dir = tempfile::tempdir().unwrap();
-        let built = Command::new("python3")
-            .args(["-c", BUILD_WHEEL])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(built.success());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args(["-c", INDEX_SERVER])
-            .arg(dir.path())
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the index did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        PrivateIndex {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for PrivateIndex {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::index::PackageIndex;
 
 /// The private index with credentials in `agent.package_manager.extra_index_url`, a pin of pip
 /// the image's pip already satisfies, an optional priority package that does not exist (a
@@ -110,7 +17,11 @@ impl Drop for PrivateIndex {
 #[test]
 fn requirements_install_from_a_private_index_with_the_agents_package_settings() {
     let img = image();
-    let index = PrivateIndex::start();
+    // A private index serving `clearml-rs-private==1.0` (module `VALUE = 42`) behind basic auth.
+    let index = PackageIndex::builder()
+        .auth("reader", "s3cret")
+        .wheel("simple", "clearml-rs-private", "1.0", "VALUE = 42\n")
+        .start();
     let url = format!("http://reader:s3cret@127.0.0.1:{}/simple", index.port);
     let ctx = context()
         .conf(&format!(

@@ -1,0 +1,141 @@
+//! A local package index for the tests: PEP 503 pages over real HTTP on 127.0.0.1, serving
+//! wheels built here (one module each), optionally behind basic authentication.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Builds wheels into index folders, then serves them.
+#[derive(Default)]
+pub struct IndexBuilder {
+    wheels: Vec<(String, String, String, String)>,
+    auth: Option<(String, String)>,
+}
+
+/// A running index; stopped when dropped.
+pub struct PackageIndex {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+const SERVER: &str = r#"
+import base64, http.server, sys
+root, port, auth = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+want = 'Basic ' + base64.b64encode(auth.encode()).decode() if auth else None
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def do_GET(self):
+        if want and self.headers.get('Authorization') != want:
+            self.send_response(401)
+            self.send_header('WWW-Authenticate', 'Basic realm="idx"')
+            self.end_headers()
+            return
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()
+"#;
+
+/// argv: out, index folder, project name, version, module text.
+const BUILD_WHEEL: &str = r#"
+import base64, hashlib, os, sys, zipfile
+out, folder, project, ver, body = sys.argv[1:6]
+name = project.replace('-', '_')
+files = {
+    f'{name}/__init__.py': body.encode(),
+    f'{name}-{ver}.dist-info/METADATA': f'Metadata-Version: 2.1\nName: {project}\nVersion: {ver}\n'.encode(),
+    f'{name}-{ver}.dist-info/WHEEL': b'Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+}
+record = ''
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+    record += f'{path},sha256={digest},{len(data)}\n'
+record += f'{name}-{ver}.dist-info/RECORD,,\n'
+files[f'{name}-{ver}.dist-info/RECORD'] = record.encode()
+index = os.path.join(out, folder)
+d = os.path.join(index, project)
+os.makedirs(d, exist_ok=True)
+whl = f'{name}-{ver}-py3-none-any.whl'
+with zipfile.ZipFile(os.path.join(d, whl), 'w') as z:
+    for path, data in files.items():
+        z.writestr(path, data)
+links = ''.join(f'<a href="{w}">{w}</a>' for w in sorted(os.listdir(d)) if w.endswith('.whl'))
+open(os.path.join(d, 'index.html'), 'w').write(f'<html><body>{links}</body></html>')
+projects = ''.join(f'<a href="{p}/">{p}</a>' for p in sorted(os.listdir(index)) if os.path.isdir(os.path.join(index, p)))
+open(os.path.join(index, 'index.html'), 'w').write(f'<html><body>{projects}</body></html>')
+"#;
+
+impl IndexBuilder {
+    /// A wheel of `project` at `version` (local labels allowed: `1.0+cu118`) in the index at
+    /// `/<folder>/`, whose module `project` (dashes as underscores) holds `body`.
+    pub fn wheel(mut self, folder: &str, project: &str, version: &str, body: &str) -> Self {
+        self.wheels
+            .push((folder.into(), project.into(), version.into(), body.into()));
+        self
+    }
+
+    /// Every request must carry these basic-auth credentials (else 401).
+    pub fn auth(mut self, user: &str, password: &str) -> Self {
+        self.auth = Some((user.into(), password.into()));
+        self
+    }
+
+    pub fn start(self) -> PackageIndex {
+        let dir = tempfile::tempdir().unwrap();
+        for (folder, project, version, body) in &self.wheels {
+            let built = Command::new("python3")
+                .args(["-c", BUILD_WHEEL])
+                .arg(dir.path())
+                .args([folder, project, version, body])
+                .status()
+                .unwrap();
+            assert!(built.success(), "building the wheel {project} {version}");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let auth = self
+            .auth
+            .map(|(u, p)| format!("{u}:{p}"))
+            .unwrap_or_default();
+        let child = Command::new("python3")
+            .args(["-c", SERVER])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg(auth)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the index did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PackageIndex {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl PackageIndex {
+    pub fn builder() -> IndexBuilder {
+        IndexBuilder::default()
+    }
+
+    /// `http://127.0.0.1:<port>/<folder>/`.
+    pub fn url(&self, folder: &str) -> String {
+        format!("http://127.0.0.1:{}/{folder}/", self.port)
+    }
+}
+
+impl Drop for PackageIndex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine with Rust, Python 3 (venv) and a Docker Engine: installs what the
 # tests need first, then runs them.
-#   1. uv, maturin, cargo-zigbuild, ziglang into target/tools (scripts/test-tools.sh)
+#   1. uv, poetry, maturin, cargo-zigbuild, ziglang into target/tools (scripts/test-tools.sh)
 #   2. the docker-mode test image clearml-agent-test:py3-git (scripts/build-test-image.sh)
 #   3. Debian's docker-registry (the pull tests run local registries with it)
 #   4. the pip wheel of the release binary (scripts/build-wheel.sh; its test installs it)
@@ -15,10 +15,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 step() { printf '\n== %s\n' "$*"; }
 
-step "tools (uv, maturin, cargo-zigbuild, ziglang)"
+step "tools (uv, poetry, maturin, cargo-zigbuild, ziglang)"
 bash scripts/test-tools.sh
 export PATH="$ROOT/target/tools/bin:$PATH"
 uv --version
+poetry --version
 
 # Tests create git commits; give git an identity when the machine has none.
 git config --global user.email >/dev/null 2>&1 || git config --global user.email "tests@localhost"

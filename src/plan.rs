@@ -16,6 +16,7 @@ use crate::config::{
 use crate::docker::DockerConfig;
 use crate::env::EnvVars;
 use crate::exec::git::{GitCredential, GitOptions};
+use crate::exec::project_env::ProjectOptions;
 use crate::exec::pytorch::{Resolve, TorchOptions};
 use crate::exec::requirements::InstallOrder;
 use crate::exec::supervise::SuperviseConfig;
@@ -471,6 +472,7 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
         env: EnvOptions {
             manager: match pm.type_ {
                 PackageManagerType::Uv => PackageManagerKind::Uv,
+                PackageManagerType::Poetry => PackageManagerKind::Poetry,
                 _ => PackageManagerKind::Pip,
             },
             venvs_dir: agent.venvs_dir.clone(),
@@ -501,6 +503,16 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
             },
             docker_image: None,
             cuda_version: agent.cuda_version.clone(),
+            project_dir: None,
+            project: ProjectOptions {
+                uv_sync_locked: pm.uv_sync_locked_if_lock_file,
+                uv_sync_extra_args: pm.uv_sync_extra_args.clone(),
+                uv_files_from_working_dir: pm.uv_files_from_repo_working_dir,
+                poetry_version: pm.poetry_version.clone(),
+                poetry_install_extra_args: pm.poetry_install_extra_args.clone(),
+                poetry_files_from_working_dir: pm.poetry_files_from_repo_working_dir,
+            },
+            uv_unsafe_best_match: pm.uv_unsafe_best_match,
             pytorch: None,
         },
         force_repo_requirements_txt: pm.force_repo_requirements_txt,

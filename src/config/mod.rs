@@ -150,12 +150,6 @@ pub fn resolve_with_injected(
     let mut settings = Settings::from_tree(&tree, cli, env, home, &origin)?;
     settings.config_file = location.clone();
     let mut warnings = unsupported::warnings(&tree, &defaults::tree(), env);
-    if settings.agent.package_manager.type_ == settings::PackageManagerType::Poetry {
-        warnings.push(
-            "Warning: `agent.package_manager.type: poetry` is not supported by this agent; requirements are installed with pip"
-                .to_string(),
-        );
-    }
     let resolve = settings
         .agent
         .package_manager

@@ -346,6 +346,14 @@ pub struct PackageManagerSettings {
     pub uv_files_from_repo_working_dir: bool,
     /// `uv_replace_pip`.
     pub uv_replace_pip: bool,
+    /// `uv_sync_extra_args`.
+    pub uv_sync_extra_args: Vec<String>,
+    /// `uv_run_extra_args` (the Python agent's `uv run`; tasks here run with the venv's python).
+    pub uv_run_extra_args: Vec<String>,
+    /// `uv_unsafe_best_match`.
+    pub uv_unsafe_best_match: bool,
+    /// `poetry_install_extra_args`.
+    pub poetry_install_extra_args: Vec<String>,
     /// `CLEARML_BOOTSTRAP_UV_EXEC`: uv binary to use.
     pub uv_exec: Option<PathBuf>,
     /// `poetry_version`.
@@ -1218,6 +1226,11 @@ fn agent_settings(
             false,
         )?,
         uv_replace_pip: r.bool("agent.package_manager.uv_replace_pip", false)?,
+        uv_sync_extra_args: r.string_list("agent.package_manager.uv_sync_extra_args")?,
+        uv_run_extra_args: r.string_list("agent.package_manager.uv_run_extra_args")?,
+        uv_unsafe_best_match: r.bool("agent.package_manager.uv_unsafe_best_match", false)?,
+        poetry_install_extra_args: r
+            .string_list("agent.package_manager.poetry_install_extra_args")?,
         uv_exec: first_env(env, &[EnvVars::CLEARML_BOOTSTRAP_UV_EXEC]).map(PathBuf::from),
         poetry_version: r.opt_string("agent.package_manager.poetry_version")?,
         poetry_files_from_repo_working_dir: r.bool(

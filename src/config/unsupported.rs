@@ -25,24 +25,12 @@ pub const KEYS: &[(&str, &str)] = &[
         "conda is not supported",
     ),
     (
-        "agent.package_manager.uv_sync_locked_if_lock_file",
-        "uv.lock files are not synced",
-    ),
-    (
-        "agent.package_manager.uv_files_from_repo_working_dir",
-        "uv.lock files are not synced",
+        "agent.package_manager.uv_run_extra_args",
+        "tasks run with their venv's python, not with `uv run`",
     ),
     (
         "agent.package_manager.uv_replace_pip",
         "`package_manager.type: uv` already installs with uv",
-    ),
-    (
-        "agent.package_manager.poetry_version",
-        "poetry is not supported",
-    ),
-    (
-        "agent.package_manager.poetry_files_from_repo_working_dir",
-        "poetry is not supported",
     ),
     (
         "agent.docker_internal_mounts.vcs_cache",
@@ -126,14 +114,15 @@ mod tests {
 
     #[test]
     fn only_keys_changed_from_their_default_warn() {
-        let defaults = json!({"agent": {"package_manager": {"uv_replace_pip": false, "poetry_version": null}}});
+        let defaults = json!({"agent": {"package_manager": {"uv_replace_pip": false}}});
         let same = defaults.clone();
         assert!(warnings(&same, &defaults, &|_| None).is_empty());
-        let set = json!({"agent": {"package_manager": {"uv_replace_pip": true, "poetry_version": "1.8"}}});
+        let set = json!({"agent": {"package_manager": {"uv_replace_pip": true, "uv_run_extra_args": ["--frozen"]}}});
         let w = warnings(&set, &defaults, &|_| None);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            w[0].contains("`agent.package_manager.uv_replace_pip`"),
+            w.iter()
+                .any(|w| w.contains("`agent.package_manager.uv_replace_pip`")),
             "{w:?}"
         );
         let env = warnings(&same, &defaults, &|name| {

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod notice;
 pub mod pending_status;
 pub mod process;
+pub mod project_env;
 pub mod pytorch;
 pub mod requirements;
 pub(crate) mod server_checks;

@@ -420,6 +420,14 @@ fn prepare_blocking(
         env_opts.skip_install = true;
     }
     env_opts.pytorch = Some(cfg.pytorch.clone());
+    env_opts.project_dir = layout.repo_root.as_deref().map(|root| {
+        let from_working_dir = match env_opts.manager {
+            venv::PackageManagerKind::Uv => env_opts.project.uv_files_from_working_dir,
+            venv::PackageManagerKind::Poetry => env_opts.project.poetry_files_from_working_dir,
+            venv::PackageManagerKind::Pip => false,
+        };
+        crate::exec::project_env::project_dir(root, &layout.working_dir, from_working_dir)
+    });
     // A task with nothing to install skips the install and the freeze (mirrors Worker.execute:
     // skip_freeze when there are no requirements and no repository).
     let built = venv::build_env(&python, &requirements, &repo_files, &env_opts, &env, &log)

@@ -17,6 +17,7 @@ use super::git::{
     StreamOutcome, copy_tree_except, display_command, lock_with_timeout, run_streamed,
 };
 use super::git::{WORKING_REPOSITORY_DIR, WORKING_STANDALONE_DIR};
+use super::project_env::{self, ProjectOptions};
 use super::pytorch::{self, TorchOptions};
 use super::requirements::{
     CacheKeyContext, InstallOrder, InstallUnit, PIP_MANAGER_CLASS, Requirements, cache_key,
@@ -182,7 +183,7 @@ fn search_python(
 }
 
 /// Resolves a program name through `PATH` of `env` (paths are taken as they are).
-fn which(name: &str, env: &HashMap<String, String>) -> Option<PathBuf> {
+pub(crate) fn which(name: &str, env: &HashMap<String, String>) -> Option<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
         return p.is_file().then_some(p);
@@ -236,6 +237,8 @@ pub enum PackageManagerKind {
     #[default]
     Pip,
     Uv,
+    /// pip for the task's requirements; `poetry install` for a repository with poetry files.
+    Poetry,
 }
 
 /// `agent.venvs_cache.*`.
@@ -280,6 +283,14 @@ pub struct EnvOptions {
     pub docker_image: Option<String>,
     /// `agent.cuda_version` (cache key only).
     pub cuda_version: Option<String>,
+    /// The repository's project folder (`pyproject.toml`, `uv.lock`, `poetry.lock`), where uv
+    /// and poetry install from instead of the task's requirement lines.
+    pub project_dir: Option<PathBuf>,
+    /// The uv sync and poetry settings.
+    pub project: ProjectOptions,
+    /// `agent.package_manager.uv_unsafe_best_match`: uv calls get
+    /// `UV_INDEX_STRATEGY=unsafe-best-match` (unless the variable is set).
+    pub uv_unsafe_best_match: bool,
     /// How PyTorch lines are resolved when the venv is built (`None`: installed as written).
     /// The venv cache key is the task's own lines either way.
     pub pytorch: Option<TorchOptions>,
@@ -308,6 +319,9 @@ impl Default for EnvOptions {
             install_order: InstallOrder::default(),
             docker_image: None,
             cuda_version: None,
+            project_dir: None,
+            project: ProjectOptions::default(),
+            uv_unsafe_best_match: false,
             pytorch: None,
         }
     }
@@ -445,6 +459,79 @@ pub fn build_env(
         });
     }
 
+    let uv = match opts.manager {
+        PackageManagerKind::Uv => Some(resolve_uv(python, &venv, opts, env, log)?),
+        PackageManagerKind::Pip | PackageManagerKind::Poetry => None,
+    };
+    if uv.is_some() && opts.uv_unsafe_best_match {
+        // mirrors UvConfig.get_run_argv (uv_unsafe_best_match)
+        if let Some(set) = pip_env.get("UV_INDEX_STRATEGY") {
+            log(&format!(
+                "INFO: skipping uv_unsafe_best_match, UV_INDEX_STRATEGY already set to '{set}'"
+            ));
+        } else if opts
+            .extra_pip_install_flags
+            .iter()
+            .any(|f| f.starts_with("--index-strategy"))
+        {
+            log("INFO: skipping uv_unsafe_best_match, --index-strategy already passed to uv");
+        } else {
+            pip_env.insert("UV_INDEX_STRATEGY".into(), "unsafe-best-match".into());
+        }
+    }
+    create_venv(
+        python,
+        &venv,
+        uv.as_deref(),
+        opts.system_site_packages,
+        env,
+        log,
+    )?;
+
+    // A repository that describes its own environment (uv or poetry project files) installs
+    // that instead of the task's requirement lines; nothing of it is cached, as in the Python
+    // agent.
+    if let Some(project) = opts.project_dir.as_deref() {
+        let frozen = match (opts.manager, uv.as_deref()) {
+            (PackageManagerKind::Uv, Some(uv)) => {
+                if project_env::uv_sync(
+                    uv,
+                    project,
+                    &venv,
+                    &opts.project,
+                    &opts.extra_index_urls,
+                    &pip_env,
+                    log,
+                )? {
+                    Some(freeze(Some(uv), &venv_python, &pip_env, log)?)
+                } else {
+                    None
+                }
+            }
+            (PackageManagerKind::Poetry, _) => {
+                project_env::poetry_install(python, project, &venv, &opts.project, &pip_env, log)
+                    .map(|poetry| {
+                        project_env::poetry_freeze(&poetry, project, &venv, &pip_env).map_or_else(
+                            || freeze(None, &venv_python, &pip_env, log),
+                            |f| Ok(Some(f)),
+                        )
+                    })
+                    .transpose()?
+            }
+            _ => None,
+        };
+        if let Some(frozen) = frozen {
+            venv_state::forget(&venv);
+            return Ok(BuiltEnv {
+                venv,
+                python: venv_python,
+                frozen,
+                cache_hit: false,
+                cache_entry: None,
+            });
+        }
+    }
+
     // The PyTorch index and pins (only when something is installed: a cache hit probes nothing).
     let mut task_lines = requirements.pip_lines();
     let with_torch_index;
@@ -473,19 +560,6 @@ pub fn build_env(
         }
         None => opts,
     };
-
-    let uv = match opts.manager {
-        PackageManagerKind::Uv => Some(resolve_uv(python, &venv, opts, env, log)?),
-        PackageManagerKind::Pip => None,
-    };
-    create_venv(
-        python,
-        &venv,
-        uv.as_deref(),
-        opts.system_site_packages,
-        env,
-        log,
-    )?;
 
     let installer = Installer::new(opts, uv.as_deref(), &venv_python, &pip_env, log)?;
     if opts.manager == PackageManagerKind::Pip {

@@ -23,6 +23,7 @@ mod index;
 mod logs;
 mod perf;
 mod process;
+mod projects;
 mod pytorch;
 mod server;
 mod settings;

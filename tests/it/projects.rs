@@ -1,0 +1,178 @@
+//! Repositories that describe their own environment, installed as the Python agent installs
+//! them: `package_manager.type: uv` runs `uv sync` (`--locked` with a `uv.lock`) and `type: poetry`
+//! runs `poetry install` instead of installing the task's requirement lines; a uv project that
+//! cannot be synced falls back to the task's lines. Real `execute`, real git repositories, real
+//! uv and poetry (scripts/test-tools.sh installs them from PyPI), packages from PyPI.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::context::{AgentContext, git};
+
+/// A git repository holding `files` and `task.py` (prints six's version), committed on `main`.
+fn project_repo(files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("project");
+    std::fs::create_dir(&path).unwrap();
+    git(&path, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        path.join("task.py"),
+        "import six, sys\nprint('six', six.__version__, 'from', sys.prefix)\n",
+    )
+    .unwrap();
+    for (name, text) in files {
+        std::fs::write(path.join(name), text).unwrap();
+    }
+    git(&path, &["add", "-A"]);
+    git(&path, &["commit", "-q", "-m", "project"]);
+    let commit = git(&path, &["rev-parse", "HEAD"]);
+    (tmp, commit)
+}
+
+fn task_of(ctx: &AgentContext, repo: &Path, commit: &str, pip: &str) -> String {
+    ctx.server
+        .create_task(json!({
+            "name": "project task",
+            "script": {"binary": "python3", "repository": format!("file://{}", repo.display()),
+                "branch": "main", "version_num": commit, "entry_point": "task.py",
+                "working_dir": ".", "requirements": {"pip": pip}},
+        }))
+        .unwrap()
+}
+
+const UV_PROJECT: &str = "[project]\nname = \"demo\"\nversion = \"0.1\"\n\
+    requires-python = \">=3.8\"\ndependencies = [\"six==1.16.0\"]\n\n[tool.uv]\npackage = false\n";
+
+/// `uv lock` of `pyproject` in a scratch folder: the lock file text.
+fn uv_lock(pyproject: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pyproject.toml"), pyproject).unwrap();
+    let out = Command::new("uv")
+        .arg("lock")
+        .current_dir(dir.path())
+        .output()
+        .expect("uv on PATH (scripts/test-tools.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(dir.path().join("uv.lock")).unwrap()
+}
+
+#[test]
+fn a_locked_uv_project_is_synced_and_the_tasks_lines_ignored() {
+    let lock = uv_lock(UV_PROJECT);
+    let (repo, commit) = project_repo(&[("pyproject.toml", UV_PROJECT), ("uv.lock", &lock)]);
+    let ctx = AgentContext::builder()
+        .with_venvs()
+        .conf("agent.package_manager.type: uv")
+        .build();
+    // A line nothing can install: the project's own files are used instead.
+    let task = task_of(
+        &ctx,
+        &repo.path().join("project"),
+        &commit,
+        "clearml-rs-no-such-package==9.9\n",
+    );
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains(
+            "UV Enabled: Ignoring requested python packages, using repository uv lock file!"
+        ),
+        "{log}"
+    );
+    assert!(log.contains(" sync --locked"), "{log}");
+    let venvs = ctx.root().join("venvs");
+    assert!(
+        log.contains(&format!("six 1.16.0 from {}", venvs.display())),
+        "{log}"
+    );
+    assert!(!log.contains("clearml-rs-no-such-package==9.9 "), "{log}");
+    let t = ctx.server.task(&task).unwrap();
+    assert!(
+        t["script"]["requirements"]["pip"]
+            .to_string()
+            .contains("six==1.16.0"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_uv_project_that_cannot_sync_falls_back_to_the_tasks_lines() {
+    let broken = UV_PROJECT.replace("six==1.16.0", "clearml-rs-no-such-package==9.9");
+    let (repo, commit) = project_repo(&[("pyproject.toml", &broken)]);
+    let ctx = AgentContext::builder()
+        .with_venvs()
+        .conf("agent.package_manager.type: uv")
+        .build();
+    let task = task_of(&ctx, &repo.path().join("project"), &commit, "six==1.16.0\n");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("Reverting to UV as pip replacement"), "{log}");
+    assert!(!log.contains("sync --locked"), "{log}");
+    assert!(log.contains("six 1.16.0 from"), "{log}");
+}
+
+#[test]
+fn a_poetry_project_is_installed_with_poetry_into_the_tasks_venv() {
+    let pyproject = "[tool.poetry]\nname = \"demo\"\nversion = \"0.1.0\"\ndescription = \"\"\n\
+        authors = [\"t <t@example.com>\"]\npackage-mode = false\n\n\
+        [tool.poetry.dependencies]\npython = \">=3.8\"\nsix = \"1.16.0\"\n";
+    let (repo, commit) = project_repo(&[("pyproject.toml", pyproject)]);
+    let ctx = AgentContext::builder()
+        .with_venvs()
+        .conf("agent.package_manager.type: poetry")
+        .build();
+    let task = task_of(
+        &ctx,
+        &repo.path().join("project"),
+        &commit,
+        "clearml-rs-no-such-package==9.9\n",
+    );
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains(
+            "Poetry Enabled: Ignoring requested python packages, using repository poetry lock file!"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("poetry install -n"), "{log}");
+    let venvs = ctx.root().join("venvs");
+    assert!(
+        log.contains(&format!("six 1.16.0 from {}", venvs.display())),
+        "{log}"
+    );
+    // The freeze as the Python agent records it from `poetry show`.
+    let t = ctx.server.task(&task).unwrap();
+    assert!(
+        t["script"]["requirements"]["pip"]
+            .to_string()
+            .contains("six==1.16.0 # Python 2 and 3 compatibility utilities"),
+        "{t}"
+    );
+
+    // Without poetry files the task's lines are installed with pip.
+    let (plain, commit) = project_repo(&[]);
+    let task = task_of(
+        &ctx,
+        &plain.path().join("project"),
+        &commit,
+        "six==1.16.0\n",
+    );
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("Could not find pyproject.toml or poetry.lock file in"),
+        "{log}"
+    );
+    assert!(log.contains("six 1.16.0 from"), "{log}");
+}

@@ -379,6 +379,8 @@ pub fn docker_config(
             force_repo_requirements_txt: agent.package_manager.force_repo_requirements_txt,
             force_original_requirements: agent.package_manager.force_original_requirements,
             pytorch: torch_options(settings, worker.cpu_only),
+            poetry: agent.package_manager.type_ == PackageManagerType::Poetry,
+            project: project_options(settings),
         },
         environment: if agent.apply_environment {
             settings.environment.clone()
@@ -415,6 +417,13 @@ pub fn docker_config(
         ssh_ro_folder: mounts.ssh_ro_folder.clone(),
         ssh_folder: mounts.ssh_folder.clone(),
         pip_cache: Some((agent.docker_pip_cache.clone(), mounts.pip_cache.clone())),
+        // mirrors Worker._get_docker_cmd: the poetry cache is mounted when poetry is enabled.
+        poetry_cache: (agent.package_manager.type_ == PackageManagerType::Poetry).then(|| {
+            (
+                agent.docker_poetry_cache.clone(),
+                mounts.poetry_cache.clone(),
+            )
+        }),
         sdk_cache: Some((settings.sdk.cache_dir.clone(), mounts.sdk_cache.clone())),
         // Behind a host mount the code is prepared inside it, where sibling containers see it.
         work_dir: match &host_mount {
@@ -504,14 +513,7 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
             docker_image: None,
             cuda_version: agent.cuda_version.clone(),
             project_dir: None,
-            project: ProjectOptions {
-                uv_sync_locked: pm.uv_sync_locked_if_lock_file,
-                uv_sync_extra_args: pm.uv_sync_extra_args.clone(),
-                uv_files_from_working_dir: pm.uv_files_from_repo_working_dir,
-                poetry_version: pm.poetry_version.clone(),
-                poetry_install_extra_args: pm.poetry_install_extra_args.clone(),
-                poetry_files_from_working_dir: pm.poetry_files_from_repo_working_dir,
-            },
+            project: project_options(settings),
             uv_unsafe_best_match: pm.uv_unsafe_best_match,
             pytorch: None,
         },
@@ -522,6 +524,19 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
         enable_task_env: agent.enable_task_env,
         pytorch: torch_options(settings, opts.worker.cpu_only),
         base_env: base_env(settings, &opts.worker),
+    }
+}
+
+/// The uv sync and poetry settings.
+fn project_options(settings: &Settings) -> ProjectOptions {
+    let pm = &settings.agent.package_manager;
+    ProjectOptions {
+        uv_sync_locked: pm.uv_sync_locked_if_lock_file,
+        uv_sync_extra_args: pm.uv_sync_extra_args.clone(),
+        uv_files_from_working_dir: pm.uv_files_from_repo_working_dir,
+        poetry_version: pm.poetry_version.clone(),
+        poetry_install_extra_args: pm.poetry_install_extra_args.clone(),
+        poetry_files_from_working_dir: pm.poetry_files_from_repo_working_dir,
     }
 }
 

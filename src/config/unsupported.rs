@@ -41,11 +41,6 @@ pub const KEYS: &[(&str, &str)] = &[
         "no pip download cache is mounted",
     ),
     (
-        "agent.docker_internal_mounts.poetry_cache",
-        "poetry is not supported",
-    ),
-    ("agent.docker_poetry_cache", "poetry is not supported"),
-    (
         "agent.docker_internal_mounts.bootstrap_folder",
         "the Python agent's bootstrap package is not used",
     ),

@@ -119,6 +119,9 @@ pub struct DockerConfig {
     /// Host pip cache (`agent.docker_pip_cache`) and where it goes inside
     /// (`docker_internal_mounts.pip_cache`).
     pub pip_cache: Option<(PathBuf, String)>,
+    /// Host poetry cache (`agent.docker_poetry_cache`) and where it goes inside
+    /// (`docker_internal_mounts.poetry_cache`); mounted with `package_manager.type: poetry`.
+    pub poetry_cache: Option<(PathBuf, String)>,
     /// Host SDK cache (`sdk.storage.cache.default_base_dir`) and its inside path
     /// (`docker_internal_mounts.sdk_cache`).
     pub sdk_cache: Option<(PathBuf, String)>,
@@ -163,6 +166,10 @@ pub struct Packages {
     pub force_original_requirements: bool,
     /// How PyTorch requirements are resolved (an index probed from the host).
     pub pytorch: crate::exec::pytorch::TorchOptions,
+    /// `type: poetry`: a repository with poetry files is installed with `poetry install`.
+    pub poetry: bool,
+    /// The uv sync and poetry settings.
+    pub project: crate::exec::project_env::ProjectOptions,
 }
 
 /// The Python agent's defaults, with no image: what settings give when nothing is configured.
@@ -203,6 +210,7 @@ impl Default for DockerConfig {
             ssh_ro_folder: "/.ssh".into(),
             ssh_folder: "~/.ssh".into(),
             pip_cache: None,
+            poetry_cache: None,
             sdk_cache: None,
             work_dir: PathBuf::from("/tmp"),
             git: GitOptions::default(),

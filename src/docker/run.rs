@@ -845,6 +845,11 @@ fn cached_venv(
     install: &script::ScriptInstall,
 ) -> Option<(PathBuf, std::fs::File)> {
     let root = cfg.venvs_cache.as_ref()?;
+    // A project install is not cached (as in the Python agent, which caches no uv or poetry
+    // environment).
+    if install.project.is_some() {
+        return None;
+    }
     // The key: the image and every install with its settings, and what the files hold.
     let mut key = format!("{image}\n{install:?}\n");
     for step in &install.steps {
@@ -965,9 +970,14 @@ fn container_body_and_ignored(
             binds.push(format!("{outside}:{git_ro}/{}:ro", name.to_string_lossy()));
         }
     }
-    for (host, inside) in [&cfg.pip_cache, &cfg.apt_cache, &cfg.sdk_cache]
-        .into_iter()
-        .flatten()
+    for (host, inside) in [
+        &cfg.pip_cache,
+        &cfg.poetry_cache,
+        &cfg.apt_cache,
+        &cfg.sdk_cache,
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = std::fs::create_dir_all(host);
         if let Some(outside) = host_side(host) {
@@ -1198,6 +1208,10 @@ async fn install_plan(
         Some(v) => crate::exec::requirements::pip_pin_args(&[v]),
         None => crate::exec::requirements::pip_pin_args(&packages.pip_version),
     };
+    let project = layout
+        .repo_root
+        .as_deref()
+        .and_then(|root| project_install(packages, root, &layout.working_dir, &flags, pipeline));
     Ok(script::ScriptInstall {
         uv: packages.uv.as_ref().map(|version| match version {
             Some(v) if v.contains(['=', '~', '<', '>']) => format!("uv{v}"),
@@ -1212,7 +1226,73 @@ async fn install_plan(
         flags,
         cwd: layout.repo_root.as_ref().map(|r| r.display().to_string()),
         steps,
+        project,
     })
+}
+
+/// The repository's own project install in the container: `uv sync` with `type: uv` and
+/// `pyproject.toml`/`uv.lock`, `poetry install` with `type: poetry` and
+/// `pyproject.toml`/`poetry.lock` (looked for on the host, where the code was prepared).
+fn project_install(
+    packages: &crate::docker::Packages,
+    root: &Path,
+    working_dir: &str,
+    flags: &[String],
+    pipeline: &LogPipeline,
+) -> Option<script::ScriptProject> {
+    use crate::exec::project_env::project_dir;
+    let opts = &packages.project;
+    let has = |dir: &Path, files: &[&str]| files.iter().any(|f| dir.join(f).is_file());
+    if packages.uv.is_some() {
+        let dir = project_dir(root, working_dir, opts.uv_files_from_working_dir);
+        if !has(&dir, &["pyproject.toml", "uv.lock"]) {
+            return None;
+        }
+        // The extra indexes of the pip flags (`--extra-index-url URL` pairs).
+        let index_urls = flags
+            .windows(2)
+            .filter(|w| w[0] == "--extra-index-url")
+            .map(|w| w[1].clone())
+            .collect();
+        return Some(script::ScriptProject::Uv {
+            dir: dir.display().to_string(),
+            locked: opts.uv_sync_locked,
+            lock_file: dir.join("uv.lock").is_file(),
+            extra_args: opts.uv_sync_extra_args.clone(),
+            index_urls,
+        });
+    }
+    if packages.poetry {
+        let dir = project_dir(root, working_dir, opts.poetry_files_from_working_dir);
+        if !has(&dir, &["pyproject.toml", "poetry.lock"]) {
+            pipeline.push_line(
+                LogLevel::Info,
+                format!(
+                    "Could not find pyproject.toml or poetry.lock file in {} ",
+                    dir.display()
+                ),
+            );
+            return None;
+        }
+        let spec = opts
+            .poetry_version
+            .as_deref()
+            .map(|v| v.replace(' ', ""))
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                if v.contains(['=', '~', '<', '>']) {
+                    format!("poetry{v}")
+                } else {
+                    format!("poetry=={v}")
+                }
+            });
+        return Some(script::ScriptProject::Poetry {
+            dir: dir.display().to_string(),
+            spec,
+            extra_args: opts.poetry_install_extra_args.clone(),
+        });
+    }
+    None
 }
 
 /// The PyTorch resolution of a container's requirements, probed from the host. The CUDA

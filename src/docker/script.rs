@@ -106,6 +106,32 @@ pub struct ScriptInstall {
     /// Folder the installs run in (the repository, so `-e .` resolves).
     pub cwd: Option<String>,
     pub steps: Vec<ScriptStep>,
+    /// The repository's own project install, tried before the steps (which then run only when
+    /// it did not install).
+    pub project: Option<ScriptProject>,
+}
+
+/// A repository's own environment, installed into the container's venv. mirrors
+/// Worker._install_uv_requirements / _install_poetry_requirements, run inside the container as
+/// the Python agent runs them there.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptProject {
+    /// `uv sync` in `dir` (`--locked` with `locked`); `lock_file`: the project has `uv.lock`, so
+    /// a failure is retried without `--locked` and then fails the task (else the steps run).
+    Uv {
+        dir: String,
+        locked: bool,
+        lock_file: bool,
+        extra_args: Vec<String>,
+        index_urls: Vec<String>,
+    },
+    /// `poetry install -n` in `dir` with the venv active; poetry from the image's `PATH` (when no
+    /// `spec` is pinned) or installed with pip into `<venv>_poetry`. A failure runs the steps.
+    Poetry {
+        dir: String,
+        spec: Option<String>,
+        extra_args: Vec<String>,
+    },
 }
 
 /// One install: its arguments (`["numpy==1.26"]`, `["-r", "<file>"]`), whether a failure is
@@ -193,7 +219,11 @@ fn user_line(line: &str) -> String {
 /// The shell lines of the installs (each failing one ends the script, an optional one warns).
 fn install_lines(install: &ScriptInstall) -> Vec<String> {
     let mut out = Vec::new();
-    if install.pip_pins.is_empty() && install.steps.is_empty() && install.uv.is_none() {
+    if install.pip_pins.is_empty()
+        && install.steps.is_empty()
+        && install.uv.is_none()
+        && install.project.is_none()
+    {
         return out;
     }
     let flags: Vec<String> = install.flags.iter().map(|f| q(f)).collect();
@@ -237,6 +267,17 @@ fn install_lines(install: &ScriptInstall) -> Vec<String> {
         }
         None => Box::new(pip),
     };
+    // With a project the steps run only when it did not install.
+    let guard = |line: String| -> String {
+        if install.project.is_some() {
+            format!("if [ \"$CLEARML_PROJECT\" != 1 ]; then {line}; fi")
+        } else {
+            line
+        }
+    };
+    if let Some(project) = &install.project {
+        out.extend(project_lines(project, &fail));
+    }
     for step in &install.steps {
         let what = step.args.join(" ");
         let on_failure = match (&step.optional, &step.drop_from) {
@@ -256,7 +297,91 @@ fn install_lines(install: &ScriptInstall) -> Vec<String> {
             ),
             (false, _) => fail(&what),
         };
-        out.push(format!("{} || {on_failure}", run(&step.args)));
+        out.push(guard(format!("{} || {on_failure}", run(&step.args))));
+    }
+    out
+}
+
+/// The shell lines of a project install; they set `CLEARML_PROJECT=1` when it installed.
+fn project_lines(project: &ScriptProject, fail: &dyn Fn(&str) -> String) -> Vec<String> {
+    let mut out = vec!["CLEARML_PROJECT=0".to_string()];
+    match project {
+        ScriptProject::Uv {
+            dir,
+            locked,
+            lock_file,
+            extra_args,
+            index_urls,
+        } => {
+            let sync = |locked: bool| {
+                let mut words = vec!["sync".to_string()];
+                if locked {
+                    words.push("--locked".into());
+                }
+                words.extend(extra_args.iter().cloned());
+                for url in index_urls {
+                    words.extend(["--extra-index-url".to_string(), url.clone()]);
+                }
+                format!(
+                    "(cd {} && UV_PROJECT_ENVIRONMENT=\"$CLEARML_VENV\" \"$CLEARML_VENV\"/bin/uv {})",
+                    q(dir),
+                    words.iter().map(|w| q(w)).collect::<Vec<_>>().join(" ")
+                )
+            };
+            out.push(
+                "echo 'UV Enabled: Ignoring requested python packages, using repository uv lock file!'"
+                    .into(),
+            );
+            let otherwise = if *lock_file {
+                format!(
+                    "echo 'INFO: failed installing using lock file, trying without'; {} && CLEARML_PROJECT=1 || {}",
+                    sync(false),
+                    fail("the uv project")
+                )
+            } else {
+                "echo 'Reverting to UV as pip replacement - installing from Task requirements or git requirements.txt'".to_string()
+            };
+            out.push(format!(
+                "if {}; then CLEARML_PROJECT=1; else {otherwise}; fi",
+                sync(*locked && *lock_file)
+            ));
+        }
+        ScriptProject::Poetry {
+            dir,
+            spec,
+            extra_args,
+        } => {
+            let side = "\"$CLEARML_VENV\"_poetry";
+            let install = format!(
+                "{{ echo {}; \"$CLEARML_PY\" -m venv {side} && {side}/bin/python -m pip install --disable-pip-version-check {} --upgrade && CLEARML_POETRY={side}/bin/poetry; }}",
+                q(&format!(
+                    "Installing / Upgrading Poetry package to {}",
+                    spec.as_deref()
+                        .and_then(|s| s.strip_prefix("poetry"))
+                        .filter(|v| !v.is_empty())
+                        .unwrap_or("latest")
+                )),
+                q(spec.as_deref().unwrap_or("poetry"))
+            );
+            if spec.is_none() {
+                out.push("CLEARML_POETRY=$(command -v poetry 2>/dev/null)".into());
+                out.push(format!(
+                    "if [ -n \"$CLEARML_POETRY\" ]; then echo 'Notice: Poetry was found, no specific version required, skipping poetry installation'; else {install}; fi"
+                ));
+            } else {
+                out.push(format!("CLEARML_POETRY=''; {install}"));
+            }
+            let mut words = vec!["install".to_string(), "-n".to_string()];
+            words.extend(extra_args.iter().cloned());
+            out.push(format!(
+                "if [ -n \"$CLEARML_POETRY\" ]; then echo 'Poetry Enabled: Ignoring requested python packages, using repository poetry lock file!'; \
+                 if (cd {} && VIRTUAL_ENV=\"$CLEARML_VENV\" PATH=\"$CLEARML_VENV/bin:$PATH\" \"$CLEARML_POETRY\" {}); then CLEARML_PROJECT=1; \
+                 else echo 'failed installing poetry requirements'; fi; \
+                 else echo 'failed installing poetry requirements: poetry could not be installed'; fi",
+                q(dir),
+                words.iter().map(|w| q(w)).collect::<Vec<_>>().join(" ")
+            ));
+        }
     }
     out
 }
@@ -530,6 +655,7 @@ mod tests {
                         ..ScriptStep::default()
                     },
                 ],
+                project: None,
             },
             files: vec![ScriptFile {
                 source: "/w/files/0".into(),
@@ -574,6 +700,100 @@ mod tests {
         assert!(pos(FREEZE_BEGIN) < pos(FREEZE_END));
         assert!(pos("VIRTUAL_ENV") < pos("-m venv"));
         assert!(s.ends_with("exec \"$CLEARML_VENV\"/bin/python -u 'my task.py'"));
+    }
+
+    /// The project lines under bash with stand-in `poetry` and `uv` that record their
+    /// arguments and environment: poetry from PATH installs with the venv active; a failing
+    /// locked uv sync is retried without `--locked`; a failing unlocked one lets the steps run.
+    #[test]
+    fn project_installs_run_as_the_python_agent_runs_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let venv = dir.path().join("venv");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        let record = dir.path().join("record");
+        let fake = |path: &std::path::Path, fail_locked: bool| {
+            let body = format!(
+                "#!/bin/sh\necho \"$(basename \"$0\") $* | $VIRTUAL_ENV | $UV_PROJECT_ENVIRONMENT | $(pwd)\" >> {}\n{}exit 0\n",
+                record.display(),
+                if fail_locked {
+                    "case \"$*\" in *--locked*) exit 1;; esac\n"
+                } else {
+                    ""
+                }
+            );
+            std::fs::write(path, body).unwrap();
+            std::process::Command::new("chmod")
+                .arg("+x")
+                .arg(path)
+                .status()
+                .unwrap();
+        };
+        fake(&bin.join("poetry"), false);
+        fake(&venv.join("bin/uv"), true);
+        let fail = |what: &str| format!("{{ echo failed {what}; exit 1; }}");
+        let run = |project: ScriptProject| -> String {
+            let script = format!(
+                "CLEARML_VENV={}; CLEARML_PY=python3\n{}\necho PROJECT=$CLEARML_PROJECT",
+                venv.display(),
+                project_lines(&project, &fail).join("\n")
+            );
+            let out = std::process::Command::new("bash")
+                .args(["-c", &script])
+                .env(
+                    "PATH",
+                    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+                )
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let work = dir.path().display().to_string();
+        let out = run(ScriptProject::Poetry {
+            dir: work.clone(),
+            spec: None,
+            extra_args: vec!["--only".into(), "main".into()],
+        });
+        assert!(out.contains("PROJECT=1"), "{out}");
+        assert!(out.contains("Notice: Poetry was found"), "{out}");
+        let rec = std::fs::read_to_string(&record).unwrap();
+        assert_eq!(
+            rec.trim(),
+            format!(
+                "poetry install -n --only main | {} |  | {work}",
+                venv.display()
+            )
+        );
+        std::fs::remove_file(&record).unwrap();
+
+        let uv = |lock_file: bool| ScriptProject::Uv {
+            dir: work.clone(),
+            locked: true,
+            lock_file,
+            extra_args: vec![],
+            index_urls: vec!["http://idx/simple".into()],
+        };
+        let out = run(uv(true));
+        assert!(
+            out.contains("INFO: failed installing using lock file, trying without"),
+            "{out}"
+        );
+        assert!(out.contains("PROJECT=1"), "{out}");
+        let rec = std::fs::read_to_string(&record).unwrap();
+        let v = venv.display();
+        assert_eq!(
+            rec.lines().collect::<Vec<_>>(),
+            [
+                format!("uv sync --locked --extra-index-url http://idx/simple |  | {v} | {work}"),
+                format!("uv sync --extra-index-url http://idx/simple |  | {v} | {work}"),
+            ]
+        );
+        fake(&venv.join("bin/uv"), false);
+        std::fs::write(venv.join("bin/uv"), "#!/bin/sh\nexit 1\n").unwrap();
+        let out = run(uv(false));
+        assert!(out.contains("Reverting to UV as pip replacement"), "{out}");
+        assert!(out.contains("PROJECT=0"), "{out}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct IndexBuilder {
     wheels: Vec<(String, String, String, String)>,
+    files: Vec<(String, String, std::path::PathBuf)>,
     auth: Option<(String, String)>,
 }
 
@@ -60,10 +61,6 @@ whl = f'{name}-{ver}-py3-none-any.whl'
 with zipfile.ZipFile(os.path.join(d, whl), 'w') as z:
     for path, data in files.items():
         z.writestr(path, data)
-links = ''.join(f'<a href="{w}">{w}</a>' for w in sorted(os.listdir(d)) if w.endswith('.whl'))
-open(os.path.join(d, 'index.html'), 'w').write(f'<html><body>{links}</body></html>')
-projects = ''.join(f'<a href="{p}/">{p}</a>' for p in sorted(os.listdir(index)) if os.path.isdir(os.path.join(index, p)))
-open(os.path.join(index, 'index.html'), 'w').write(f'<html><body>{projects}</body></html>')
 "#;
 
 impl IndexBuilder {
@@ -72,6 +69,13 @@ impl IndexBuilder {
     pub fn wheel(mut self, folder: &str, project: &str, version: &str, body: &str) -> Self {
         self.wheels
             .push((folder.into(), project.into(), version.into(), body.into()));
+        self
+    }
+
+    /// A distribution file made elsewhere (e.g. by `pip download`), served as `project`'s.
+    pub fn file(mut self, folder: &str, project: &str, path: &std::path::Path) -> Self {
+        self.files
+            .push((folder.into(), project.into(), path.to_path_buf()));
         self
     }
 
@@ -92,6 +96,12 @@ impl IndexBuilder {
                 .unwrap();
             assert!(built.success(), "building the wheel {project} {version}");
         }
+        for (folder, project, path) in &self.files {
+            let d = dir.path().join(folder).join(project);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(path, d.join(path.file_name().unwrap())).unwrap();
+        }
+        write_pages(dir.path());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -119,6 +129,42 @@ impl IndexBuilder {
             port,
             _dir: dir,
         }
+    }
+}
+
+/// The PEP 503 pages: each index folder lists its projects, each project its files.
+fn write_pages(root: &std::path::Path) {
+    let names = |dir: &std::path::Path, dirs: bool| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir() == dirs && e.file_name() != "index.html")
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let page = |links: Vec<String>| format!("<html><body>{}</body></html>", links.concat());
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(dir) = folders.pop() {
+        let subdirs = names(&dir, true);
+        let files = names(&dir, false);
+        if !files.is_empty() {
+            // A project folder: its distribution files.
+            let links = files
+                .iter()
+                .map(|f| format!("<a href=\"{f}\">{f}</a>"))
+                .collect();
+            std::fs::write(dir.join("index.html"), page(links)).unwrap();
+        } else if subdirs.iter().any(|d| names(&dir.join(d), true).is_empty()) {
+            // An index folder: its projects.
+            let links = subdirs
+                .iter()
+                .map(|p| format!("<a href=\"{p}/\">{p}</a>"))
+                .collect();
+            std::fs::write(dir.join("index.html"), page(links)).unwrap();
+        }
+        folders.extend(subdirs.iter().map(|d| dir.join(d)));
     }
 }
 

@@ -176,3 +176,76 @@ fn a_poetry_project_is_installed_with_poetry_into_the_tasks_venv() {
     );
     assert!(log.contains("six 1.16.0 from"), "{log}");
 }
+
+/// In docker mode the uv project is synced inside the container, into its venv, from the index
+/// its lock file names (a local one: containers here reach no public index).
+#[test]
+fn in_docker_a_locked_uv_project_is_synced_inside_the_container() {
+    let img = crate::docker::image();
+    // uv itself for the container's venv: the real wheel, fetched on the host.
+    let wheels = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "-q", "-d"])
+        .arg(wheels.path())
+        .arg("uv==0.13.9")
+        .output()
+        .expect("pip download");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uv_wheel = std::fs::read_dir(wheels.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .expect("the uv wheel");
+    let index = crate::index::PackageIndex::builder()
+        .wheel("simple", "clearml-rs-dep", "1.0", "VALUE = 7\n")
+        .file("simple", "uv", &uv_wheel)
+        .start();
+    let simple = index.url("simple");
+    let pyproject = format!(
+        "[project]\nname = \"demo\"\nversion = \"0.1\"\nrequires-python = \">=3.8\"\n\
+         dependencies = [\"clearml-rs-dep==1.0\"]\n\n[tool.uv]\npackage = false\n\n\
+         [[tool.uv.index]]\nname = \"local\"\nurl = \"{simple}\"\ndefault = true\n"
+    );
+    let lock = uv_lock(&pyproject);
+    let (repo, commit) = project_repo(&[
+        ("pyproject.toml", &pyproject),
+        ("uv.lock", &lock),
+        (
+            "task.py",
+            "import clearml_rs_dep, sys\nprint('dep value', clearml_rs_dep.VALUE, sys.prefix)\n",
+        ),
+    ]);
+    let ctx = crate::docker::context()
+        .conf(&format!(
+            "agent.package_manager.type: uv\n\
+             agent.docker_allow_host_repositories: true\n\
+             agent.extra_docker_arguments: [\"--network\", \"host\", \"-e\", \"PIP_INDEX_URL={simple}\"]"
+        ))
+        .build();
+    let task = ctx
+        .server
+        .create_task(json!({
+            "name": "uv project in docker",
+            "script": {"binary": "python3",
+                "repository": format!("file://{}", repo.path().join("project").display()),
+                "branch": "main", "version_num": commit, "entry_point": "task.py",
+                "working_dir": ".", "requirements": {"pip": "clearml-rs-no-such-package==9.9\n"}},
+            "container": {"image": img},
+        }))
+        .unwrap();
+    let (done, log, d) = crate::docker::run_to_end(&ctx, &task, img);
+    assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
+    assert!(
+        log.contains(
+            "UV Enabled: Ignoring requested python packages, using repository uv lock file!"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("dep value 7"), "{log}");
+    assert!(!log.contains("Reverting to UV"), "{log}");
+}

@@ -14,8 +14,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// One GPU's figures at one instant.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GpuStats {
-    /// Percent; NVML gives none on some MIG slices (then the Python default of 100 is not invented).
-    pub usage: f64,
+    /// Percent; NVML gives none on some MIG slices (then `default_gpu_utilization` is reported).
+    pub usage: Option<f64>,
     /// °C.
     pub temperature: Option<f64>,
     /// MiB.
@@ -90,10 +90,7 @@ impl GpuProbe for NvmlProbe {
             // Every per-device failure (NotSupported and the like) is a missing figure.
             let Ok(mem) = dev.memory_info() else { continue };
             out.push(GpuStats {
-                usage: dev
-                    .utilization_rates()
-                    .map(|u| f64::from(u.gpu))
-                    .unwrap_or(0.0),
+                usage: dev.utilization_rates().ok().map(|u| f64::from(u.gpu)),
                 temperature: dev.temperature(TemperatureSensor::Gpu).ok().map(f64::from),
                 memory_used: mem.used as f64 / MIB,
                 memory_free: mem.free as f64 / MIB,

@@ -208,6 +208,7 @@ pub fn daemon_config(
         )?,
         registry_dir: std::env::temp_dir(),
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
+        default_gpu_utilization: settings.agent.default_gpu_utilization,
         // A container gets the configuration less the host-only secrets (git credentials);
         // `execute` children and services clone themselves and get all of it.
         // Services (`--services-mode`, `--dynamic-gpus`) clone on the host themselves and write
@@ -310,6 +311,7 @@ pub fn execute_report_config(
         tags: Vec::new(),
         period: settings.agent.status_report_interval,
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
+        default_gpu_utilization: settings.agent.default_gpu_utilization,
         gpus: env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned(),
         is_daemon: false,
     }
@@ -489,11 +491,13 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
                 path,
                 max_entries: agent.venvs_cache.max_entries as usize,
                 free_space_threshold_gb: agent.venvs_cache.free_space_threshold_gb,
+                lock_timeout: agent.venvs_cache.lock_timeout,
             }),
             system_site_packages: pm.system_site_packages,
             force_upgrade: pm.force_upgrade,
             extra_index_urls: pm.extra_index_url.clone(),
             extra_pip_install_flags: pm.extra_pip_install_flags.clone(),
+            pip_legacy_resolver: pm.pip_legacy_resolver.clone(),
             pip_version: pm.pip_version.clone(),
             uv_binary: pm.uv_exec.clone(),
             uv_version: pm.uv_version.clone(),

@@ -308,6 +308,58 @@ pub fn pip_pin_args(specs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether `version` (`23.1.2`) matches one of `rules`, each a comma-separated list of
+/// comparisons that must all hold (`>=20.3,<24.3`). mirrors helper/package/base.py:
+/// PackageManager._add_legacy_resolver_flag with SimpleVersion.compare_versions (numeric parts;
+/// `~=X.Y` is `>=X.Y` within `X`).
+pub fn version_matches_rules(version: &str, rules: &[String]) -> bool {
+    let parts = |v: &str| -> Vec<u64> {
+        v.trim()
+            .split('.')
+            .map(|p| {
+                p.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
+    let cmp = |a: &[u64], b: &[u64]| -> std::cmp::Ordering {
+        let n = a.len().max(b.len());
+        let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+        (0..n)
+            .map(|i| at(a, i).cmp(&at(b, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    };
+    let have = parts(version);
+    rules.iter().any(|rule| {
+        rule.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .all(|c| {
+                let op_len = c
+                    .find(|ch: char| !matches!(ch, '=' | '<' | '>' | '!' | '~'))
+                    .unwrap_or(c.len());
+                let (op, v) = c.split_at(op_len);
+                let want = parts(v);
+                let o = cmp(&have, &want);
+                use std::cmp::Ordering::*;
+                match op {
+                    "==" | "" => o == Equal,
+                    "!=" => o != Equal,
+                    ">=" => o != Less,
+                    "<=" => o != Greater,
+                    ">" => o == Greater,
+                    "<" => o == Less,
+                    "~=" => o != Less && have.first() == want.first(),
+                    _ => false,
+                }
+            })
+    })
+}
+
 /// The meaningful lines of requirements files (unreadable ones add nothing).
 pub fn lines_of_files(files: &[PathBuf]) -> Vec<String> {
     files
@@ -525,6 +577,20 @@ fn py_repr(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn legacy_resolver_rules_match_like_the_python_agent() {
+        let rules = vec![">=20.3,<24.3".to_string()];
+        assert!(version_matches_rules("20.3", &rules));
+        assert!(version_matches_rules("23.1.2", &rules));
+        assert!(!version_matches_rules("24.3", &rules));
+        assert!(!version_matches_rules("20.2.4", &rules));
+        let two = vec!["==19.3.1".to_string(), "~=25.0".to_string()];
+        assert!(version_matches_rules("19.3.1", &two));
+        assert!(version_matches_rules("25.2", &two));
+        assert!(!version_matches_rules("26.0", &two));
+        assert!(!version_matches_rules("23.0", &[]));
+    }
     use super::*;
 
     #[test]

@@ -22,12 +22,10 @@ use super::pytorch::{self, TorchOptions};
 use super::requirements::{
     CacheKeyContext, InstallOrder, InstallUnit, PIP_MANAGER_CLASS, Requirements, cache_key,
     external_lines, install_steps, lines_of_files, meaningful_lines, pip_flags, pip_pin_args,
-    requested_pip_version,
+    requested_pip_version, version_matches_rules,
 };
 use super::venv_state::{self, VenvState};
 
-/// Lock timeout of the venv cache (`agent.venvs_cache.lock_timeout`, default 30 s).
-const CACHE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lock file inside the venv cache; mirrors clearml_agent/helper/os/folder_cache.py (`_lock_filename`).
 const CACHE_LOCK_FILE: &str = ".clearml.lock";
 /// Prefix of half-written cache entries; mirrors folder_cache.py (`_temp_entry_prefix`).
@@ -247,6 +245,8 @@ pub struct VenvCacheOptions {
     pub path: PathBuf,
     pub max_entries: usize,
     pub free_space_threshold_gb: f64,
+    /// `agent.venvs_cache.lock_timeout` (default 30 s): how long to wait for the cache's lock.
+    pub lock_timeout: Duration,
 }
 
 /// Everything `build_env` needs besides the interpreter and the requirements.
@@ -265,6 +265,9 @@ pub struct EnvOptions {
     pub extra_index_urls: Vec<String>,
     /// `agent.package_manager.extra_pip_install_flags` / `CLEARML_EXTRA_PIP_INSTALL_FLAGS`.
     pub extra_pip_install_flags: Vec<String>,
+    /// `agent.package_manager.pip_legacy_resolver`: pip versions that install with
+    /// `--use-deprecated=legacy-resolver`.
+    pub pip_legacy_resolver: Vec<String>,
     /// `agent.package_manager.pip_version`: each entry becomes `pip<spec>` (markers allowed).
     pub pip_version: Vec<String>,
     /// The uv executable; `None` looks `uv` up in `PATH`, else pip-installs it into `<venv>_uv`.
@@ -306,6 +309,7 @@ impl Default for EnvOptions {
             force_upgrade: false,
             extra_index_urls: Vec::new(),
             extra_pip_install_flags: Vec::new(),
+            pip_legacy_resolver: vec![">=20.3,<24.3".into()],
             // mirrors the default `agent.package_manager.pip_version` of clearml.conf
             pip_version: vec![
                 "<20.2 ; python_version < '3.10'".into(),
@@ -885,6 +889,7 @@ fn resolve_uv(
 /// Runs `pip install` / `uv pip install` into the venv.
 struct Installer<'a> {
     cwd: Option<PathBuf>,
+    legacy_rules: Vec<String>,
     program: PathBuf,
     prefix: Vec<OsString>,
     flags: Vec<OsString>,
@@ -911,6 +916,7 @@ impl<'a> Installer<'a> {
         Ok(match uv {
             None => Self {
                 cwd: opts.install_cwd.clone(),
+                legacy_rules: opts.pip_legacy_resolver.clone(),
                 program: venv_python.to_path_buf(),
                 prefix: vec![
                     "-m".into(),
@@ -924,6 +930,7 @@ impl<'a> Installer<'a> {
             },
             Some(uv) => Self {
                 cwd: opts.install_cwd.clone(),
+                legacy_rules: Vec::new(),
                 program: uv.to_path_buf(),
                 prefix: vec![
                     "pip".into(),
@@ -939,12 +946,13 @@ impl<'a> Installer<'a> {
     }
 
     /// `pip install <args> <flags>`; `legacy` adds the legacy-resolver flag when the venv's pip
-    /// wants it (pip >=20.3,<24.3, mirrors `agent.package_manager.pip_legacy_resolver`).
+    /// matches `agent.package_manager.pip_legacy_resolver` (default `>=20.3,<24.3`).
     fn install(&self, args: &[String], what: &str, legacy: bool) -> Result<(), EnvError> {
         let mut all = self.prefix.clone();
         all.extend(args.iter().map(OsString::from));
         all.extend(self.flags.iter().cloned());
         if legacy
+            && !self.legacy_rules.is_empty()
             && self.prefix.first().is_some_and(|p| p == "-m")
             && self.pip_wants_legacy_resolver()
         {
@@ -985,9 +993,7 @@ impl<'a> Installer<'a> {
         let Some(v) = text.split_whitespace().nth(1) else {
             return false;
         };
-        let mut nums = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        let ver = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
-        ((20, 3)..(24, 3)).contains(&ver)
+        version_matches_rules(v, &self.legacy_rules)
     }
 }
 
@@ -1059,10 +1065,10 @@ fn cache_lookup(
     }
     log(&format!(
         "INFO: acquiring lock [timeout={}s] for cache folder: {}",
-        CACHE_LOCK_TIMEOUT.as_secs(),
+        cache.lock_timeout.as_secs(),
         cache.path.display()
     ));
-    let lock = lock_with_timeout(&cache.path.join(CACHE_LOCK_FILE), CACHE_LOCK_TIMEOUT, true);
+    let lock = lock_with_timeout(&cache.path.join(CACHE_LOCK_FILE), cache.lock_timeout, true);
     let Ok(Some(_lock)) = lock else {
         log(&format!(
             "WARNING: Could not lock cache folder {}",
@@ -1152,7 +1158,7 @@ fn cache_store(
     fs::create_dir_all(&cache.path)
         .map_err(io_err(format!("creating {}", cache.path.display())))?;
     let Ok(Some(_lock)) =
-        lock_with_timeout(&cache.path.join(CACHE_LOCK_FILE), CACHE_LOCK_TIMEOUT, false)
+        lock_with_timeout(&cache.path.join(CACHE_LOCK_FILE), cache.lock_timeout, false)
     else {
         log(&format!(
             "WARNING: Could not lock cache folder {}",

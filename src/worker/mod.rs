@@ -61,6 +61,8 @@ pub struct DaemonConfig {
     pub registry_dir: PathBuf,
     /// Disk whose free space is reported.
     pub disk_path: PathBuf,
+    /// `agent.resource_monitoring.default_gpu_utilization`.
+    pub default_gpu_utilization: Option<f64>,
     /// The full configuration handed to each task's `execute` child (written as JSON).
     pub child_config: serde_json::Value,
     /// `agent.venvs_dir`; an agent in slot N > 0 builds in `<venvs_dir>.N`.
@@ -176,6 +178,7 @@ pub async fn run(
             disk_path: cfg.disk_path.clone(),
             gpus: cfg.visible_gpus.clone(),
             is_daemon: true,
+            default_gpu_utilization: cfg.default_gpu_utilization,
         },
     );
 

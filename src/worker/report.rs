@@ -38,6 +38,9 @@ pub struct ReportConfig {
     pub gpus: Option<String>,
     /// `is_daemon` in the report: true for the daemon, false for `execute`.
     pub is_daemon: bool,
+    /// `agent.resource_monitoring.default_gpu_utilization`: reported for a GPU that gives no
+    /// utilization (`None`: nothing reported for it).
+    pub default_gpu_utilization: Option<f64>,
 }
 
 impl Reporter {
@@ -111,7 +114,7 @@ async fn send(
         } else {
             Some(cfg.tags.clone())
         },
-        machine_stats: stats.map(to_wire),
+        machine_stats: stats.map(|s| to_wire(s, cfg.default_gpu_utilization)),
         is_daemon: cfg.is_daemon,
     };
     match client.workers().status_report(&report).await {
@@ -124,8 +127,13 @@ async fn send(
     }
 }
 
-fn to_wire(s: crate::worker::stats::MachineStats) -> crate::api::MachineStats {
-    let list = |f: fn(&crate::worker::stats::GpuStats) -> Option<f64>| -> Option<Vec<f64>> {
+/// mirrors ResourceMonitor._machine_stats: a GPU without a utilization figure reports
+/// `default_gpu_utilization` (when it is not null).
+fn to_wire(
+    s: crate::worker::stats::MachineStats,
+    default_gpu_utilization: Option<f64>,
+) -> crate::api::MachineStats {
+    let list = |f: &dyn Fn(&crate::worker::stats::GpuStats) -> Option<f64>| -> Option<Vec<f64>> {
         if s.gpus.is_empty() {
             None
         } else {
@@ -141,10 +149,39 @@ fn to_wire(s: crate::worker::stats::MachineStats) -> crate::api::MachineStats {
         disk_write: s.disk_write,
         network_rx: s.network_rx,
         network_tx: s.network_tx,
-        gpu_usage: list(|g| Some(g.usage)),
-        gpu_temperature: list(|g| g.temperature),
-        gpu_memory_used: list(|g| Some(g.memory_used)),
-        gpu_memory_free: list(|g| Some(g.memory_free)),
+        gpu_usage: list(&|g| g.usage.or(default_gpu_utilization)),
+        gpu_temperature: list(&|g| g.temperature),
+        gpu_memory_used: list(&|g| Some(g.memory_used)),
+        gpu_memory_free: list(&|g| Some(g.memory_free)),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::stats::{GpuStats, MachineStats};
+
+    #[test]
+    fn a_gpu_without_utilization_reports_the_configured_default() {
+        let stats = || MachineStats {
+            gpus: vec![
+                GpuStats {
+                    usage: Some(42.0),
+                    ..GpuStats::default()
+                },
+                GpuStats {
+                    usage: None,
+                    ..GpuStats::default()
+                },
+            ],
+            ..MachineStats::default()
+        };
+        assert_eq!(
+            to_wire(stats(), Some(100.0)).gpu_usage,
+            Some(vec![42.0, 100.0])
+        );
+        // `default_gpu_utilization: null`: nothing is made up for it.
+        assert_eq!(to_wire(stats(), None).gpu_usage, Some(vec![42.0]));
     }
 }

@@ -140,6 +140,7 @@ fn pip_env_is_installed_frozen_and_then_taken_from_the_cache() {
             path: tmp.path().join("venvs-cache"),
             max_entries: 10,
             free_space_threshold_gb: 0.0,
+            lock_timeout: std::time::Duration::from_secs(30),
         }),
         ..EnvOptions::default()
     };
@@ -246,6 +247,7 @@ fn uv_env_installs_repo_requirements() {
             path: tmp.path().join("venvs-cache"),
             max_entries: 10,
             free_space_threshold_gb: 0.0,
+            lock_timeout: std::time::Duration::from_secs(30),
         }),
         ..EnvOptions::default()
     };
@@ -289,6 +291,7 @@ fn cache_hit_reinstalls_local_packages_only() {
             path: tmp.path().join("venvs-cache"),
             max_entries: 10,
             free_space_threshold_gb: 0.0,
+            lock_timeout: std::time::Duration::from_secs(30),
         }),
         install_cwd: Some(tmp.path().to_path_buf()),
         ..EnvOptions::default()
@@ -375,6 +378,7 @@ fn warm_cache_hit_neither_copies_nor_freezes() {
             path: tmp.path().join("venvs-cache"),
             max_entries: 10,
             free_space_threshold_gb: 0.0,
+            lock_timeout: std::time::Duration::from_secs(30),
         }),
         ..EnvOptions::default()
     };
@@ -432,6 +436,7 @@ fn unchanged_repository_venv_is_not_frozen_or_stored_again() {
             path: tmp.path().join("venvs-cache"),
             max_entries: 10,
             free_space_threshold_gb: 0.0,
+            lock_timeout: std::time::Duration::from_secs(30),
         }),
         install_cwd: Some(repo.clone()),
         ..EnvOptions::default()
@@ -467,4 +472,58 @@ fn unchanged_repository_venv_is_not_frozen_or_stored_again() {
     fs::create_dir(Path::new(&site).join("extra-1.0.dist-info")).expect("fake package");
     let (_third, log) = build(&none, &files, &opts);
     assert_eq!(freeze_lines(&log).len(), 1, "{log:?}");
+}
+
+/// `agent.venvs_cache.lock_timeout`: a cache another agent holds locked is given up after that
+/// long (the venv is built without it), as FolderCache does.
+#[test]
+fn a_locked_cache_is_given_up_after_the_lock_timeout() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("venvs-cache");
+    fs::create_dir_all(&cache).unwrap();
+    // Another holder: an exclusive lock on the cache's lock file.
+    let held = fs::File::create(cache.join(".clearml.lock")).unwrap();
+    held.lock().unwrap();
+    let opts = EnvOptions {
+        venvs_dir: tmp.path().join("venvs-builds"),
+        venvs_cache: Some(VenvCacheOptions {
+            path: cache,
+            max_entries: 10,
+            free_space_threshold_gb: 0.0,
+            lock_timeout: std::time::Duration::from_secs(1),
+        }),
+        ..EnvOptions::default()
+    };
+    let (built, log) = build(&pip_reqs("six==1.16.0\n"), &[], &opts);
+    built.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+    assert!(
+        log.iter()
+            .any(|l| l.contains("acquiring lock [timeout=1s]")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("WARNING: Could not lock cache folder")),
+        "{log:?}"
+    );
+}
+
+/// `agent.package_manager.pip_legacy_resolver`: the venv's pip matching a rule installs with the
+/// legacy resolver; no rule, no flag.
+#[test]
+fn the_legacy_resolver_follows_the_configured_pip_versions() {
+    for (rules, expected) in [(vec![">=1".to_string()], true), (Vec::new(), false)] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let opts = EnvOptions {
+            venvs_dir: tmp.path().join("venvs-builds"),
+            pip_legacy_resolver: rules.clone(),
+            ..EnvOptions::default()
+        };
+        let (built, log) = build(&pip_reqs("six==1.16.0\n"), &[], &opts);
+        built.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
+        let flagged = install_lines(&log)
+            .iter()
+            .any(|l| l.contains("--use-deprecated=legacy-resolver"));
+        assert_eq!(flagged, expected, "{rules:?}: {log:?}");
+    }
 }

@@ -140,6 +140,7 @@ pub fn supervise_config(
         log_finish_timeout: LOG_FINISH_TIMEOUT,
         log_file: None,
         pending_status_dir: None,
+        max_request_bytes: usize::try_from(settings.api.max_req_size).unwrap_or(usize::MAX),
     }
 }
 

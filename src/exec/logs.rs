@@ -154,6 +154,9 @@ pub struct LogConfig {
     pub max_backoff: Duration,
     /// Processed lines are also written here (the daemon's stdout in `--foreground`).
     pub echo: Option<Box<dyn Write + Send>>,
+    /// The largest request (`api.http.max_req_size`, at most [`MAX_PACKET_BYTES`]); an event
+    /// bigger than that still goes alone.
+    pub max_packet_bytes: usize,
 }
 
 impl LogConfig {
@@ -169,6 +172,7 @@ impl LogConfig {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             echo: None,
+            max_packet_bytes: MAX_PACKET_BYTES,
         }
     }
 }
@@ -407,6 +411,8 @@ struct Shipper<S: LogSink> {
     initial_backoff: Duration,
     max_backoff: Duration,
     echo: Option<Box<dyn Write + Send>>,
+    /// Largest packet, in encoded bytes.
+    packet_limit: usize,
     /// Oldest lines, in memory.
     queue: VecDeque<Line>,
     queue_bytes: usize,
@@ -444,6 +450,7 @@ impl<S: LogSink> Shipper<S> {
             initial_backoff: config.initial_backoff,
             max_backoff: config.max_backoff.max(config.initial_backoff),
             echo: config.echo,
+            packet_limit: config.max_packet_bytes.max(1),
             queue: VecDeque::new(),
             queue_bytes: 0,
             spill: None,
@@ -748,7 +755,7 @@ impl<S: LogSink> Shipper<S> {
             if fits_current {
                 let text_bound = escaped_len_bound(&front.text);
                 let grown = current.as_ref().map_or(0, |(_, bound)| bound + text_bound);
-                if packet_bytes + grown + 1 > MAX_PACKET_BYTES {
+                if packet_bytes + grown + 1 > self.packet_limit {
                     break;
                 }
                 let Some(line) = self.queue.pop_front() else {
@@ -772,7 +779,7 @@ impl<S: LogSink> Shipper<S> {
                 packet_bytes += bound + 1;
                 events.push(event);
             }
-            if !events.is_empty() && packet_bytes + needed > MAX_PACKET_BYTES {
+            if !events.is_empty() && packet_bytes + needed > self.packet_limit {
                 break;
             }
             let Some(line) = self.queue.pop_front() else {

@@ -43,6 +43,9 @@ pub struct SuperviseConfig {
     /// Where a final status the server did not take during a shutdown is kept for the next
     /// start (the daemon's state folder; `None` for `execute`, which has no next start).
     pub pending_status_dir: Option<PathBuf>,
+    /// `api.http.max_req_size`: a log request is at most this big (and at most
+    /// [`crate::exec::logs::MAX_PACKET_BYTES`]).
+    pub max_request_bytes: usize,
 }
 
 /// How long the end of a task waits for its last log lines when the agent is stopping.
@@ -239,6 +242,9 @@ fn start_log_pipeline(
 ) -> LogPipeline {
     let mut log_cfg = LogConfig::new(task_id, worker_id, cfg.spill_dir.clone());
     log_cfg.suppress_carriage_return = cfg.suppress_carriage_return;
+    log_cfg.max_packet_bytes = cfg
+        .max_request_bytes
+        .min(crate::exec::logs::MAX_PACKET_BYTES);
     if let Some(path) = &cfg.log_file {
         match std::fs::File::create(path) {
             Ok(file) => log_cfg.echo = Some(Box::new(file)),

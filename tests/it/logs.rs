@@ -455,3 +455,28 @@ async fn processed_lines_are_echoed() {
     assert_eq!(echoed, "first\n2nd\n");
     assert_eq!(sink.text(), echoed);
 }
+
+/// `api.http.max_req_size` below the built-in packet size: every request holds at most that
+/// many bytes (an event bigger than it still goes, alone).
+#[tokio::test]
+async fn packets_respect_a_smaller_max_request_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = Arc::new(Collector::default());
+    let mut cfg = config(dir.path());
+    cfg.max_packet_bytes = 4096;
+    let pipeline = LogPipeline::start(cfg, Arc::clone(&sink));
+    let mut input = String::new();
+    for i in 0..400 {
+        input.push_str(&format!("line {i} {}\n", "x".repeat(100)));
+    }
+    pipeline.push_output(input.clone().into_bytes());
+    let report = pipeline.finish(FINISH).await;
+    assert_same_text(&sink.text(), &input);
+    let packets = sink.packets.lock().expect("lock").clone();
+    assert!(packets.len() >= 10, "{} packets", packets.len());
+    for packet in &packets {
+        let body: usize = packet.iter().map(|e| json_line(e).len() + 1).sum();
+        assert!(body <= 4096, "packet of {body} bytes");
+    }
+    assert_eq!(report.undelivered_lines, 0);
+}

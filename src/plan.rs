@@ -528,6 +528,13 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
         extra_python_path: agent.extra_python_path.clone(),
         enable_task_env: agent.enable_task_env,
         pytorch: torch_options(settings, opts.worker.cpu_only),
+        custom_build_script: agent
+            .custom_build_script
+            .clone()
+            .filter(|s| !s.trim().is_empty()),
+        force_code_dir: agent.force_code_dir.clone(),
+        force_exec_script: agent.force_exec_script.clone(),
+        temp_dir: temp_dir(settings),
         base_env: base_env(settings, &opts.worker),
     }
 }

@@ -1550,8 +1550,11 @@ fn agent_settings(
         apply_files: env_bool(env, &[EnvVars::CLEARML_AGENT_ENABLE_FILES_CONFIG_SECTION])?
             .map(Ok)
             .unwrap_or_else(|| r.bool("agent.apply_files", true))?,
-        custom_build_script: first_env(env, &[EnvVars::CLEARML_AGENT_CUSTOM_BUILD_SCRIPT])
-            .or(r.opt_string("agent.custom_build_script")?),
+        // mirrors Worker.execute: the configured script first, else the variable.
+        custom_build_script: r
+            .opt_string("agent.custom_build_script")?
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| first_env(env, &[EnvVars::CLEARML_AGENT_CUSTOM_BUILD_SCRIPT])),
         cpu_only: {
             // An unparsable env value was left out of the tree; report it here.
             env_bool(

@@ -2,6 +2,7 @@
 
 pub mod cgroup;
 pub mod confined;
+pub mod custom_build;
 pub mod git;
 pub mod logs;
 pub mod notice;

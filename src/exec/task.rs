@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::api::{Client, StatusChange, Task};
+use crate::exec::custom_build;
 use crate::exec::git::{self, GitOptions, ScriptInfo, SourceLayout};
 use crate::exec::requirements::{self, Requirements};
 use crate::exec::venv::{self, BuiltEnv, EnvOptions, PythonOptions};
@@ -48,6 +49,15 @@ pub struct ExecuteConfig {
     pub extra_python_path: Option<String>,
     /// `agent.enable_task_env`: the task's `Environment` hyper-parameters become variables.
     pub enable_task_env: bool,
+    /// `agent.custom_build_script` / `CLEARML_AGENT_CUSTOM_BUILD_SCRIPT`: builds the environment
+    /// instead of the agent.
+    pub custom_build_script: Option<String>,
+    /// `CLEARML_AGENT_FORCE_CODE_DIR`: the task's code is this folder (nothing cloned or patched).
+    pub force_code_dir: Option<PathBuf>,
+    /// `CLEARML_AGENT_FORCE_EXEC_SCRIPT` (`[working_dir:]entry_point`): replaces the task's.
+    pub force_exec_script: Option<String>,
+    /// Where the agent's temporary files go (the custom build script's answer).
+    pub temp_dir: PathBuf,
     /// How PyTorch requirements are resolved (`agent.package_manager.pytorch_resolve` & co).
     pub pytorch: crate::exec::pytorch::TorchOptions,
     /// The environment the task starts from: the agent's own plus the GPU variables.
@@ -372,17 +382,30 @@ fn prepare_blocking(
         }
     })?;
     let venv_dir = cfg.env.venvs_dir.join(python.major_minor());
-    let script = ScriptInfo::of(&task.script, binary.clone());
+    let mut script = ScriptInfo::of(&task.script, binary.clone());
+    // mirrors Worker.execute: CLEARML_AGENT_FORCE_EXEC_SCRIPT replaces the entry point.
+    if let Some(forced) = cfg.force_exec_script.as_deref().filter(|s| !s.is_empty()) {
+        let (working_dir, entry_point) = forced.split_once(':').unwrap_or((".", forced));
+        script.entry_point = entry_point.to_string();
+        script.working_dir = working_dir.to_string();
+        log(&format!(
+            "WARNING: Using forced script entry [{working_dir}:{entry_point}]"
+        ));
+    }
     let mut git_opts = cfg.git.clone();
     git_opts.standalone = cfg.standalone;
-    let layout = git::prepare_source(
-        &script,
-        &venv_dir.join(TASK_REPOSITORY_DIR),
-        &venv_dir.join(CODE_DIR),
-        &git_opts,
-        &env,
-        &log,
-    )
+    let layout = match &cfg.force_code_dir {
+        // mirrors Worker.execute: with a forced code folder nothing is cloned or patched.
+        Some(dir) => Ok(forced_code_layout(dir, &script.entry_point)),
+        None => git::prepare_source(
+            &script,
+            &venv_dir.join(TASK_REPOSITORY_DIR),
+            &venv_dir.join(CODE_DIR),
+            &git_opts,
+            &env,
+            &log,
+        ),
+    }
     .map_err(|e| SetupFailure {
         reason: match &e {
             git::SourceError::Clone { .. } | git::SourceError::GitMissing { .. } => {
@@ -408,6 +431,46 @@ fn prepare_blocking(
     );
     for warning in &requirements.warnings {
         log(warning);
+    }
+    if let Some(script_path) = cfg
+        .custom_build_script
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        let input = custom_build::BuildInput {
+            entry_point: &script.entry_point,
+            working_dir: &script.working_dir,
+            venv: &venv_dir,
+            git_root: layout.repo_root.as_deref(),
+            task_json: serde_json::to_string(task).unwrap_or_default(),
+        };
+        match custom_build::run(script_path, &input, &env, &cfg.temp_dir, &log) {
+            Ok(build) => {
+                let mut layout = layout;
+                layout.entry_point = build.entry_point.display().to_string();
+                layout.working_dir = build.working_dir.display().to_string();
+                layout.script_dir = build.working_dir;
+                layout.script_file = Some(build.entry_point);
+                let frozen = venv::freeze_interpreter(&build.binary, &env, &log);
+                return Ok(Prepared {
+                    layout,
+                    env: BuiltEnv {
+                        venv: venv_dir,
+                        python: build.binary,
+                        frozen,
+                        cache_hit: false,
+                        cache_entry: None,
+                    },
+                });
+            }
+            Err(custom_build::CustomBuildError::Skipped(why)) => log(&format!("Warning: {why}")),
+            Err(e) => {
+                return Err(SetupFailure {
+                    reason: e.to_string(),
+                    error: e.to_string(),
+                });
+            }
+        }
     }
     let mut env_opts = cfg.env.clone();
     env_opts.install_cwd = layout.repo_root.clone();
@@ -436,6 +499,21 @@ fn prepare_blocking(
             error: e.to_string(),
         })?;
     Ok(Prepared { layout, env: built })
+}
+
+/// The layout of a task whose code is a given folder (`CLEARML_AGENT_FORCE_CODE_DIR`): it runs
+/// there, with its entry point relative to it.
+fn forced_code_layout(dir: &Path, entry_point: &str) -> SourceLayout {
+    let script = entry_point.split_whitespace().next().unwrap_or_default();
+    SourceLayout {
+        repo_root: None,
+        script_dir: dir.to_path_buf(),
+        entry_point: entry_point.trim().to_string(),
+        working_dir: ".".into(),
+        script_file: Some(dir.join(script)).filter(|p| !script.is_empty() && p.is_file()),
+        commit: None,
+        repo: None,
+    }
 }
 
 /// A status reason is shown in one line of the UI: keep the first line, at most 200 characters.

@@ -997,6 +997,18 @@ impl<'a> Installer<'a> {
     }
 }
 
+/// `pip freeze` of an interpreter the agent did not build (a custom build script's); `None`
+/// when it cannot be frozen or lists nothing.
+pub fn freeze_interpreter(
+    python: &Path,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Option<String> {
+    let mut pip_env = env.clone();
+    pip_env.remove("PYTHONPATH");
+    freeze(None, python, &pip_env, log).ok().flatten()
+}
+
 /// `pip freeze` (or `uv pip freeze`) of the venv; `None` when it lists nothing.
 fn freeze(
     uv: Option<&Path>,

@@ -21,6 +21,7 @@ mod hostile_runtime;
 mod hostile_source;
 mod index;
 mod logs;
+mod overrides;
 mod perf;
 mod process;
 mod projects;

@@ -1,0 +1,153 @@
+//! The machine owner's overrides of how a task is built and run, as the Python agent honours
+//! them: `agent.custom_build_script` (builds the environment and names what to run),
+//! `CLEARML_AGENT_FORCE_EXEC_SCRIPT` (another entry point) and `CLEARML_AGENT_FORCE_CODE_DIR`
+//! (the code is a given folder). Real `execute`, real processes, the test server.
+
+use crate::context::{AgentContext, GitRepo};
+
+/// A script that answers with the system python, an entry point it writes, and its folder; it
+/// also shows what it was told.
+fn build_script(dir: &std::path::Path, exit: i32) -> std::path::PathBuf {
+    let script = dir.join("build.sh");
+    let entry = dir.join("built_entry.py");
+    std::fs::write(
+        &entry,
+        "import os\nprint('built entry ran in', os.getcwd())\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             echo \"build script sees entry=$CLEARML_TASK_SCRIPT_ENTRY venv=$CLEARML_VENV_PATH\"\n\
+             case \"$CLEARML_CUSTOM_BUILD_TASK_CONFIG_JSON\" in *'\"name\":\"custom built\"'*) echo 'task json ok';; esac\n\
+             [ {exit} -ne 0 ] && exit {exit}\n\
+             printf '{{\"binary\": \"%s\", \"entry_point\": \"{entry}\", \"working_dir\": \"{dir}\"}}' \"$(command -v python3)\" > \"$CLEARML_CUSTOM_BUILD_OUTPUT\"\n",
+            entry = entry.display(),
+            dir = dir.display(),
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    script
+}
+
+#[test]
+fn a_custom_build_script_builds_the_environment_and_names_what_runs() {
+    let scripts = tempfile::tempdir().unwrap();
+    let script = build_script(scripts.path(), 0);
+    let ctx = AgentContext::builder()
+        .with_venvs()
+        .conf(&format!(
+            "agent.custom_build_script: \"{}\"",
+            script.display()
+        ))
+        .build();
+    let task = ctx.script_task("custom built", "print('the task itself')\n");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains(&format!("Running custom build script {}", script.display())),
+        "{log}"
+    );
+    assert!(
+        log.contains("build script sees entry=task.py venv="),
+        "{log}"
+    );
+    assert!(log.contains("task json ok"), "{log}");
+    assert!(
+        log.contains(&format!("built entry ran in {}", scripts.path().display())),
+        "{log}"
+    );
+    assert!(!log.contains("the task itself"), "{log}");
+    // Nothing was installed by the agent.
+    assert!(!log.contains("pip install"), "{log}");
+
+    // A failing script fails the task with its exit code.
+    let failing = tempfile::tempdir().unwrap();
+    let script = build_script(failing.path(), 3);
+    let ctx = AgentContext::builder()
+        .conf(&format!(
+            "agent.custom_build_script: \"{}\"",
+            script.display()
+        ))
+        .build();
+    let task = ctx.script_task("custom built", "print('the task itself')\n");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let t = ctx.server.task(&task).unwrap();
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(
+        t["status_reason"], "Custom build script failed with return code 3",
+        "{t}"
+    );
+
+    // A script that is not there is skipped with a warning.
+    let ctx = AgentContext::builder()
+        .conf("agent.custom_build_script: /nonexistent/build.sh")
+        .build();
+    let task = ctx.script_task("custom built", "print('the task itself')\n");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("Warning: Build script /nonexistent/build.sh is not found"),
+        "{log}"
+    );
+    assert!(log.contains("the task itself"), "{log}");
+}
+
+#[test]
+fn a_forced_entry_point_and_a_forced_code_folder_replace_the_tasks() {
+    // The repository's task.py prints v2; the forced entry is another file of the repository.
+    let repo = GitRepo::new();
+    crate::context::git(&repo.path, &["checkout", "-q", "main"]);
+    std::fs::create_dir_all(repo.path.join("tools")).unwrap();
+    std::fs::write(
+        repo.path.join("tools/other.py"),
+        "print('the other entry')\n",
+    )
+    .unwrap();
+    crate::context::git(&repo.path, &["add", "-A"]);
+    crate::context::git(&repo.path, &["commit", "-q", "-m", "other"]);
+    let head = crate::context::git(&repo.path, &["rev-parse", "HEAD"]);
+    let ctx = AgentContext::builder()
+        .env("CLEARML_AGENT_FORCE_EXEC_SCRIPT", "tools:other.py")
+        .build();
+    let task = ctx.repo_task("forced entry", &repo.url(), &head, "");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("WARNING: Using forced script entry [tools:other.py]"),
+        "{log}"
+    );
+    assert!(log.contains("the other entry"), "{log}");
+    assert!(!log.contains("v2"), "{log}");
+
+    // A forced code folder: nothing cloned, the folder's task.py runs.
+    let code = tempfile::tempdir().unwrap();
+    std::fs::write(
+        code.path().join("task.py"),
+        "print('from the forced folder')\n",
+    )
+    .unwrap();
+    let ctx = AgentContext::builder()
+        .env(
+            "CLEARML_AGENT_FORCE_CODE_DIR",
+            &code.path().display().to_string(),
+        )
+        .build();
+    let task = ctx.repo_task("forced code", &repo.url(), &repo.c2, &repo.diff);
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("from the forced folder"), "{log}");
+    assert!(!log.contains("patched"), "{log}");
+    assert!(!log.contains("git clone"), "{log}");
+}

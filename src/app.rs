@@ -508,6 +508,7 @@ fn run_execute_docker(
             pulled_from: None,
             worker_tags: Vec::new(),
             host_env: exec_cfg.base_env.clone(),
+            build: false,
         };
         let shutdown = shutdown_signal()?;
         // Monitored (a service, or `--full-monitoring`): report as a worker running the task,
@@ -606,8 +607,30 @@ fn drain_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
 }
 
 /// `clearml-agent build`.
-pub fn run_build(_resolved: &Resolved) -> anyhow::Result<u8> {
-    bail!("`build` is not implemented yet by this agent")
+pub fn run_build(resolved: &Resolved) -> anyhow::Result<u8> {
+    let CommandOptions::Build(opts) = &resolved.settings.command else {
+        bail!("internal error: run_build called for another command");
+    };
+    refuse_unsupported(resolved)?;
+    print_unsupported(resolved);
+    let client_cfg = plan::client_config(&resolved.settings)?;
+    if let Some(spec) = &opts.docker {
+        let docker_cfg = plan::docker_config(&resolved.settings, spec, &opts.worker);
+        let build_cfg = plan::build_config(&resolved.settings, opts);
+        let target = opts.target.clone();
+        let force = opts.force_docker;
+        return runtime()?.block_on(async move {
+            let client = Client::new(client_cfg)?;
+            crate::docker::build::build(&client, &docker_cfg, &build_cfg, target, force).await?;
+            Ok(0)
+        });
+    }
+    let build_cfg = plan::build_config(&resolved.settings, opts);
+    runtime()?.block_on(async move {
+        let client = Client::new(client_cfg)?;
+        exec::task::build(&client, &build_cfg).await?;
+        Ok(0)
+    })
 }
 
 /// `clearml-agent list`.

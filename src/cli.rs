@@ -437,14 +437,9 @@ impl Cli {
                     out.push("--check-bootstrap");
                 }
             }
-            Some(Command::Build(b)) => {
-                if b.docker.is_some() {
-                    out.push("build --docker");
-                }
-                if b.entry_point.is_some() {
-                    out.push("build --entry-point");
-                }
-            }
+            // The entry points run the agent inside the image, which this agent never installs
+            // there (the built image's command runs the task instead).
+            Some(Command::Build(b)) if b.entry_point.is_some() => out.push("build --entry-point"),
             Some(Command::InstallBootstrap(_)) => out.push("install-bootstrap"),
             _ => {}
         }

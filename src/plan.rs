@@ -10,8 +10,8 @@ use anyhow::{Result, anyhow};
 
 use crate::api::{ClientConfig, Method, RetryPolicy};
 use crate::config::{
-    DaemonOptions, DockerSpec, ExecuteOptions, HttpMethod, PackageManagerType, Settings,
-    WorkerOptions,
+    BuildOptions, DaemonOptions, DockerSpec, ExecuteOptions, HttpMethod, PackageManagerType,
+    Settings, WorkerOptions,
 };
 use crate::docker::DockerConfig;
 use crate::env::EnvVars;
@@ -520,6 +520,7 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
             project_dir: None,
             project: project_options(settings),
             uv_unsafe_best_match: pm.uv_unsafe_best_match,
+            venv_path: None,
             pytorch: None,
         },
         force_repo_requirements_txt: pm.force_repo_requirements_txt,
@@ -535,8 +536,42 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
         force_code_dir: agent.force_code_dir.clone(),
         force_exec_script: agent.force_exec_script.clone(),
         temp_dir: temp_dir(settings),
+        python_version: None,
         base_env: base_env(settings, &opts.worker),
     }
+}
+
+/// `build`'s configuration: `execute`'s, with the venv in `--target` (absolute; the Python
+/// agent makes a relative one absolute too), `--python-version`, and `--install-globally` as
+/// system site packages (packages still go into the venv; see docs/differences.md).
+pub fn build_config(settings: &Settings, opts: &BuildOptions) -> ExecuteConfig {
+    let mut cfg = execute_config(
+        settings,
+        &ExecuteOptions {
+            task_id: opts.task_id.clone(),
+            log_file: None,
+            disable_monitoring: true,
+            full_monitoring: false,
+            require_queue: false,
+            standalone_mode: false,
+            docker: None,
+            clone: false,
+            worker: opts.worker.clone(),
+        },
+    );
+    cfg.env.venv_path = opts.target.as_deref().map(|t| {
+        let t = PathBuf::from(t);
+        if t.is_absolute() {
+            t
+        } else {
+            std::env::current_dir().map(|d| d.join(&t)).unwrap_or(t)
+        }
+    });
+    cfg.python_version = opts.python_version.clone();
+    if opts.install_globally {
+        cfg.env.system_site_packages = true;
+    }
+    cfg
 }
 
 /// The uv sync and poetry settings.

@@ -11,6 +11,7 @@
 //! mirrors clearml_agent/commands/worker.py: Worker._get_docker_cmd / run_one_task (docker branch)
 
 pub mod args;
+pub mod build;
 pub mod child_config;
 pub mod credentials;
 pub mod env_file;
@@ -23,16 +24,16 @@ pub mod script;
 pub mod template;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
+    CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -235,6 +236,8 @@ pub enum DockerError {
     Unreachable(String),
     #[error("cannot pull the image {image}: {reason}")]
     Pull { image: String, reason: String },
+    #[error("cannot copy the task's code into the container: {0}")]
+    Upload(String),
     #[error("{what}: {source}")]
     Engine {
         what: String,
@@ -246,6 +249,18 @@ pub enum DockerError {
 fn engine(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
     let what = what.into();
     move |source| DockerError::Engine { what, source }
+}
+
+/// `registry:5000/name:tag` → (`registry:5000/name`, `tag`); no tag → `None`.
+pub fn split_image_ref(image: &str) -> (&str, Option<&str>) {
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(at) => (
+            &image[..last_slash + at],
+            Some(&image[last_slash + at + 1..]),
+        ),
+        None => (image, None),
+    }
 }
 
 /// A connection to the Docker Engine.
@@ -415,6 +430,62 @@ impl Engine {
                         .map_err(engine("lost the container's output"))
                 }),
         ))
+    }
+
+    /// Copies the folder `dir` into the (created, not started) container at the same path, so
+    /// that it is part of the container's own filesystem (and of an image committed from it).
+    /// Symbolic links are copied as links.
+    pub async fn upload_dir(&self, id: &str, dir: &Path) -> Result<(), DockerError> {
+        let dir = dir.to_path_buf();
+        let tar = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut builder = tar::Builder::new(Vec::new());
+            builder.follow_symlinks(false);
+            let inside = dir.strip_prefix("/").unwrap_or(&dir);
+            builder.append_dir_all(inside, &dir)?;
+            builder.into_inner()
+        })
+        .await
+        .map_err(|e| DockerError::Upload(e.to_string()))?
+        .map_err(|e| DockerError::Upload(e.to_string()))?;
+        let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.docker
+            .upload_to_container(id, Some(opts), bollard::body_full(tar.into()))
+            .await
+            .map_err(engine("cannot copy the task's code into the container"))
+    }
+
+    /// Commits the (exited) container as the image `target` (`name[:tag]`) whose command is
+    /// `sh -c command` in `workdir`, with no entrypoint and the agent's labels emptied (a daemon
+    /// must not take a container of that image for one of its own). Returns the image id.
+    pub async fn commit(
+        &self,
+        id: &str,
+        target: &str,
+        command: &str,
+        workdir: &str,
+    ) -> Result<String, DockerError> {
+        let (repo, tag) = split_image_ref(target);
+        let changes = [
+            "ENTRYPOINT []".to_string(),
+            format!("CMD {}", serde_json::json!(["sh", "-c", command])),
+            format!("WORKDIR {workdir}"),
+            format!("LABEL {LABEL_WORKER}=\"\" {LABEL_PARENT_WORKER}=\"\" {LABEL_TASK}=\"\""),
+        ]
+        .join("\n");
+        let mut opts = CommitContainerOptionsBuilder::default()
+            .container(id)
+            .repo(repo)
+            .pause(true)
+            .changes(&changes);
+        if let Some(tag) = tag {
+            opts = opts.tag(tag);
+        }
+        let committed = self
+            .docker
+            .commit_container(opts.build(), bollard::models::ContainerConfig::default())
+            .await
+            .map_err(engine(format!("cannot commit the container as {target}")))?;
+        Ok(committed.id)
     }
 
     /// Waits for the container to exit; returns its exit code.

@@ -50,6 +50,11 @@ pub struct ContainerJob {
     pub worker_tags: Vec<String>,
     /// The host environment used for git on the host.
     pub host_env: BTreeMap<String, String>,
+    /// `build --docker`: the container only builds the environment, to be committed as an
+    /// image. Nothing is written back to the task, no venv cache is used, the code is copied into
+    /// the container instead of mounted, and nothing secret is put in it (the agent's token and
+    /// `environment {}`, the SSH folder, git credentials and `files {}` stay out).
+    pub build: bool,
 }
 
 /// The image, arguments and setup script a task runs with.
@@ -138,8 +143,8 @@ pub fn gpu_setup(visible: Option<&str>, skip_flag: bool) -> (Option<DeviceReques
 }
 
 /// A failure before the container runs: the task fails with `reason`.
-struct SetupFailure {
-    reason: String,
+pub(crate) struct SetupFailure {
+    pub(crate) reason: String,
 }
 
 impl<E: std::fmt::Display> From<E> for SetupFailure {
@@ -151,11 +156,15 @@ impl<E: std::fmt::Display> From<E> for SetupFailure {
 }
 
 /// What `prepare` made: the create body and the host folder to remove afterwards.
-struct Planned {
-    body: ContainerCreateBody,
-    name: Option<String>,
-    platform: Option<String>,
-    work: PathBuf,
+pub(crate) struct Planned {
+    pub(crate) body: ContainerCreateBody,
+    pub(crate) name: Option<String>,
+    pub(crate) platform: Option<String>,
+    /// `build --docker`: the command of the image (the task's start, see script::image_command).
+    pub(crate) image_command: Option<String>,
+    /// Where the task starts (the image's working dir).
+    pub(crate) script_dir: String,
+    pub(crate) work: PathBuf,
     original_requirements: serde_json::Value,
     /// Held while the container runs: the cached venv it builds or uses is its own.
     venv_lock: Option<std::fs::File>,
@@ -477,7 +486,7 @@ async fn record_port_mapping(client: &Client, task_id: &str, mapping: &str) {
 }
 
 /// Everything before the container exists: task, image, code, requirements, script, body.
-async fn prepare(
+pub(crate) async fn prepare(
     client: &Client,
     cfg: &DockerConfig,
     engine: &Engine,
@@ -502,7 +511,7 @@ async fn prepare(
             shown_args
         ),
     );
-    if chosen.default_used && cfg.update_back_task {
+    if chosen.default_used && cfg.update_back_task && !job.build {
         // mirrors run_one_task: the default container is written back to the task.
         let container = Container {
             image: Some(chosen.image.clone()),
@@ -576,7 +585,9 @@ async fn prepare(
         Ok(None) => {}
         Ok(Some(plan)) => {
             docker_args = plan.args;
-            record_port_mapping(client, &job.task_id, &plan.mapping).await;
+            if !job.build {
+                record_port_mapping(client, &job.task_id, &plan.mapping).await;
+            }
         }
         Err(why) => pipeline.push_line(
             LogLevel::Warning,
@@ -593,16 +604,31 @@ async fn prepare(
     let layout = prepare_code(cfg, job, &task, &work, pipeline, mark).await?;
     if let Some(commit) = layout.commit.as_deref()
         && task.script.version_num.is_empty()
+        && !job.build
     {
         pipeline.push_line(LogLevel::Info, format!("Updating task commit ID: {commit}"));
         let _ = client.tasks().set_version_num(&job.task_id, commit).await;
     }
     let image_env = engine.image_env(&chosen.image).await;
     let install = install_plan(cfg, &task, &layout, &work, &image_env, pipeline).await?;
-    let files = config_files(cfg, &work)?;
+    let files = if job.build {
+        Vec::new()
+    } else {
+        config_files(cfg, &work)?
+    };
 
-    let cached_venv = cached_venv(cfg, &chosen.image, &install);
-    let spec = script_spec(cfg, &chosen, &task, &layout, install, files)?;
+    let cached_venv = if job.build {
+        None
+    } else {
+        cached_venv(cfg, &chosen.image, &install)
+    };
+    let mut spec = script_spec(cfg, &chosen, &task, &layout, install, files)?;
+    if job.build {
+        spec.build_only = true;
+        spec.ssh_copy = None;
+        spec.git_credentials_copy = None;
+    }
+    let image_command = job.build.then(|| script::image_command(&spec));
     let script = script::render(&spec);
     let freeze_markers = spec.freeze_markers.clone();
 
@@ -618,6 +644,9 @@ async fn prepare(
     };
     let (mut body, ignored, left_out) =
         container_body_and_ignored(cfg, job, &chosen.image, &run_args, script, &work);
+    if job.build {
+        strip_for_image(&mut body, cfg, &work);
+    }
     for why in left_out {
         pipeline.push_line(
             LogLevel::Warning,
@@ -694,11 +723,51 @@ async fn prepare(
         body,
         name,
         platform: run_args.platform.clone(),
+        image_command,
+        script_dir: spec.script_dir.clone(),
         work: work_dir.keep(),
         original_requirements: task.script.requirements.clone(),
         venv_lock: cached_venv.map(|(_, lock)| lock),
         freeze_markers,
     })
+}
+
+/// A build container's body: the code folder is not mounted (it is copied in, so that the image
+/// holds it), no SSH folder, git credentials or agent socket are mounted, and the variables the
+/// image would keep hold nothing of the agent's (its token, configuration, `environment {}`,
+/// anything named like a secret).
+fn strip_for_image(body: &mut ContainerCreateBody, cfg: &DockerConfig, work: &Path) {
+    let work_inside = format!(":{}", work.display());
+    if let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut()) {
+        binds.retain(|b| {
+            !b.ends_with(&work_inside)
+                && !b.contains(&format!(":{}", cfg.ssh_ro_folder))
+                && !b.contains(&format!(":{}", git_credentials_folder(&cfg.ssh_ro_folder)))
+                && !cfg
+                    .ssh_auth_sock
+                    .as_deref()
+                    .is_some_and(|s| b.ends_with(&format!(":{s}")))
+        });
+    }
+    let agent_only = [
+        "CLEARML_WORKER_ID",
+        "CLEARML_CONFIG_FILE",
+        "CLEARML_LOG_TASK_TO_BACKEND",
+        "CLEARML_LOG_LEVEL",
+        "SSH_AUTH_SOCK",
+        crate::env::EnvVars::CLEARML_AUTH_TOKEN,
+    ];
+    if let Some(env) = body.env.as_mut() {
+        env.retain(|e| {
+            let name = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+            let upper = name.to_uppercase();
+            !agent_only.contains(&name)
+                && !cfg.environment.iter().any(|(k, _)| k == name)
+                && !["TOKEN", "SECRET", "PASS", "KEY"]
+                    .iter()
+                    .any(|s| upper.contains(s))
+        });
+    }
 }
 
 /// Behind a host mount: the job's configuration file and the SSH folder copied into `work` (in
@@ -1436,6 +1505,7 @@ fn script_spec(
         python_args,
         shell_command,
         freeze_markers: FreezeMarkers::random(),
+        build_only: false,
     })
 }
 
@@ -1651,6 +1721,7 @@ mod tests {
             pulled_from: None,
             worker_tags: Vec::new(),
             host_env: BTreeMap::new(),
+            build: false,
         };
         let body_of = |c: &DockerConfig| {
             container_body(

@@ -90,6 +90,9 @@ pub struct ScriptSpec {
     pub shell_command: Option<Vec<String>>,
     /// The lines printed around the `pip freeze` output.
     pub freeze_markers: FreezeMarkers,
+    /// `build --docker`: the script ends once the venv is ready (the image's command runs the
+    /// task, see [`run_lines`]).
+    pub build_only: bool,
 }
 
 /// The package installs of a new venv: pip pins first (pip only), then the steps of
@@ -484,13 +487,41 @@ pub fn render(spec: &ScriptSpec) -> String {
         q(&spec.freeze_markers.begin()),
         q(&spec.freeze_markers.end())
     ));
-    s.push(format!(
-        "cd {} || {{ echo 'clearml-agent: the task folder is missing' >&2; exit 1; }}",
-        q(&spec.script_dir)
-    ));
-    s.push(format!("export PYTHONPATH={}", q(&spec.python_path)));
-    s.push(". \"$CLEARML_VENV\"/bin/activate".into());
-    s.push("echo 'Starting Task Execution:'".into());
+    if spec.build_only {
+        s.push("echo 'clearml-agent: the environment is built'".into());
+        s.push("exit 0".into());
+    } else {
+        s.extend(run_lines(spec));
+    }
+    s.join("\n")
+}
+
+/// The command of an image `build --docker` made: the venv chosen as the build chose it, then
+/// [`run_lines`].
+pub fn image_command(spec: &ScriptSpec) -> String {
+    let mut s = vec![format!("CLEARML_VENV={}", q(&spec.venv_dir))];
+    if spec.use_activated_venv {
+        s.push(
+            "if [ -n \"$VIRTUAL_ENV\" ] && [ -x \"$VIRTUAL_ENV/bin/python\" ]; then CLEARML_VENV=\"$VIRTUAL_ENV\"; fi"
+                .into(),
+        );
+    }
+    s.extend(run_lines(spec));
+    s.join("\n")
+}
+
+/// The lines that start the task once its venv (`$CLEARML_VENV`) is ready: the image command of
+/// `build --docker` (with `CLEARML_VENV` set before them) and the end of the task's script.
+pub fn run_lines(spec: &ScriptSpec) -> Vec<String> {
+    let mut s = vec![
+        format!(
+            "cd {} || {{ echo 'clearml-agent: the task folder is missing' >&2; exit 1; }}",
+            q(&spec.script_dir)
+        ),
+        format!("export PYTHONPATH={}", q(&spec.python_path)),
+        ". \"$CLEARML_VENV\"/bin/activate".into(),
+        "echo 'Starting Task Execution:'".into(),
+    ];
     let argv: Vec<String> = match &spec.shell_command {
         Some(cmd) => cmd.iter().map(|a| q(a)).collect(),
         None => std::iter::once("\"$CLEARML_VENV\"/bin/python".to_string())
@@ -498,7 +529,7 @@ pub fn render(spec: &ScriptSpec) -> String {
             .collect(),
     };
     s.push(format!("exec {}", argv.join(" ")));
-    s.join("\n")
+    s
 }
 
 /// What the freeze capture found.
@@ -669,6 +700,7 @@ mod tests {
             python_args: vec!["-u".into(), "my task.py".into()],
             shell_command: None,
             freeze_markers: FreezeMarkers::random(),
+            build_only: false,
         });
         let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
         assert!(pos("echo pre") < pos("python3.$i -m pip --version"));

@@ -58,6 +58,8 @@ pub struct ExecuteConfig {
     pub force_exec_script: Option<String>,
     /// Where the agent's temporary files go (the custom build script's answer).
     pub temp_dir: PathBuf,
+    /// `build --python-version`: the interpreter version instead of the task's.
+    pub python_version: Option<String>,
     /// How PyTorch requirements are resolved (`agent.package_manager.pytorch_resolve` & co).
     pub pytorch: crate::exec::pytorch::TorchOptions,
     /// The environment the task starts from: the agent's own plus the GPU variables.
@@ -305,6 +307,48 @@ async fn prepare(cfg: &ExecuteConfig, task: &Task) -> std::result::Result<Prepar
         })?
 }
 
+/// `clearml-agent build`: the task's code and venv prepared as `execute` prepares them (in
+/// `cfg.env.venv_path` when set), without claiming the task or changing it on the server, and a
+/// summary of where they are. mirrors clearml_agent/commands/worker.py: Worker.build.
+pub async fn build(client: &Client, cfg: &ExecuteConfig) -> Result<()> {
+    let task_id = resolve_task_id(client, &cfg.task_id).await?;
+    let task = client
+        .tasks()
+        .get_by_id(&task_id)
+        .await
+        .with_context(|| format!("Could not find task id={task_id}"))?;
+    let prepared = prepare(cfg, &task)
+        .await
+        .map_err(|failure| anyhow!("{}", failure.error))?;
+    println!("Restoring running environment of task id [{task_id}]:");
+    match &prepared.env.frozen {
+        Some(frozen) => {
+            println!("Summary - installed python packages:\npip:");
+            for line in frozen_lines(frozen) {
+                println!("- {line}");
+            }
+        }
+        None => println!("No freeze information available"),
+    }
+    println!(
+        "Virtual environment: {}",
+        prepared.env.venv.join("bin").display()
+    );
+    let layout = &prepared.layout;
+    println!(
+        "Source code: {}",
+        layout
+            .repo_root
+            .as_deref()
+            .map_or_else(|| layout.entry_point.clone(), |r| r.display().to_string())
+    );
+    println!(
+        "Entry point: {}",
+        layout.script_dir.join(&layout.entry_point).display()
+    );
+    Ok(())
+}
+
 /// Records the freeze on the task. mirrors Worker._freeze_requirements: the task's `pip` moves
 /// to `org_pip` once (an existing `org_pip` is kept), then `pip` becomes the freeze as a list of
 /// lines.
@@ -374,14 +418,21 @@ fn prepare_blocking(
     };
     let env: HashMap<String, String> = cfg.base_env.clone().into_iter().collect();
     let binary = task.script.binary.clone().unwrap_or_default();
-    let requested = venv::requested_python_version(&binary);
+    let requested = cfg
+        .python_version
+        .clone()
+        .or_else(|| venv::requested_python_version(&binary));
     let python = venv::find_python(requested.as_deref(), &cfg.python, &env, &log).map_err(|e| {
         SetupFailure {
             reason: format!("failed locating python: {e}"),
             error: e.to_string(),
         }
     })?;
-    let venv_dir = cfg.env.venvs_dir.join(python.major_minor());
+    let venv_dir = cfg
+        .env
+        .venv_path
+        .clone()
+        .unwrap_or_else(|| cfg.env.venvs_dir.join(python.major_minor()));
     let mut script = ScriptInfo::of(&task.script, binary.clone());
     // mirrors Worker.execute: CLEARML_AGENT_FORCE_EXEC_SCRIPT replaces the entry point.
     if let Some(forced) = cfg.force_exec_script.as_deref().filter(|s| !s.is_empty()) {

@@ -294,6 +294,8 @@ pub struct EnvOptions {
     /// `agent.package_manager.uv_unsafe_best_match`: uv calls get
     /// `UV_INDEX_STRATEGY=unsafe-best-match` (unless the variable is set).
     pub uv_unsafe_best_match: bool,
+    /// The venv's folder, when it is not `<venvs_dir>/<X.Y>` (`build --target`).
+    pub venv_path: Option<PathBuf>,
     /// How PyTorch lines are resolved when the venv is built (`None`: installed as written).
     /// The venv cache key is the task's own lines either way.
     pub pytorch: Option<TorchOptions>,
@@ -326,6 +328,7 @@ impl Default for EnvOptions {
             project_dir: None,
             project: ProjectOptions::default(),
             uv_unsafe_best_match: false,
+            venv_path: None,
             pytorch: None,
         }
     }
@@ -390,7 +393,10 @@ pub fn build_env(
     env: &HashMap<String, String>,
     log: &dyn Fn(&str),
 ) -> Result<BuiltEnv, EnvError> {
-    let venv = venv_dir(&opts.venvs_dir, python);
+    let venv = opts
+        .venv_path
+        .clone()
+        .unwrap_or_else(|| venv_dir(&opts.venvs_dir, python));
     if opts.skip_install {
         fs::create_dir_all(&venv).map_err(io_err(format!("creating {}", venv.display())))?;
         return Ok(BuiltEnv {

@@ -583,6 +583,7 @@ async fn run_pulled(
             pulled_from: Some(queue.id.clone()),
             worker_tags: cfg.child_report_tags.clone(),
             host_env: env,
+            build: false,
         };
         crate::docker::run::run_task(
             client,

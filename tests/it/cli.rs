@@ -277,13 +277,21 @@ fn unsupported_flags_are_listed() {
     for (line, flag) in [
         ("daemon --queue q --use-owner-token", "--use-owner-token"),
         ("daemon --queue q --check-bootstrap", "--check-bootstrap"),
-        ("build --id t --docker", "build --docker"),
+        (
+            "build --id t --docker --entry-point reuse_task",
+            "build --entry-point",
+        ),
         ("install-bootstrap --force", "install-bootstrap"),
     ] {
         assert_eq!(parse(line).unsupported_flags(), [flag], "{line}");
     }
     assert!(
         parse("daemon --queue q --docker --detached")
+            .unsupported_flags()
+            .is_empty()
+    );
+    assert!(
+        parse("build --id t --docker img --target out")
             .unsupported_flags()
             .is_empty()
     );

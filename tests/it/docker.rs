@@ -619,6 +619,7 @@ fn gpu_requests_and_mounts_on_the_created_container() {
         pulled_from: None,
         worker_tags: vec![],
         host_env: BTreeMap::new(),
+        build: false,
     };
     // The task asks for all GPUs: the agent's assignment wins.
     let run_args = args::translate(

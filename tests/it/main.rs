@@ -5,6 +5,7 @@
 
 mod api;
 mod background;
+mod build;
 mod cli;
 mod context;
 mod daemon;

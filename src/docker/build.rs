@@ -8,7 +8,7 @@
 //! host as for a run, copied into the container, the venv built there, and the image's command
 //! starts the task (`docker run IMAGE` runs it, offline).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,7 +128,7 @@ pub async fn build(
 async fn run_and_commit(
     engine: &Engine,
     id: &str,
-    work: &PathBuf,
+    work: &Path,
     pipeline: &LogPipeline,
     target: &str,
     command: &str,

@@ -643,5 +643,13 @@ fn git_options(settings: &Settings) -> GitOptions {
         clone_on_pull_fail: a.vcs_cache.clone_on_pull_fail,
         clone_verbose: a.git_clone_verbose,
         standalone: false,
+        // mirrors Git.__init__: both on, the Entra token wins (with a warning at start).
+        header_auth: if a.git_use_ms_entra_token {
+            crate::exec::git::HeaderAuth::EntraToken
+        } else if a.git_use_azure_pat {
+            crate::exec::git::HeaderAuth::AzurePat
+        } else {
+            crate::exec::git::HeaderAuth::Off
+        },
     }
 }

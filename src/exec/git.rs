@@ -71,7 +71,24 @@ pub struct GitOptions {
     pub clone_verbose: bool,
     /// `--standalone-mode`: no clone, the code is expected in `<target_root>/<repo name>`.
     pub standalone: bool,
+    /// `agent.git_use_ms_entra_token` / `git_use_azure_pat`: Azure DevOps authentication.
+    pub header_auth: HeaderAuth,
 }
+
+/// Azure DevOps authentication: the credential's password sent as an HTTP header instead of
+/// through askpass. mirrors clearml_agent/helper/repo.py: Git._git_pass_auth_wrapper.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HeaderAuth {
+    #[default]
+    Off,
+    /// `Authorization: Bearer <password>` (a Microsoft Entra token).
+    EntraToken,
+    /// `Authorization: Basic base64(":" + password)` (an Azure DevOps personal access token).
+    AzurePat,
+}
+
+/// The variable the header travels in (`git --config-env`), never on the command line.
+const HEADER_VARIABLE: &str = "CLEARML_AGENT_GIT_AUTH_HEADER";
 
 impl Default for GitOptions {
     fn default() -> Self {
@@ -96,6 +113,7 @@ impl Default for GitOptions {
             clone_on_pull_fail: false,
             clone_verbose: false,
             standalone: false,
+            header_auth: HeaderAuth::Off,
         }
     }
 }
@@ -929,6 +947,8 @@ struct Git<'a> {
     url: String,
     /// Username and password for askpass (when used).
     creds: Option<(String, String)>,
+    /// The `http.extraheader` value of Azure DevOps authentication (when used).
+    header: Option<String>,
     /// Secrets to scrub from every logged line.
     secrets: Vec<String>,
     opts: &'a GitOptions,
@@ -945,6 +965,7 @@ impl<'a> Git<'a> {
     ) -> Self {
         let rewritten = rewrite_url(url, opts, log);
         let mut creds = None;
+        let mut header = None;
         let mut final_url = rewritten.clone();
         let mut secrets = Vec::new();
         // mirrors repo.py: VCS.add_auth (only http(s)-like schemes get credentials)
@@ -955,10 +976,33 @@ impl<'a> Git<'a> {
                 (Some(u), Some(pw)) => Some((u.clone(), pw.clone())),
                 _ => config_creds(opts, &rewritten, &p.host),
             };
+            if opts.header_auth != HeaderAuth::Off
+                && found.as_ref().is_none_or(|(_, pw)| pw.is_empty())
+            {
+                log(
+                    "WARNING: cannot use MS Entra Token or Azure PAT since no password was found, skipping",
+                );
+            }
             if let Some((u, pw)) = found {
                 secrets.push(pw.clone());
                 let mut with = p.clone();
-                if opts.enable_git_ask_pass {
+                let value = match opts.header_auth {
+                    _ if pw.is_empty() => None,
+                    HeaderAuth::Off => None,
+                    HeaderAuth::EntraToken => Some(format!("Authorization: Bearer {pw}")),
+                    HeaderAuth::AzurePat => {
+                        use base64::Engine as _;
+                        let encoded =
+                            base64::engine::general_purpose::STANDARD.encode(format!(":{pw}"));
+                        secrets.push(encoded.clone());
+                        Some(format!("Authorization: Basic {encoded}"))
+                    }
+                };
+                if value.is_some() {
+                    with.user = None;
+                    with.pass = None;
+                    header = value;
+                } else if opts.enable_git_ask_pass {
                     with.user = None;
                     with.pass = None;
                     creds = Some((u, pw));
@@ -988,6 +1032,7 @@ impl<'a> Git<'a> {
             original: url.to_string(),
             url: final_url,
             creds,
+            header,
             secrets,
             opts,
             env,
@@ -1019,8 +1064,14 @@ impl<'a> Git<'a> {
             None => None,
         };
         let mut cmd = hardened_git(cwd);
+        if self.header.is_some() {
+            cmd.arg(format!("--config-env=http.extraheader={HEADER_VARIABLE}"));
+        }
         cmd.args(args);
         cmd.env_clear().envs(self.env);
+        if let Some(header) = &self.header {
+            cmd.env(HEADER_VARIABLE, header);
+        }
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_SSH_COMMAND", "ssh -oBatchMode=yes");
         if let Some(a) = &askpass {

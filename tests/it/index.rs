@@ -20,9 +20,8 @@ pub struct PackageIndex {
 }
 
 const SERVER: &str = r#"
-import base64, http.server, sys
-root, port, auth = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-want = 'Basic ' + base64.b64encode(auth.encode()).decode() if auth else None
+import http.server, sys
+root, port, want = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
 class H(http.server.SimpleHTTPRequestHandler):
     def __init__(self, *a, **k):
         super().__init__(*a, directory=root, **k)
@@ -102,20 +101,35 @@ impl IndexBuilder {
             std::fs::copy(path, d.join(path.file_name().unwrap())).unwrap();
         }
         write_pages(dir.path());
+        let auth = self.auth.map(|(u, p)| {
+            use base64::Engine as _;
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
+        PackageIndex::serve(dir, auth)
+    }
+}
+
+impl PackageIndex {
+    pub fn builder() -> IndexBuilder {
+        IndexBuilder::default()
+    }
+
+    /// Serves the files of `dir` as they are; with `authorization`, every request must carry
+    /// exactly that `Authorization` header (else 401).
+    pub fn serve(dir: tempfile::TempDir, authorization: Option<String>) -> PackageIndex {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let auth = self
-            .auth
-            .map(|(u, p)| format!("{u}:{p}"))
-            .unwrap_or_default();
         let child = Command::new("python3")
             .args(["-c", SERVER])
             .arg(dir.path())
             .arg(port.to_string())
-            .arg(auth)
+            .arg(authorization.unwrap_or_default())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -169,10 +183,6 @@ fn write_pages(root: &std::path::Path) {
 }
 
 impl PackageIndex {
-    pub fn builder() -> IndexBuilder {
-        IndexBuilder::default()
-    }
-
     /// `http://127.0.0.1:<port>/<folder>/`.
     pub fn url(&self, folder: &str) -> String {
         format!("http://127.0.0.1:{}/{folder}/", self.port)

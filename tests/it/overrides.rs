@@ -151,3 +151,70 @@ fn a_forced_entry_point_and_a_forced_code_folder_replace_the_tasks() {
     assert!(!log.contains("patched"), "{log}");
     assert!(!log.contains("git clone"), "{log}");
 }
+
+/// `agent.git_use_azure_pat` / `git_use_ms_entra_token`: the git password goes to an Azure
+/// DevOps-like server as an `Authorization` header (Basic of `:PAT`, or Bearer), never in the URL
+/// or on git's command line; plain askpass credentials are refused by that server.
+#[test]
+fn azure_devops_credentials_go_as_an_authorization_header() {
+    use base64::Engine as _;
+    let repo = GitRepo::new();
+    // A git server over (dumb) HTTP: the bare repository's files, behind the header.
+    let served = tempfile::tempdir().unwrap();
+    let bare = served.path().join("repo.git");
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&repo.path)
+        .arg(&bare)
+        .status()
+        .unwrap();
+    assert!(cloned.success());
+    crate::context::git(&bare, &["update-server-info"]);
+    let pat = "pat-s3cret";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(":{pat}"));
+    let server = crate::index::PackageIndex::serve(served, Some(format!("Basic {basic}")));
+    let url = format!("http://127.0.0.1:{}/repo.git", server.port);
+    let conf = |flag: &str| {
+        format!(
+            "agent.git_user: someone\nagent.git_pass: \"{pat}\"\nagent.vcs_cache.enabled: false\n{flag}"
+        )
+    };
+
+    let ctx = AgentContext::builder()
+        .conf(&conf("agent.git_use_azure_pat: true"))
+        .build();
+    let task = ctx.repo_task("azure", &url, &repo.c2, "");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("v2"), "{log}");
+    assert!(!log.contains(pat) && !log.contains(&basic), "{log}");
+
+    // Without the setting the credentials go through askpass as user:password: refused.
+    let ctx = AgentContext::builder().conf(&conf("")).build();
+    let task = ctx.repo_task("azure", &url, &repo.c2, "");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+
+    // An Entra token: `Bearer <token>`.
+    let served = tempfile::tempdir().unwrap();
+    let bare = served.path().join("repo.git");
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&repo.path)
+        .arg(&bare)
+        .status()
+        .unwrap();
+    assert!(cloned.success());
+    crate::context::git(&bare, &["update-server-info"]);
+    let server = crate::index::PackageIndex::serve(served, Some(format!("Bearer {pat}")));
+    let url = format!("http://127.0.0.1:{}/repo.git", server.port);
+    let ctx = AgentContext::builder()
+        .conf(&conf("agent.git_use_ms_entra_token: true"))
+        .build();
+    let task = ctx.repo_task("entra", &url, &repo.c2, "");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("v2"), "{log}");
+}

@@ -150,6 +150,12 @@ pub fn resolve_with_injected(
     let mut settings = Settings::from_tree(&tree, cli, env, home, &origin)?;
     settings.config_file = location.clone();
     let mut warnings = unsupported::warnings(&tree, &defaults::tree(), env);
+    if settings.agent.git_use_ms_entra_token && settings.agent.git_use_azure_pat {
+        warnings.push(
+            "WARNING: Git MS Entra Token and Azure PAT support are both turned on, using MS Entra Token"
+                .to_string(),
+        );
+    }
     let resolve = settings
         .agent
         .package_manager

@@ -304,8 +304,6 @@ impl EnvVars {
     pub const CLEARML_LOG_TASK_TO_BACKEND: &'static str = "CLEARML_LOG_TASK_TO_BACKEND";
     /// Legacy alias of [`Self::CLEARML_LOG_TASK_TO_BACKEND`].
     pub const TRAINS_LOG_TASK_TO_BACKEND: &'static str = "TRAINS_LOG_TASK_TO_BACKEND";
-    /// Set for the task to stop the SDK from re-running the requirement analysis.
-    pub const CLEARML_SIMULATE_REMOTE_TASK: &'static str = "CLEARML_SIMULATE_REMOTE_TASK";
     /// Root of the cloned repository (custom build script).
     pub const CLEARML_GIT_ROOT: &'static str = "CLEARML_GIT_ROOT";
     /// JSON dump of the task (custom build script).
@@ -321,8 +319,6 @@ impl EnvVars {
     pub const CLEARML_CUSTOM_BUILD_OUTPUT: &'static str = "CLEARML_CUSTOM_BUILD_OUTPUT";
     /// Python: unbuffered output for tasks.
     pub const PYTHONUNBUFFERED: &'static str = "PYTHONUNBUFFERED";
-    /// Python: encoding of the task's stdio.
-    pub const PYTHONIOENCODING: &'static str = "PYTHONIOENCODING";
 
     // ---- generic --------------------------------------------------------------------------------------
 

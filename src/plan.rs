@@ -141,6 +141,8 @@ pub fn supervise_config(
         log_file: None,
         pending_status_dir: None,
         max_request_bytes: usize::try_from(settings.api.max_req_size).unwrap_or(usize::MAX),
+        node_rank: settings.agent.node_rank,
+        multi_node_single_task: settings.agent.multi_node_single_task,
     }
 }
 
@@ -420,6 +422,14 @@ pub fn docker_config(
         ssh_ro_folder: mounts.ssh_ro_folder.clone(),
         ssh_folder: mounts.ssh_folder.clone(),
         pip_cache: Some((agent.docker_pip_cache.clone(), mounts.pip_cache.clone())),
+        venv_inside: format!(
+            "{}/task",
+            match mounts.venv_build.strip_prefix('~') {
+                Some(rest) => format!("/root{rest}"),
+                None => mounts.venv_build.clone(),
+            }
+            .trim_end_matches('/')
+        ),
         // mirrors Worker._get_docker_cmd: the poetry cache is mounted when poetry is enabled.
         poetry_cache: (agent.package_manager.type_ == PackageManagerType::Poetry).then(|| {
             (
@@ -537,6 +547,7 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
         force_exec_script: agent.force_exec_script.clone(),
         temp_dir: temp_dir(settings),
         python_version: None,
+        node_rank: settings.agent.node_rank,
         base_env: base_env(settings, &opts.worker),
     }
 }

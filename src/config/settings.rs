@@ -275,6 +275,11 @@ pub struct AgentSettings {
     pub temp_dir: Option<PathBuf>,
     /// `CLEARML_AGENT_PROPAGATE_EXITCODE`.
     pub propagate_exitcode: bool,
+    /// `RANK`, else `SLURM_PROCID` (0 when unset or not a number): in a multi-node run only rank
+    /// 0 changes the task's status and requirements. mirrors Worker._get_node_rank.
+    pub node_rank: u32,
+    /// `CLEARML_MULTI_NODE_SINGLE_TASK` above 0: the other ranks' log lines say their rank.
+    pub multi_node_single_task: bool,
     /// `CLEARML_AGENT_EXEC_USER`: run the task as this Unix user.
     pub exec_user: Option<String>,
     /// `CLEARML_AGENT_EXTRA_PYTHON_PATH`.
@@ -1590,6 +1595,13 @@ fn agent_settings(
             .map(|p| expand_path(&p, home, env)),
         propagate_exitcode: env_bool(env, &[EnvVars::CLEARML_AGENT_PROPAGATE_EXITCODE])?
             .unwrap_or(false),
+        node_rank: env(EnvVars::RANK)
+            .or_else(|| env(EnvVars::SLURM_PROCID))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        multi_node_single_task: env(EnvVars::CLEARML_MULTI_NODE_SINGLE_TASK)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .is_some_and(|v| v > 0),
         exec_user: first_env(
             env,
             &[

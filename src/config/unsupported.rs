@@ -52,6 +52,34 @@ pub const KEYS: &[(&str, &str)] = &[
         "agent.bootstrap",
         "the Python agent's bootstrap package is not used",
     ),
+    (
+        "api.http.retries.redirect",
+        "redirects are followed by the HTTP client, at most 10",
+    ),
+    (
+        "api.http.pool_maxsize",
+        "the HTTP client sizes its own connection pool",
+    ),
+    (
+        "api.http.pool_connections",
+        "the HTTP client sizes its own connection pool",
+    ),
+    (
+        "agent.crash_on_exception",
+        "the daemon reports an error and goes on",
+    ),
+    (
+        "agent.reload_config",
+        "restart the daemon to apply a changed configuration",
+    ),
+    (
+        "agent.truncate_task_output_files",
+        "task output is read from a pipe, not from temporary files",
+    ),
+    (
+        "agent.log_files_buffering",
+        "task output is read from a pipe, not from temporary files",
+    ),
 ];
 
 /// `(variable, reason)`: variables read and not acted on.
@@ -63,6 +91,63 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         EnvVars::CLEARML_AGENT_DOCKER_AGENT_REPO,
         "nothing of the agent is installed in containers (the code is prepared on the host)",
+    ),
+    (
+        EnvVars::CLEARML_API_VERBOSE,
+        "the agent does not log its API requests",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_FORCE_MAX_API_VERSION,
+        "each endpoint is called at the version the Python agent 3.0.3 uses",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_DEBUG_GET_NEXT_TASK,
+        "the agent does not print the queue's replies",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_DEBUG_INFO,
+        "a debug aid of the Python agent",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_EXEC_USER,
+        "tasks run as the agent's user",
+    ),
+    (
+        EnvVars::TRAINS_AGENT_EXEC_USER,
+        "tasks run as the agent's user",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_FORCE_TASK_INIT,
+        "the task's script is not patched with Task.init",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_FORCE_SYSTEM_SITE_PACKAGES,
+        "a container's venv always sees the image's packages",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_ABORT_CALLBACK_CMD,
+        "only the SDK's abort callback (Task.register_abort_callback) is waited for",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_ABORT_CALLBACK_TIMEOUT,
+        "only the SDK's abort callback (Task.register_abort_callback) is waited for",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_CHILD_AGENTS_COUNT_CMD,
+        "services mode counts the services it started itself",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_GPU_FRACTIONS,
+        "GPU fractions are a ClearML Enterprise feature",
+    ),
+    (
+        EnvVars::CLEARML_AGENT_SERVICES_DOCKER_RESTART,
+        "service containers are supervised by the agent and get no restart policy",
+    ),
+    (EnvVars::CLEARML_CONDA_ENV_PACKAGE, "conda is not supported"),
+    (
+        EnvVars::CLEARML_USE_CONDA_BASE_ENV,
+        "conda is not supported",
     ),
 ];
 

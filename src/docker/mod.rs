@@ -120,6 +120,9 @@ pub struct DockerConfig {
     /// Host pip cache (`agent.docker_pip_cache`) and where it goes inside
     /// (`docker_internal_mounts.pip_cache`).
     pub pip_cache: Option<(PathBuf, String)>,
+    /// The task's venv inside the container: `<docker_internal_mounts.venv_build>/task` (`~` is
+    /// root's home; a cached venv is mounted there).
+    pub venv_inside: String,
     /// Host poetry cache (`agent.docker_poetry_cache`) and where it goes inside
     /// (`docker_internal_mounts.poetry_cache`); mounted with `package_manager.type: poetry`.
     pub poetry_cache: Option<(PathBuf, String)>,
@@ -212,6 +215,7 @@ impl Default for DockerConfig {
             ssh_folder: "~/.ssh".into(),
             pip_cache: None,
             poetry_cache: None,
+            venv_inside: "/root/.clearml/venvs-builds/task".into(),
             sdk_cache: None,
             work_dir: PathBuf::from("/tmp"),
             git: GitOptions::default(),

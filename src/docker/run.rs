@@ -32,7 +32,6 @@ use crate::exec::supervise::{self, Ending, StopReason, SuperviseConfig};
 /// Where the host's child configuration is mounted (mirrors `-v <cfg>:/tmp/clearml.conf`).
 pub const CONFIG_INSIDE: &str = "/tmp/clearml.conf";
 /// The task's venv inside the container.
-const VENV_INSIDE: &str = "/root/.clearml/venvs-builds/task";
 
 /// One task to run in a container.
 #[derive(Debug, Clone)]
@@ -679,7 +678,7 @@ pub(crate) async fn prepare(
         && let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut())
     {
         match host_path(cfg, dir) {
-            Ok(outside) => binds.push(format!("{outside}:{VENV_INSIDE}")),
+            Ok(outside) => binds.push(format!("{outside}:{}", cfg.venv_inside)),
             Err(why) => pipeline.push_line(
                 LogLevel::Warning,
                 format!("clearml-agent: the venv cache is not used: {why}"),
@@ -981,7 +980,7 @@ fn container_body_and_ignored(
         format!("CLEARML_CONFIG_FILE={CONFIG_INSIDE}"),
         "CLEARML_LOG_TASK_TO_BACKEND=0".to_string(),
         format!("CLEARML_LOG_LEVEL={}", cfg.log_level),
-        "PYTHONUNBUFFERED=1".to_string(),
+        format!("{}=1", crate::env::EnvVars::PYTHONUNBUFFERED),
     ];
     if !job.worker_tags.is_empty() {
         env.push(format!("CLEARML_WORKER_TAGS={}", job.worker_tags.join(" ")));
@@ -1494,7 +1493,7 @@ fn script_spec(
         ssh_copy,
         extra_shell_script: cfg.extra_shell_script.clone(),
         setup_shell_script: chosen.setup_shell_script.clone(),
-        venv_dir: VENV_INSIDE.into(),
+        venv_dir: cfg.venv_inside.clone(),
         use_activated_venv: cfg.use_activated_venv,
         install,
         files,

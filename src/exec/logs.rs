@@ -157,6 +157,8 @@ pub struct LogConfig {
     /// The largest request (`api.http.max_req_size`, at most [`MAX_PACKET_BYTES`]); an event
     /// bigger than that still goes alone.
     pub max_packet_bytes: usize,
+    /// Put before every line of the task's output (a multi-node rank's `RANK n: `).
+    pub output_prefix: Option<String>,
 }
 
 impl LogConfig {
@@ -173,6 +175,7 @@ impl LogConfig {
             max_backoff: Duration::from_secs(30),
             echo: None,
             max_packet_bytes: MAX_PACKET_BYTES,
+            output_prefix: None,
         }
     }
 }
@@ -413,6 +416,7 @@ struct Shipper<S: LogSink> {
     echo: Option<Box<dyn Write + Send>>,
     /// Largest packet, in encoded bytes.
     packet_limit: usize,
+    output_prefix: Option<String>,
     /// Oldest lines, in memory.
     queue: VecDeque<Line>,
     queue_bytes: usize,
@@ -451,6 +455,7 @@ impl<S: LogSink> Shipper<S> {
             max_backoff: config.max_backoff.max(config.initial_backoff),
             echo: config.echo,
             packet_limit: config.max_packet_bytes.max(1),
+            output_prefix: config.output_prefix,
             queue: VecDeque::new(),
             queue_bytes: 0,
             spill: None,
@@ -525,6 +530,7 @@ impl<S: LogSink> Shipper<S> {
                     Some(Input::Output(bytes, permit)) => {
                         let mut lines = Vec::new();
                         self.splitter.push(&bytes, &mut lines);
+                        let lines = self.prefixed(lines);
                         self.accept(LogLevel::Debug, lines);
                         drop(permit);
                         partial_since = match (self.splitter.has_partial(), partial_since) {
@@ -598,7 +604,16 @@ impl<S: LogSink> Shipper<S> {
     fn flush_partial(&mut self, keep_incomplete_utf8: bool) {
         let mut lines = Vec::new();
         self.splitter.flush(&mut lines, keep_incomplete_utf8);
+        let lines = self.prefixed(lines);
         self.accept(LogLevel::Debug, lines);
+    }
+
+    /// The task's output lines with [`LogConfig::output_prefix`].
+    fn prefixed(&self, lines: Vec<String>) -> Vec<String> {
+        match &self.output_prefix {
+            Some(prefix) => lines.into_iter().map(|l| format!("{prefix}{l}")).collect(),
+            None => lines,
+        }
     }
 
     /// Timestamps, echoes and queues processed lines (in memory, or in the spill file).

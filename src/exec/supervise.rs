@@ -43,6 +43,11 @@ pub struct SuperviseConfig {
     /// Where a final status the server did not take during a shutdown is kept for the next
     /// start (the daemon's state folder; `None` for `execute`, which has no next start).
     pub pending_status_dir: Option<PathBuf>,
+    /// The multi-node rank (`RANK`/`SLURM_PROCID`): a rank above 0 changes no status, and its
+    /// closing lines say its rank. mirrors Worker.handle_task_process_termination.
+    pub node_rank: u32,
+    /// `CLEARML_MULTI_NODE_SINGLE_TASK`: a rank above 0 prefixes its output lines with its rank.
+    pub multi_node_single_task: bool,
     /// `api.http.max_req_size`: a log request is at most this big (and at most
     /// [`crate::exec::logs::MAX_PACKET_BYTES`]).
     pub max_request_bytes: usize,
@@ -177,9 +182,10 @@ pub(crate) async fn end_task(
         Ending::Exited(code) => Some(*code),
         _ => None,
     };
-    let change = final_status(client, task_id, &ending, &pipeline).await;
+    let change = final_status(client, cfg, task_id, &ending, &pipeline).await;
     let report = pipeline.finish(cfg.log_finish_timeout).await;
-    if let Some(change) = change {
+    // mirrors handle_task_process_termination: only rank 0 changes the task's status.
+    if let Some(change) = change.filter(|_| cfg.node_rank == 0) {
         set_final_status(client, cfg, task_id, worker_id, change).await;
     }
     if report.dropped_lines > 0 {
@@ -219,10 +225,14 @@ pub(crate) async fn begin_task(
     let change = StatusChange::new(task_id)
         .message("launch by agent")
         .force(true);
-    let ((), started) = tokio::join!(
-        set_runtime_hostname(client, task_id),
-        tasks.started(&change)
-    );
+    let ((), started) = tokio::join!(set_runtime_hostname(client, task_id), async {
+        // mirrors run_one_task: only rank 0 marks the task started.
+        if cfg.node_rank == 0 {
+            tasks.started(&change).await.map(drop)
+        } else {
+            Ok(())
+        }
+    });
     if let Err(e) = started {
         println!("Warning: could not start task {task_id}, skipping it: {e}");
         pipeline.finish(cfg.log_finish_timeout).await;
@@ -245,6 +255,14 @@ fn start_log_pipeline(
     log_cfg.max_packet_bytes = cfg
         .max_request_bytes
         .min(crate::exec::logs::MAX_PACKET_BYTES);
+    if cfg.multi_node_single_task && cfg.node_rank > 0 {
+        // mirrors _log_command_output: the rank, colored (ANSI 8-bit), before the lines.
+        log_cfg.output_prefix = Some(format!(
+            "\u{1b}[38;5;{}mRANK {}:\u{1b}[0m ",
+            20 + cfg.node_rank % 210,
+            cfg.node_rank
+        ));
+    }
     if let Some(path) = &cfg.log_file {
         match std::fs::File::create(path) {
             Ok(file) => log_cfg.echo = Some(Box::new(file)),
@@ -366,10 +384,17 @@ pub(crate) enum FinalChange {
 /// Decides the final status and logs its line. mirrors Worker.handle_task_termination.
 pub(crate) async fn final_status(
     client: &Client,
+    cfg: &SuperviseConfig,
     task_id: &str,
     ending: &Ending,
     pipeline: &LogPipeline,
 ) -> Option<FinalChange> {
+    // mirrors handle_task_process_termination: a rank above 0 says its rank.
+    let rank = if cfg.node_rank > 0 {
+        format!(" - rank {}", cfg.node_rank)
+    } else {
+        String::new()
+    };
     match ending {
         Ending::Stopped(StopReason::Stopped) | Ending::Stopped(StopReason::AgentShutdown) => {
             let current = client.tasks().status(task_id).await.ok().flatten();
@@ -396,18 +421,24 @@ pub(crate) async fn final_status(
         }
         Ending::NotStarted(_) => None,
         Ending::Exited(0) => {
-            pipeline.push_line(LogLevel::Debug, "Process completed successfully");
+            pipeline.push_line(
+                LogLevel::Debug,
+                format!("Process completed successfully{rank}"),
+            );
             Some(FinalChange::Completed)
         }
         Ending::Exited(code @ (-2 | 254)) => {
             pipeline.push_line(
                 LogLevel::Debug,
-                format!("Process terminated by user ({code})"),
+                format!("Process terminated by user ({code}){rank}"),
             );
             Some(FinalChange::Stopped("user abort"))
         }
         Ending::Exited(code) => {
-            pipeline.push_line(LogLevel::Debug, format!("Process failed, exit code {code}"));
+            pipeline.push_line(
+                LogLevel::Debug,
+                format!("Process failed, exit code {code}{rank}"),
+            );
             // A setup failure inside the child already failed the task with a reason naming the
             // stage; keep that reason rather than overwrite it with the bare exit code.
             let current = client.tasks().status(task_id).await.ok().flatten();

@@ -60,6 +60,9 @@ pub struct ExecuteConfig {
     pub temp_dir: PathBuf,
     /// `build --python-version`: the interpreter version instead of the task's.
     pub python_version: Option<String>,
+    /// The multi-node rank (`RANK`/`SLURM_PROCID`): above 0, the task is not marked started and
+    /// its requirements are not recorded (only rank 0 does). mirrors Worker.execute.
+    pub node_rank: u32,
     /// How PyTorch requirements are resolved (`agent.package_manager.pytorch_resolve` & co).
     pub pytorch: crate::exec::pytorch::TorchOptions,
     /// The environment the task starts from: the agent's own plus the GPU variables.
@@ -85,7 +88,13 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
         .reason("worker started execution")
         .message(message.clone())
         .force(true);
-    let started = tasks.started(&change);
+    let started = async {
+        if cfg.node_rank == 0 {
+            tasks.started(&change).await.map(drop)
+        } else {
+            Ok(())
+        }
+    };
     let (started, prepared) = tokio::join!(started, prepare(cfg, &task));
     let prepared = match prepared {
         Ok(p) => p,
@@ -122,18 +131,20 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
         }
     };
     // the task's records (commit, requirements) are written side by side
-    let ((), (), task_env_vars) = tokio::join!(
-        version_num,
-        record_requirements(client, &task, &prepared),
-        hyperparams
-    );
+    let requirements = async {
+        // mirrors Worker.execute: only rank 0 updates the requirements.
+        if cfg.node_rank == 0 {
+            record_requirements(client, &task, &prepared).await;
+        }
+    };
+    let ((), (), task_env_vars) = tokio::join!(version_num, requirements, hyperparams);
     let mut env = task_env(cfg, &task_id, &prepared);
     for (k, v) in task_env_vars {
         env.insert(k, v);
     }
     // mirrors Worker.execute: _task_logging_pass_control_message before the command is built.
     println!("Running task id [{task_id}]:");
-    let command = entry_command(&task, &prepared, cfg.optimization)?;
+    let command = entry_command(&task, &prepared, cfg.optimization, &cfg.base_env)?;
     println!(
         "[{}]$ {}",
         prepared.layout.working_dir,
@@ -584,12 +595,17 @@ fn is_bash_binary(binary: &str) -> bool {
 }
 
 /// The argv of the task. mirrors the command building at the end of Worker.execute.
-fn entry_command(task: &Task, prepared: &Prepared, optimization: u8) -> Result<Vec<String>> {
+fn entry_command(
+    task: &Task,
+    prepared: &Prepared,
+    optimization: u8,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>> {
     let binary = task.script.binary.clone().unwrap_or_default();
     let entry = prepared.layout.entry_point.trim().to_string();
     let script_dir = &prepared.layout.script_dir;
     if is_bash_binary(&binary) {
-        let shell = prepared_shell();
+        let shell = prepared_shell(env);
         let mut argv = vec![shell];
         if let Some(rest) = entry.strip_prefix("-c") {
             argv.push("-c".into());
@@ -633,8 +649,14 @@ fn python_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-fn prepared_shell() -> String {
-    if Path::new("/bin/bash").exists() {
+/// The shell of a bash task: `$SHELL`, else bash, else sh. mirrors Worker.execute.
+fn prepared_shell(env: &BTreeMap<String, String>) -> String {
+    if let Some(shell) = env
+        .get(crate::env::EnvVars::SHELL)
+        .filter(|s| !s.trim().is_empty())
+    {
+        shell.clone()
+    } else if Path::new("/bin/bash").exists() {
         "/bin/bash".into()
     } else {
         "/bin/sh".into()

@@ -181,6 +181,7 @@ fn docker_settings_each_take_effect_on_the_container() {
              agent.disable_ssh_mount: true\n\
              agent.hide_docker_command_env_vars.extra_keys: [\"PLAIN_BUT_HIDDEN\"]\n\
              agent.extra_docker_arguments: [\"-e\", \"PLAIN_BUT_HIDDEN=visible-inside\"]\n\
+             agent.docker_internal_mounts.venv_build: \"~/my-venvs\"\n\
              agent.docker_apt_cache: \"{}\"",
             apt.display()
         ))
@@ -192,7 +193,8 @@ fn docker_settings_each_take_effect_on_the_container() {
         &ctx,
         "settings",
         "import os\nprint('ssh copied', os.path.exists(os.path.expanduser('~/.ssh/id_test')))\n\
-         print('hidden value', os.environ.get('PLAIN_BUT_HIDDEN'))\n",
+         print('hidden value', os.environ.get('PLAIN_BUT_HIDDEN'))\n\
+         import sys\nprint('venv at', sys.prefix)\n",
         // Under disable_task_docker_override the task's image and arguments are both ignored.
         json!({"image": "no-such/image:never", "arguments": "-e TASK_ARG=ignored"}),
     );
@@ -208,6 +210,7 @@ fn docker_settings_each_take_effect_on_the_container() {
     assert!(pre < log.find("ssh copied").unwrap(), "{log}");
     assert!(log.contains("ssh copied False"), "{log}");
     assert!(log.contains("hidden value visible-inside"), "{log}");
+    assert!(log.contains("venv at /root/my-venvs/task"), "{log}");
     assert!(!line.contains("TASK_ARG"), "{line}");
     assert!(!line.contains("visible-inside"), "{line}");
     assert!(line.contains("team=vision"), "{line}");

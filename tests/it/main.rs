@@ -31,5 +31,6 @@ mod server;
 mod settings;
 mod slurm;
 mod source;
+mod truth;
 mod venv;
 mod wheel;

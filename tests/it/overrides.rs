@@ -218,3 +218,39 @@ fn azure_devops_credentials_go_as_an_authorization_header() {
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(log.contains("v2"), "{log}");
 }
+
+/// A multi-node run (`RANK`, else `SLURM_PROCID`): a rank above 0 runs the task but leaves its
+/// status and requirements to rank 0, says its rank in its closing line, and with
+/// `CLEARML_MULTI_NODE_SINGLE_TASK` prefixes its output lines with it.
+#[test]
+fn only_rank_zero_changes_the_tasks_status() {
+    let ctx = AgentContext::builder()
+        .env("SLURM_PROCID", "2")
+        .env("CLEARML_MULTI_NODE_SINGLE_TASK", "1")
+        .build();
+    let task = ctx.script_task("multi node", "print('hello from a node')\n");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("\u{1b}[38;5;22mRANK 2:\u{1b}[0m hello from a node"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Process completed successfully - rank 2"),
+        "{log}"
+    );
+    // Started (every rank says so before it runs the task, as in the Python agent), never ended.
+    let t = ctx.server.task(&task).unwrap();
+    assert_eq!(t["status"], "in_progress", "{t}");
+
+    // Rank 0 (RANK wins over SLURM_PROCID) sets it.
+    let ctx = AgentContext::builder()
+        .env("RANK", "0")
+        .env("SLURM_PROCID", "2")
+        .build();
+    let task = ctx.script_task("multi node", "print('hello from a node')\n");
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(ctx.server.task(&task).unwrap()["status"], "completed");
+}

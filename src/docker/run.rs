@@ -31,7 +31,6 @@ use crate::exec::supervise::{self, Ending, StopReason, SuperviseConfig};
 
 /// Where the host's child configuration is mounted (mirrors `-v <cfg>:/tmp/clearml.conf`).
 pub const CONFIG_INSIDE: &str = "/tmp/clearml.conf";
-/// The task's venv inside the container.
 
 /// One task to run in a container.
 #[derive(Debug, Clone)]

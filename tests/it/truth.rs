@@ -267,13 +267,10 @@ fn every_documented_variable_is_read_or_set_or_warned_about() {
             .lines()
             .zip(env_rs.lines().skip(1).chain(std::iter::once("")))
             .find_map(|(a, b)| {
-                let decl = if a.contains(&format!("\"{name}\"")) {
-                    a
-                } else if b.trim() == format!("\"{name}\";") {
-                    a
-                } else {
+                if !(a.contains(&format!("\"{name}\"")) || b.trim() == format!("\"{name}\";")) {
                     return None;
-                };
+                }
+                let decl = a;
                 decl.split("pub const ")
                     .nth(1)
                     .and_then(|r| r.split(':').next())

@@ -486,10 +486,15 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
             python_binary: agent
                 .skip_pip_venv_install
                 .clone()
-                .filter(|v| v.contains('/'))
+                .filter(|v| !v.trim().is_empty() && bool_word(v).is_none())
                 .or_else(|| agent.python_binary.clone()),
             default_python: agent.default_python.clone(),
-            ignore_requested_python_version: agent.ignore_requested_python_version,
+            // An interpreter named there is used whatever the task asks for.
+            ignore_requested_python_version: agent.ignore_requested_python_version
+                || agent
+                    .skip_pip_venv_install
+                    .as_deref()
+                    .is_some_and(|v| !v.trim().is_empty() && bool_word(v).is_none()),
         },
         env: EnvOptions {
             manager: match pm.type_ {
@@ -513,11 +518,12 @@ pub fn execute_config(settings: &Settings, opts: &ExecuteOptions) -> ExecuteConf
             uv_binary: pm.uv_exec.clone(),
             uv_version: pm.uv_version.clone(),
             install_cwd: None,
-            skip_install: agent.skip_python_env_install
-                || agent
-                    .skip_pip_venv_install
-                    .as_deref()
-                    .is_some_and(|v| !v.is_empty()),
+            skip_install: agent.skip_python_env_install,
+            // mirrors Worker._get_skip_pip_venv_install: a true value or an interpreter.
+            no_venv: agent
+                .skip_pip_venv_install
+                .as_deref()
+                .is_some_and(|v| !v.trim().is_empty() && bool_word(v) != Some(false)),
             install_order: InstallOrder {
                 priority: pm.priority_packages.clone(),
                 priority_optional: pm.priority_optional_packages.clone(),
@@ -595,6 +601,15 @@ fn project_options(settings: &Settings) -> ProjectOptions {
         poetry_version: pm.poetry_version.clone(),
         poetry_install_extra_args: pm.poetry_install_extra_args.clone(),
         poetry_files_from_working_dir: pm.poetry_files_from_repo_working_dir,
+    }
+}
+
+/// Python's `strtobool` of a word: `Some(true)`/`Some(false)`, `None` when it is no boolean.
+fn bool_word(value: &str) -> Option<bool> {
+    match value.trim().to_lowercase().as_str() {
+        "y" | "yes" | "t" | "true" | "on" | "1" => Some(true),
+        "n" | "no" | "f" | "false" | "off" | "0" => Some(false),
+        _ => None,
     }
 }
 

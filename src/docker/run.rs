@@ -1223,6 +1223,26 @@ async fn install_plan(
         pipeline.push_line(LogLevel::Warning, warning.clone());
     }
     let mut lines = requirements.pip_lines();
+    if !lines.is_empty()
+        && !matches!(
+            task.script
+                .binary
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .rsplit('/')
+                .next(),
+            Some("bash" | "sh" | "zsh")
+        )
+        && layout.entry_point.trim().to_lowercase().ends_with(".ipynb")
+    {
+        // mirrors Worker._install_patched_python_requirements.
+        pipeline.push_line(
+            LogLevel::Info,
+            "Force nbconvert patch to convert .ipynb to python".to_string(),
+        );
+        lines.splice(0..0, ["nbconvert".to_string(), "ipython".to_string()]);
+    }
     let mut flags = packages.flags.clone();
     if let Some(torch) = torch_plan(&packages.pytorch, &lines, &repo_files, image_env).await {
         for message in torch.messages {
@@ -1447,6 +1467,7 @@ fn script_spec(
         shlex::split(s)
             .ok_or_else(|| format!("cannot parse the entry point {s:?} (unbalanced quotes)"))
     };
+    let mut notebook = None;
     let (python_args, shell_command) = if matches!(name, "bash" | "sh" | "zsh") {
         let mut argv = vec![name.to_string()];
         if let Some(rest) = entry.strip_prefix("-c") {
@@ -1465,6 +1486,12 @@ fn script_spec(
                 "the task has no entry point (script.entry_point is empty); set it in the task"
                     .into(),
             );
+        } else if entry.to_lowercase().ends_with(".ipynb")
+            && layout.script_dir.join(&entry).exists()
+        {
+            // mirrors Worker.execute: the notebook is converted, then its script runs.
+            argv.push(Path::new(&entry).with_extension("py").display().to_string());
+            notebook = Some(entry.clone());
         } else if entry.split_whitespace().next() == Some("-m")
             || !layout.script_dir.join(&entry).exists()
         {
@@ -1504,6 +1531,7 @@ fn script_spec(
         shell_command,
         freeze_markers: FreezeMarkers::random(),
         build_only: false,
+        notebook,
     })
 }
 

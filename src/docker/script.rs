@@ -93,6 +93,8 @@ pub struct ScriptSpec {
     /// `build --docker`: the script ends once the venv is ready (the image's command runs the
     /// task, see [`run_lines`]).
     pub build_only: bool,
+    /// A notebook entry point (`x.ipynb`), converted to `x.py` with nbconvert before it runs.
+    pub notebook: Option<String>,
 }
 
 /// The package installs of a new venv: pip pins first (pip only), then the steps of
@@ -520,8 +522,15 @@ pub fn run_lines(spec: &ScriptSpec) -> Vec<String> {
         ),
         format!("export PYTHONPATH={}", q(&spec.python_path)),
         ". \"$CLEARML_VENV\"/bin/activate".into(),
-        "echo 'Starting Task Execution:'".into(),
     ];
+    if let Some(notebook) = &spec.notebook {
+        s.push(format!(
+            "\"$CLEARML_VENV\"/bin/python -m nbconvert --to python {nb} || {{ echo {} >&2; exit 1; }}",
+            q(&format!("Failed converting jupyter notebook: {notebook}")),
+            nb = q(notebook)
+        ));
+    }
+    s.push("echo 'Starting Task Execution:'".into());
     let argv: Vec<String> = match &spec.shell_command {
         Some(cmd) => cmd.iter().map(|a| q(a)).collect(),
         None => std::iter::once("\"$CLEARML_VENV\"/bin/python".to_string())
@@ -701,6 +710,7 @@ mod tests {
             shell_command: None,
             freeze_markers: FreezeMarkers::random(),
             build_only: false,
+            notebook: Some("my nb.ipynb".into()),
         });
         let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
         assert!(pos("echo pre") < pos("python3.$i -m pip --version"));
@@ -732,6 +742,10 @@ mod tests {
         assert!(pos(FREEZE_BEGIN) < pos(FREEZE_END));
         assert!(pos("VIRTUAL_ENV") < pos("-m venv"));
         assert!(s.ends_with("exec \"$CLEARML_VENV\"/bin/python -u 'my task.py'"));
+        assert!(
+            pos("-m nbconvert --to python 'my nb.ipynb' || ") < pos("Starting Task Execution"),
+            "{s}"
+        );
     }
 
     /// The project lines under bash with stand-in `poetry` and `uv` that record their

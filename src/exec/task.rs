@@ -144,6 +144,10 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
     }
     // mirrors Worker.execute: _task_logging_pass_control_message before the command is built.
     println!("Running task id [{task_id}]:");
+    let mut prepared = prepared;
+    if is_notebook(&task, &prepared.layout.entry_point) {
+        prepared.layout.entry_point = convert_notebook(&prepared, &env)?;
+    }
     let command = entry_command(&task, &prepared, cfg.optimization, &cfg.base_env)?;
     println!(
         "[{}]$ {}",
@@ -478,7 +482,7 @@ fn prepare_blocking(
         error: e.to_string(),
     })?;
 
-    let (requirements, repo_files) = requirements::choose(
+    let (mut requirements, repo_files) = requirements::choose(
         &Requirements::from_json(&task.script.requirements),
         cfg.force_repo_requirements_txt,
         cfg.force_original_requirements,
@@ -493,6 +497,12 @@ fn prepare_blocking(
     );
     for warning in &requirements.warnings {
         log(warning);
+    }
+    if is_notebook(task, &layout.entry_point)
+        && let Some(pip) = requirements.pip.as_ref().filter(|p| !p.trim().is_empty())
+    {
+        log("Force nbconvert patch to convert .ipynb to python");
+        requirements.pip = Some(notebook_requirements(pip));
     }
     if let Some(script_path) = cfg
         .custom_build_script
@@ -576,6 +586,42 @@ fn forced_code_layout(dir: &Path, entry_point: &str) -> SourceLayout {
         commit: None,
         repo: None,
     }
+}
+
+/// A python task whose entry point is a Jupyter notebook (`*.ipynb`).
+fn is_notebook(task: &Task, entry_point: &str) -> bool {
+    is_python_binary(task.script.binary.as_deref().unwrap_or_default())
+        && entry_point.trim().to_lowercase().ends_with(".ipynb")
+}
+
+/// `python -m nbconvert --to python <notebook>` in the script folder; the converted script's
+/// name. mirrors Worker.execute (the .ipynb branch).
+fn convert_notebook(prepared: &Prepared, env: &BTreeMap<String, String>) -> Result<String> {
+    let notebook = prepared.layout.entry_point.trim();
+    let status = std::process::Command::new(&prepared.env.python)
+        .args(["-m", "nbconvert", "--to", "python", notebook])
+        .current_dir(&prepared.layout.script_dir)
+        .env_clear()
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {}", prepared.env.python.display()))?;
+    if !status.success() {
+        bail!(
+            "Failed [{}] converting jupyter notebook: {notebook}",
+            status.code().unwrap_or(-1)
+        );
+    }
+    Ok(Path::new(notebook)
+        .with_extension("py")
+        .display()
+        .to_string())
+}
+
+/// mirrors Worker._install_patched_python_requirements: a notebook task with requirement lines
+/// also gets `nbconvert` and `ipython` (to convert it before it runs).
+pub fn notebook_requirements(pip: &str) -> String {
+    format!("nbconvert\nipython\n{pip}")
 }
 
 /// A status reason is shown in one line of the UI: keep the first line, at most 200 characters.

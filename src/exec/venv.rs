@@ -277,6 +277,9 @@ pub struct EnvOptions {
     /// The skip-venv modes (`CLEARML_AGENT_SKIP_PIP_VENV_INSTALL`, `..._SKIP_PYTHON_ENV_INSTALL`):
     /// no venv, nothing installed, the interpreter is used as is.
     pub skip_install: bool,
+    /// `CLEARML_AGENT_SKIP_PIP_VENV_INSTALL`: no venv; the requirements are installed into the
+    /// interpreter itself (the one that variable names, else the one found).
+    pub no_venv: bool,
     /// Directory installs run in (the task's repository copy or script dir), so relative paths
     /// in the requirements (`-e .`, `./pkg`) resolve as in the Python agent (`package_api.cwd`).
     pub install_cwd: Option<PathBuf>,
@@ -321,6 +324,7 @@ impl Default for EnvOptions {
             uv_binary: None,
             uv_version: None,
             skip_install: false,
+            no_venv: false,
             install_cwd: None,
             install_order: InstallOrder::default(),
             docker_image: None,
@@ -409,6 +413,17 @@ pub fn build_env(
     }
     let mut pip_env = env.clone();
     pip_env.remove("PYTHONPATH");
+    if opts.no_venv {
+        return build_in_interpreter(
+            python,
+            venv,
+            requirements,
+            repo_requirements_files,
+            opts,
+            &pip_env,
+            log,
+        );
+    }
     let venv_python = venv.join("bin").join("python");
 
     // The venv cache is pip-only, as in the Python agent (not used with uv or poetry).
@@ -605,22 +620,7 @@ pub fn build_env(
         }
     }
 
-    if !task_lines.is_empty() {
-        log("Found task requirements section, trying to install");
-        install_task_lines(&installer, &task_lines, opts, log)?;
-        log("task requirements installation passed");
-    } else if !repo_requirements_files.is_empty() {
-        for f in repo_requirements_files {
-            log(&format!("Trying pip install: {}", f.display()));
-            installer.install(
-                &["-r".to_string(), f.to_string_lossy().into_owned()],
-                &f.display().to_string(),
-                true,
-            )?;
-        }
-    } else {
-        log("Warning: installing NO task requirements or repository requirements");
-    }
+    install_requirements(&installer, &task_lines, repo_requirements_files, opts, log)?;
 
     // mirrors Worker.execute: skip_freeze when there are no requirements and no repository
     // (nothing was installed, so there is nothing to record or cache).
@@ -677,6 +677,63 @@ pub fn build_env(
         frozen,
         cache_hit: false,
         cache_entry,
+    })
+}
+
+/// The task's requirement lines, else the repository's requirements files.
+fn install_requirements(
+    installer: &Installer,
+    task_lines: &[String],
+    repo_requirements_files: &[PathBuf],
+    opts: &EnvOptions,
+    log: &dyn Fn(&str),
+) -> Result<(), EnvError> {
+    if !task_lines.is_empty() {
+        log("Found task requirements section, trying to install");
+        install_task_lines(installer, task_lines, opts, log)?;
+        log("task requirements installation passed");
+    } else if !repo_requirements_files.is_empty() {
+        for f in repo_requirements_files {
+            log(&format!("Trying pip install: {}", f.display()));
+            installer.install(
+                &["-r".to_string(), f.to_string_lossy().into_owned()],
+                &f.display().to_string(),
+                true,
+            )?;
+        }
+    } else {
+        log("Warning: installing NO task requirements or repository requirements");
+    }
+    Ok(())
+}
+
+/// `CLEARML_AGENT_SKIP_PIP_VENV_INSTALL`: an empty venv folder (for the code), the requirements
+/// installed with pip into the interpreter itself, and its freeze. No venv cache, no pip
+/// upgrade. mirrors Worker.install_virtualenv with skip_pip_venv_install (SystemPip).
+fn build_in_interpreter(
+    python: &PythonInfo,
+    venv: PathBuf,
+    requirements: &Requirements,
+    repo_requirements_files: &[PathBuf],
+    opts: &EnvOptions,
+    pip_env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<BuiltEnv, EnvError> {
+    fs::create_dir_all(&venv).map_err(io_err(format!("creating {}", venv.display())))?;
+    log(&format!(
+        "Python interpreter {} is used as is (CLEARML_AGENT_SKIP_PIP_VENV_INSTALL): no virtual environment",
+        python.exe.display()
+    ));
+    let installer = Installer::new(opts, None, &python.exe, pip_env, log)?;
+    let task_lines = requirements.pip_lines();
+    install_requirements(&installer, &task_lines, repo_requirements_files, opts, log)?;
+    let frozen = freeze(None, &python.exe, pip_env, log)?;
+    Ok(BuiltEnv {
+        venv,
+        python: python.exe.clone(),
+        frozen,
+        cache_hit: false,
+        cache_entry: None,
     })
 }
 

@@ -254,3 +254,76 @@ fn only_rank_zero_changes_the_tasks_status() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(ctx.server.task(&task).unwrap()["status"], "completed");
 }
+
+/// `CLEARML_AGENT_SKIP_PIP_VENV_INSTALL=<interpreter>`: no venv is made; the task's requirements
+/// go into that interpreter, which runs the task (mirrors the Python agent's SystemPip).
+#[test]
+fn skip_pip_venv_install_installs_into_the_named_interpreter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let interpreter_env = tmp.path().join("own-env");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&interpreter_env)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let python = interpreter_env.join("bin/python");
+    let ctx = AgentContext::builder()
+        .with_venvs()
+        .env(
+            "CLEARML_AGENT_SKIP_PIP_VENV_INSTALL",
+            &python.display().to_string(),
+        )
+        .build();
+    let task = ctx
+        .server
+        .create_task(serde_json::json!({
+            "name": "own interpreter",
+            "script": {"binary": "python3", "entry_point": "task.py", "working_dir": ".",
+                "diff": "import six, sys\nprint('six', six.__version__, 'in', sys.prefix)\n",
+                "requirements": {"pip": "six==1.16.0\n"}},
+        }))
+        .unwrap();
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains(&format!("six 1.16.0 in {}", interpreter_env.display())),
+        "{log}"
+    );
+    let six = std::process::Command::new(&python)
+        .args(["-c", "import six; print(six.__version__)"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&six.stdout).trim(), "1.16.0");
+}
+
+/// A task whose entry point is a Jupyter notebook: nbconvert (and ipython) join its requirements,
+/// the notebook is converted to a script, and the script runs.
+#[test]
+fn a_notebook_entry_point_is_converted_and_run() {
+    let ctx = AgentContext::builder().with_venvs().build();
+    let notebook = serde_json::json!({
+        "cells": [{"cell_type": "code", "execution_count": null, "metadata": {}, "outputs": [],
+                   "source": ["import six\n", "print('hello from the notebook', six.__version__)"]}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5
+    });
+    let task = ctx
+        .server
+        .create_task(serde_json::json!({
+            "name": "notebook",
+            "script": {"binary": "python3", "entry_point": "analysis.ipynb", "working_dir": ".",
+                "diff": notebook.to_string(),
+                "requirements": {"pip": "six==1.16.0\n"}},
+        }))
+        .unwrap();
+    let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
+    let log = ctx.server.log_text(&task).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("Force nbconvert patch to convert .ipynb to python"),
+        "{log}"
+    );
+    assert!(log.contains("hello from the notebook 1.16.0"), "{log}");
+    assert!(log.contains("analysis.py"), "{log}");
+}

@@ -203,6 +203,13 @@ pub fn daemon_config(
         report_interval: settings.agent.status_report_interval,
         foreground: opts.foreground,
         child_report_tags: opts.child_report_tags.clone().unwrap_or_default(),
+        // mirrors Worker.new_monitor: a services-mode daemon reports no tags of its own; else
+        // its --child-report-tags, else CLEARML_WORKER_TAGS (ResourceMonitor).
+        report_tags: match &opts.child_report_tags {
+            _ if opts.services_mode.is_some() => Vec::new(),
+            Some(tags) if !tags.is_empty() => tags.clone(),
+            _ => settings.agent.worker_tags.clone(),
+        },
         dynamic_gpus: opts.dynamic_gpus,
         services_mode: opts.services_mode,
         schedule: crate::worker::schedule::Schedule::from_lists(
@@ -311,7 +318,8 @@ pub fn execute_report_config(
     ReportConfig {
         worker_id: worker_id.to_string(),
         queues: Vec::new(),
-        tags: Vec::new(),
+        // mirrors ResourceMonitor: the tags a daemon passed down in CLEARML_WORKER_TAGS.
+        tags: settings.agent.worker_tags.clone(),
         period: settings.agent.status_report_interval,
         disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
         default_gpu_utilization: settings.agent.default_gpu_utilization,

@@ -280,6 +280,9 @@ pub struct AgentSettings {
     pub node_rank: u32,
     /// `CLEARML_MULTI_NODE_SINGLE_TASK` above 0: the other ranks' log lines say their rank.
     pub multi_node_single_task: bool,
+    /// `CLEARML_WORKER_TAGS` (shell words): the tags of this worker's status reports when no
+    /// `--child-report-tags` are given (a daemon sets it for its task processes).
+    pub worker_tags: Vec<String>,
     /// `CLEARML_AGENT_EXEC_USER`: run the task as this Unix user.
     pub exec_user: Option<String>,
     /// `CLEARML_AGENT_EXTRA_PYTHON_PATH`.
@@ -1599,6 +1602,9 @@ fn agent_settings(
             .or_else(|| env(EnvVars::SLURM_PROCID))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0),
+        worker_tags: env(EnvVars::CLEARML_WORKER_TAGS)
+            .and_then(|v| shlex::split(&v))
+            .unwrap_or_default(),
         multi_node_single_task: env(EnvVars::CLEARML_MULTI_NODE_SINGLE_TASK)
             .and_then(|v| v.trim().parse::<i64>().ok())
             .is_some_and(|v| v > 0),

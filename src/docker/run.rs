@@ -982,7 +982,12 @@ fn container_body_and_ignored(
         format!("{}=1", crate::env::EnvVars::PYTHONUNBUFFERED),
     ];
     if !job.worker_tags.is_empty() {
-        env.push(format!("CLEARML_WORKER_TAGS={}", job.worker_tags.join(" ")));
+        env.push(format!(
+            "{}={}",
+            crate::env::EnvVars::CLEARML_WORKER_TAGS,
+            shlex::try_join(job.worker_tags.iter().map(String::as_str))
+                .unwrap_or_else(|_| job.worker_tags.join(" "))
+        ));
     }
     env.extend(gpu_env);
     // mirrors _get_docker_cmd: a token-only agent hands its token to the container.

@@ -51,6 +51,8 @@ pub struct DaemonConfig {
     pub report_interval: Duration,
     pub foreground: bool,
     pub child_report_tags: Vec<String>,
+    /// The tags of the daemon's own status reports.
+    pub report_tags: Vec<String>,
     /// `--dynamic-gpus`: `queues` are `<name>=<gpus>` and tasks get GPUs from `visible_gpus`.
     pub dynamic_gpus: bool,
     /// `--services-mode [N]` (-1: no limit): tasks run at once as monitored `execute` processes.
@@ -173,7 +175,7 @@ pub async fn run(
         ReportConfig {
             worker_id: worker_id.clone(),
             queues: queue_ids.clone(),
-            tags: cfg.child_report_tags.clone(),
+            tags: cfg.report_tags.clone(),
             period: cfg.report_interval,
             disk_path: cfg.disk_path.clone(),
             gpus: cfg.visible_gpus.clone(),
@@ -571,7 +573,9 @@ async fn run_pulled(
     if !cfg.child_report_tags.is_empty() {
         env.insert(
             EnvVars::CLEARML_WORKER_TAGS.into(),
-            cfg.child_report_tags.join(" "),
+            // mirrors Worker.run_one_task: shell-quoted words.
+            shlex::try_join(cfg.child_report_tags.iter().map(String::as_str))
+                .unwrap_or_else(|_| cfg.child_report_tags.join(" ")),
         );
     }
     if let (Some(docker), Some(engine)) = (&cfg.docker, engine) {

@@ -357,20 +357,17 @@ fn status_reports_carry_child_tags_and_no_gpu_fields_without_nvml() {
         "--cpu-only",
         "--child-report-tags",
         "alpha",
-        "beta",
+        "be ta",
     ]);
     ctx.wait_status(&task, &["completed"], Some(&d));
-    assert!(
-        ctx.server
-            .log_text(&task)
-            .unwrap()
-            .contains("tags=alpha beta")
-    );
+    // Shell words, as the Python agent writes them (shlex.quote).
+    let log = ctx.server.log_text(&task).unwrap();
+    assert!(log.contains("tags=alpha 'be ta'"), "{log}");
     let id = format!("{NAME}:cpu:0");
     let w = wait_for("a report with machine stats", || {
         worker(&ctx, &id).filter(|w| w["machine_stats"].is_object())
     });
-    assert_eq!(w["tags"], serde_json::json!(["alpha", "beta"]), "{w}");
+    assert_eq!(w["tags"], serde_json::json!(["alpha", "be ta"]), "{w}");
     let stats = w["machine_stats"].as_object().unwrap();
     assert!(stats.contains_key("memory_used"), "{w}");
     // This machine has no NVML library: no GPU field at all, and the daemon kept running.
@@ -552,4 +549,39 @@ fn stopping_a_services_agent_stops_every_service_task() {
     }
     assert!(ctx.server.workers().unwrap().is_empty());
     assert!(registry_files(&ctx).is_empty());
+}
+
+/// A monitored `execute` reports the tags a daemon passed down in `CLEARML_WORKER_TAGS` (mirrors
+/// ResourceMonitor).
+#[test]
+fn monitored_execute_reports_the_tags_it_was_given() {
+    let ctx = AgentContext::builder()
+        .env("CLEARML_WORKER_NAME", NAME)
+        .env("CLEARML_WORKER_TAGS", "gamma 'del ta'")
+        .env("CLEARML_AGENT_STATUS_REPORT_FREQ_SEC", "1")
+        .build();
+    let release = ctx.root().join("release");
+    let task = ctx.script_task(
+        "tagged execute",
+        &format!(
+            "import os, time\nwhile not os.path.exists({r:?}):\n    time.sleep(0.05)\nprint('released')\n",
+            r = release.display().to_string()
+        ),
+    );
+    let mut child = ctx
+        .command(&["execute", "--id", &task, "--full-monitoring"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let w = wait_for("the execute worker's report", || {
+        ctx.server
+            .workers()
+            .unwrap()
+            .into_iter()
+            .find(|w| w["tags"] == serde_json::json!(["gamma", "del ta"]))
+    });
+    std::fs::write(&release, "").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(w["id"].as_str().unwrap_or("").starts_with(NAME), "{w}");
 }

@@ -2,7 +2,8 @@
 //! them: `package_manager.type: uv` runs `uv sync` (`--locked` with a `uv.lock`) and `type: poetry`
 //! runs `poetry install` instead of installing the task's requirement lines; a uv project that
 //! cannot be synced falls back to the task's lines. Real `execute`, real git repositories, real
-//! uv and poetry (scripts/test-tools.sh installs them from PyPI), packages from PyPI.
+//! uv and poetry (scripts/test-tools.sh installs them from PyPI), every package from a local
+//! index (no network needed).
 
 use std::path::Path;
 use std::process::Command;
@@ -10,8 +11,29 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::context::{AgentContext, git};
+use crate::index::PackageIndex;
 
-/// A git repository holding `files` and `task.py` (prints six's version), committed on `main`.
+/// The local index: `clearml-rs-dep==1.0` (module `VALUE = 7`).
+fn dep_index() -> PackageIndex {
+    PackageIndex::builder()
+        .wheel("simple", "clearml-rs-dep", "1.0", "VALUE = 7\n")
+        .start()
+}
+
+/// A venv-mode context whose pip and uv know only the local index.
+fn offline(index: &PackageIndex, conf: &str) -> AgentContext {
+    let simple = index.url("simple");
+    AgentContext::builder()
+        .with_venvs()
+        .conf(conf)
+        .env("PIP_INDEX_URL", &simple)
+        .env("UV_INDEX_URL", &simple)
+        .env("UV_DEFAULT_INDEX", &simple)
+        .build()
+}
+
+/// A git repository holding `files` and `task.py` (prints the dependency's value and where it
+/// runs), committed on `main`.
 fn project_repo(files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("project");
@@ -19,7 +41,7 @@ fn project_repo(files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
     git(&path, &["init", "-q", "-b", "main"]);
     std::fs::write(
         path.join("task.py"),
-        "import six, sys\nprint('six', six.__version__, 'from', sys.prefix)\n",
+        "import clearml_rs_dep, sys\nprint('dep value', clearml_rs_dep.VALUE, 'from', sys.prefix)\n",
     )
     .unwrap();
     for (name, text) in files {
@@ -42,8 +64,15 @@ fn task_of(ctx: &AgentContext, repo: &Path, commit: &str, pip: &str) -> String {
         .unwrap()
 }
 
-const UV_PROJECT: &str = "[project]\nname = \"demo\"\nversion = \"0.1\"\n\
-    requires-python = \">=3.8\"\ndependencies = [\"six==1.16.0\"]\n\n[tool.uv]\npackage = false\n";
+/// A uv project depending on `dep` from the local index.
+fn uv_project(index: &PackageIndex, dep: &str) -> String {
+    format!(
+        "[project]\nname = \"demo\"\nversion = \"0.1\"\nrequires-python = \">=3.8\"\n\
+         dependencies = [\"{dep}\"]\n\n[tool.uv]\npackage = false\n\n\
+         [[tool.uv.index]]\nname = \"local\"\nurl = \"{}\"\ndefault = true\n",
+        index.url("simple")
+    )
+}
 
 /// `uv lock` of `pyproject` in a scratch folder: the lock file text.
 fn uv_lock(pyproject: &str) -> String {
@@ -64,12 +93,11 @@ fn uv_lock(pyproject: &str) -> String {
 
 #[test]
 fn a_locked_uv_project_is_synced_and_the_tasks_lines_ignored() {
-    let lock = uv_lock(UV_PROJECT);
-    let (repo, commit) = project_repo(&[("pyproject.toml", UV_PROJECT), ("uv.lock", &lock)]);
-    let ctx = AgentContext::builder()
-        .with_venvs()
-        .conf("agent.package_manager.type: uv")
-        .build();
+    let index = dep_index();
+    let pyproject = uv_project(&index, "clearml-rs-dep==1.0");
+    let lock = uv_lock(&pyproject);
+    let (repo, commit) = project_repo(&[("pyproject.toml", &pyproject), ("uv.lock", &lock)]);
+    let ctx = offline(&index, "agent.package_manager.type: uv");
     // A line nothing can install: the project's own files are used instead.
     let task = task_of(
         &ctx,
@@ -89,7 +117,7 @@ fn a_locked_uv_project_is_synced_and_the_tasks_lines_ignored() {
     assert!(log.contains(" sync --locked"), "{log}");
     let venvs = ctx.root().join("venvs");
     assert!(
-        log.contains(&format!("six 1.16.0 from {}", venvs.display())),
+        log.contains(&format!("dep value 7 from {}", venvs.display())),
         "{log}"
     );
     assert!(!log.contains("clearml-rs-no-such-package==9.9 "), "{log}");
@@ -97,38 +125,43 @@ fn a_locked_uv_project_is_synced_and_the_tasks_lines_ignored() {
     assert!(
         t["script"]["requirements"]["pip"]
             .to_string()
-            .contains("six==1.16.0"),
+            .contains("clearml-rs-dep==1.0"),
         "{t}"
     );
 }
 
 #[test]
 fn a_uv_project_that_cannot_sync_falls_back_to_the_tasks_lines() {
-    let broken = UV_PROJECT.replace("six==1.16.0", "clearml-rs-no-such-package==9.9");
+    let index = dep_index();
+    let broken = uv_project(&index, "clearml-rs-no-such-package==9.9");
     let (repo, commit) = project_repo(&[("pyproject.toml", &broken)]);
-    let ctx = AgentContext::builder()
-        .with_venvs()
-        .conf("agent.package_manager.type: uv")
-        .build();
-    let task = task_of(&ctx, &repo.path().join("project"), &commit, "six==1.16.0\n");
+    let ctx = offline(&index, "agent.package_manager.type: uv");
+    let task = task_of(
+        &ctx,
+        &repo.path().join("project"),
+        &commit,
+        "clearml-rs-dep==1.0\n",
+    );
     let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
     let log = ctx.server.log_text(&task).unwrap();
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(log.contains("Reverting to UV as pip replacement"), "{log}");
     assert!(!log.contains("sync --locked"), "{log}");
-    assert!(log.contains("six 1.16.0 from"), "{log}");
+    assert!(log.contains("dep value 7 from"), "{log}");
 }
 
 #[test]
 fn a_poetry_project_is_installed_with_poetry_into_the_tasks_venv() {
-    let pyproject = "[tool.poetry]\nname = \"demo\"\nversion = \"0.1.0\"\ndescription = \"\"\n\
-        authors = [\"t <t@example.com>\"]\npackage-mode = false\n\n\
-        [tool.poetry.dependencies]\npython = \">=3.8\"\nsix = \"1.16.0\"\n";
-    let (repo, commit) = project_repo(&[("pyproject.toml", pyproject)]);
-    let ctx = AgentContext::builder()
-        .with_venvs()
-        .conf("agent.package_manager.type: poetry")
-        .build();
+    let index = dep_index();
+    let pyproject = format!(
+        "[tool.poetry]\nname = \"demo\"\nversion = \"0.1.0\"\ndescription = \"\"\n\
+         authors = [\"t <t@example.com>\"]\npackage-mode = false\n\n\
+         [tool.poetry.dependencies]\npython = \">=3.8\"\nclearml-rs-dep = \"1.0\"\n\n\
+         [[tool.poetry.source]]\nname = \"local\"\nurl = \"{}\"\npriority = \"primary\"\n",
+        index.url("simple")
+    );
+    let (repo, commit) = project_repo(&[("pyproject.toml", &pyproject)]);
+    let ctx = offline(&index, "agent.package_manager.type: poetry");
     let task = task_of(
         &ctx,
         &repo.path().join("project"),
@@ -147,15 +180,15 @@ fn a_poetry_project_is_installed_with_poetry_into_the_tasks_venv() {
     assert!(log.contains("poetry install -n"), "{log}");
     let venvs = ctx.root().join("venvs");
     assert!(
-        log.contains(&format!("six 1.16.0 from {}", venvs.display())),
+        log.contains(&format!("dep value 7 from {}", venvs.display())),
         "{log}"
     );
-    // The freeze as the Python agent records it from `poetry show`.
+    // The freeze as the Python agent records it from `poetry show` (`name==version # ...`).
     let t = ctx.server.task(&task).unwrap();
     assert!(
         t["script"]["requirements"]["pip"]
             .to_string()
-            .contains("six==1.16.0 # Python 2 and 3 compatibility utilities"),
+            .contains("clearml-rs-dep==1.0 #"),
         "{t}"
     );
 
@@ -165,7 +198,7 @@ fn a_poetry_project_is_installed_with_poetry_into_the_tasks_venv() {
         &ctx,
         &plain.path().join("project"),
         &commit,
-        "six==1.16.0\n",
+        "clearml-rs-dep==1.0\n",
     );
     let out = ctx.command(&["execute", "--id", &task]).output().unwrap();
     let log = ctx.server.log_text(&task).unwrap();
@@ -174,7 +207,7 @@ fn a_poetry_project_is_installed_with_poetry_into_the_tasks_venv() {
         log.contains("Could not find pyproject.toml or poetry.lock file in"),
         "{log}"
     );
-    assert!(log.contains("six 1.16.0 from"), "{log}");
+    assert!(log.contains("dep value 7 from"), "{log}");
 }
 
 /// In docker mode the uv project is synced inside the container, into its venv, from the index

@@ -1,7 +1,7 @@
 //! PyTorch requirements resolved as the Python agent resolves them: a `torch==X+cu118` pin on a
 //! machine with CUDA 11.8 installs from the matching PyTorch index (probed, newest first), and
 //! without CUDA the pin is loosened to the configured indexes. Real `execute`, real venvs and pip,
-//! a real local index standing in for download.pytorch.org (no network needed for torch).
+//! a real local index standing in for download.pytorch.org and PyPI (no network needed).
 
 use serde_json::json;
 
@@ -30,10 +30,12 @@ fn a_cuda_pin_installs_from_the_matching_pytorch_index() {
     let index = PackageIndex::builder()
         .wheel("whl/cu118", "torch", "1.99.0+cu118", &torch_body("cu118"))
         .wheel("whl/cu117", "torch", "1.99.0+cu117", &torch_body("cu117"))
+        .wheel("simple", "clearml-rs-dep", "1.0", "")
         .start();
     let template = format!("http://127.0.0.1:{}/whl/cu{{}}/", index.port);
     let ctx = AgentContext::builder()
         .with_venvs()
+        .env("PIP_INDEX_URL", &index.url("simple"))
         .conf(&format!(
             "agent.cuda_version: \"12.1\"\nagent.package_manager.extra_index_url_template: \"{template}\""
         ))
@@ -54,6 +56,7 @@ fn a_cuda_pin_installs_from_the_matching_pytorch_index() {
     // `pytorch_resolve: none` installs the line as written: the pin is not on any index.
     let ctx = AgentContext::builder()
         .with_venvs()
+        .env("PIP_INDEX_URL", &index.url("simple"))
         .conf(&format!(
             "agent.cuda_version: \"11.8\"\nagent.package_manager.extra_index_url_template: \"{template}\"\nagent.package_manager.pytorch_resolve: none"
         ))
@@ -73,9 +76,9 @@ fn without_cuda_the_pin_is_loosened_to_the_configured_indexes() {
     let template = format!("http://127.0.0.1:{}/whl/cu{{}}/", index.port);
     let ctx = AgentContext::builder()
         .with_venvs()
+        .env("PIP_INDEX_URL", &index.url("simple"))
         .conf(&format!(
-            "agent.package_manager.extra_index_url_template: \"{template}\"\nagent.package_manager.extra_index_url: [\"{}\"]",
-            index.url("simple")
+            "agent.package_manager.extra_index_url_template: \"{template}\""
         ))
         .build();
     // No GPU on this machine and `--cpu-only`: CUDA 0, no PyTorch index.

@@ -68,7 +68,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
 
     if let Command::Init(args) = command {
         // init needs no configuration (the file may not exist yet).
-        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let home = config::home_from_process();
         let target = commands::init::target_file(cli.config_file.as_deref(), home.as_deref())?;
         let stdin = std::io::stdin();
         let mut input = stdin.lock();

@@ -173,6 +173,9 @@ impl EnvVars {
     pub const CLEARML_AGENT_GIT_USE_AZURE_PAT: &'static str = "CLEARML_AGENT_GIT_USE_AZURE_PAT";
     /// ssh-agent socket, mounted into containers when set.
     pub const SSH_AUTH_SOCK: &'static str = "SSH_AUTH_SOCK";
+    /// Where the docker CLI's configuration is (default `~/.docker`): `config.json` gives the
+    /// agent its registry credentials for pulls.
+    pub const DOCKER_CONFIG: &'static str = "DOCKER_CONFIG";
 
     // ---- python environment building --------------------------------------------------------------
 

@@ -54,7 +54,8 @@ pub fn client_config(settings: &Settings) -> Result<ClientConfig> {
     cfg.retries = RetryPolicy {
         total: api.retries.total,
         backoff_factor: api.retries.backoff_factor,
-        max_backoff: Duration::from_secs_f64(api.retries.backoff_max.max(0.0)),
+        max_backoff: Duration::try_from_secs_f64(api.retries.backoff_max.max(0.0))
+            .unwrap_or(Duration::from_secs(120)),
         ..RetryPolicy::default()
     };
     cfg.worker_header = settings.agent.worker_name.clone();
@@ -68,7 +69,7 @@ pub fn client_config(settings: &Settings) -> Result<ClientConfig> {
 /// mirrors clearml_agent/session.py: Session.__init__ (CUDA/NVIDIA variables) and
 /// backend_config/utils.py: apply_environment
 pub fn base_env(settings: &Settings, worker: &WorkerOptions) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    let mut env: BTreeMap<String, String> = settings.process.vars.clone();
     if settings.agent.apply_environment {
         for (k, v) in &settings.environment {
             env.insert(k.clone(), v.clone());
@@ -105,20 +106,16 @@ pub fn temp_dir(settings: &Settings) -> PathBuf {
         .agent
         .temp_dir
         .clone()
-        .unwrap_or_else(std::env::temp_dir)
-}
-
-fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
+        .unwrap_or_else(|| settings.process.temp_dir.clone())
 }
 
 /// The supervision of a monitored `execute` (its own task, with or without docker): aborts are
 /// polled at the daemon's interval (`CLEARML_AGENT_QUEUE_POLL_FREQ_SEC`, else 5 s), output is
 /// echoed, and `--log-file` gets a copy.
 pub fn execute_supervise_config(settings: &Settings, opts: &ExecuteOptions) -> SuperviseConfig {
-    let poll = Duration::from_secs_f64(settings.agent.queue_poll_freq_sec.unwrap_or(5.0).max(0.1));
+    let poll =
+        Duration::try_from_secs_f64(settings.agent.queue_poll_freq_sec.unwrap_or(5.0).max(0.1))
+            .unwrap_or(Duration::from_secs(5));
     let mut sup = supervise_config(settings, poll, true);
     sup.log_file = opts.log_file.clone();
     sup
@@ -216,8 +213,12 @@ pub fn daemon_config(
             opts.uptime.as_deref(),
             opts.downtime.as_deref(),
         )?,
-        registry_dir: std::env::temp_dir(),
-        disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
+        registry_dir: settings.process.temp_dir.clone(),
+        disk_path: settings
+            .agent
+            .disk_use_path
+            .clone()
+            .unwrap_or_else(|| settings.process.home_or_root()),
         default_gpu_utilization: settings.agent.default_gpu_utilization,
         // A container gets the configuration less the host-only secrets (git credentials);
         // `execute` children and services clone themselves and get all of it.
@@ -235,7 +236,7 @@ pub fn daemon_config(
         self_exe,
         base_env,
         supervise: SuperviseConfig {
-            pending_status_dir: Some(std::env::temp_dir()),
+            pending_status_dir: Some(settings.process.temp_dir.clone()),
             ..supervise_config(settings, opts.polling_interval, opts.foreground)
         },
         docker: opts
@@ -273,7 +274,7 @@ pub fn slurm_config(
         order_fairness: opts.order_fairness,
         foreground: opts.foreground,
         report_interval: settings.agent.status_report_interval,
-        registry_dir: std::env::temp_dir(),
+        registry_dir: settings.process.temp_dir.clone(),
         self_exe,
         config_file,
         debug: settings.debug,
@@ -304,7 +305,7 @@ pub fn full_monitoring_identity(
         env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).map(String::as_str),
         false,
     );
-    (fixed, name, std::env::temp_dir())
+    (fixed, name, settings.process.temp_dir.clone())
 }
 
 /// The status reports of a monitored `execute` (mirrors Worker.execute: report_monitor with the
@@ -321,7 +322,11 @@ pub fn execute_report_config(
         // mirrors ResourceMonitor: the tags a daemon passed down in CLEARML_WORKER_TAGS.
         tags: settings.agent.worker_tags.clone(),
         period: settings.agent.status_report_interval,
-        disk_path: settings.agent.disk_use_path.clone().unwrap_or_else(home),
+        disk_path: settings
+            .agent
+            .disk_use_path
+            .clone()
+            .unwrap_or_else(|| settings.process.home_or_root()),
         default_gpu_utilization: settings.agent.default_gpu_utilization,
         gpus: env.get(EnvVars::NVIDIA_VISIBLE_DEVICES).cloned(),
         is_daemon: false,
@@ -342,10 +347,13 @@ pub fn docker_config(
     // The clone is done on the host: under the untrusted-tasks policy the host's SSH keys and
     // agent are not handed to the task.
     let no_ssh = agent.disable_ssh_mount || agent.docker_untrusted_tasks;
-    let ssh_auth_sock = std::env::var(EnvVars::SSH_AUTH_SOCK)
-        .ok()
-        .filter(|s| !s.is_empty() && !no_ssh);
-    let ssh_dir = (!no_ssh && ssh_auth_sock.is_none()).then(|| home().join(".ssh"));
+    let ssh_auth_sock = settings
+        .process
+        .get(EnvVars::SSH_AUTH_SOCK)
+        .filter(|_| !no_ssh)
+        .map(str::to_string);
+    let ssh_dir =
+        (!no_ssh && ssh_auth_sock.is_none()).then(|| settings.process.home_or_root().join(".ssh"));
     // mirrors _get_docker_cmd: `CLEARML_AGENT_K8S_HOST_MOUNT=/mnt/host/data:/root/.clearml`.
     let host_mount = agent.docker_host_mount.as_deref().and_then(|v| {
         let (node, pod) = v.split_once(':')?;
@@ -412,7 +420,7 @@ pub fn docker_config(
         } else {
             [".git-credentials", ".gitconfig"]
                 .iter()
-                .map(|name| home().join(name))
+                .map(|name| settings.process.home_or_root().join(name))
                 .filter(|p| p.is_file())
                 .collect()
         },
@@ -457,9 +465,11 @@ pub fn docker_config(
         skip_gpus_flag: agent.docker_skip_gpus_flag,
         log_level: worker.log_level.as_str().to_string(),
         registry_config: std::fs::read_to_string(
-            std::env::var_os("DOCKER_CONFIG")
+            settings
+                .process
+                .get(EnvVars::DOCKER_CONFIG)
                 .map(PathBuf::from)
-                .unwrap_or_else(|| home().join(".docker"))
+                .unwrap_or_else(|| settings.process.home_or_root().join(".docker"))
                 .join("config.json"),
         )
         .ok(),

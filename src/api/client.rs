@@ -71,7 +71,7 @@ impl RetryPolicy {
         let base = self.backoff_factor.max(0.0) * 2f64.powi(retry.min(60) as i32);
         let capped = base.min(self.max_backoff.as_secs_f64());
         let jitter: f64 = rand::Rng::random_range(&mut rand::rng(), 0.5..=1.0);
-        Duration::from_secs_f64(capped * jitter)
+        Duration::try_from_secs_f64(capped * jitter).unwrap_or(self.max_backoff)
     }
 }
 

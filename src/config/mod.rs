@@ -91,7 +91,14 @@ pub fn resolve_from_process(cli: &Cli) -> Result<Resolved, Error> {
         .filter(|(k, _)| k.starts_with(EnvVars::CLEARML_AGENT_CONFIG_PREFIX))
         .collect();
     let home = env(EnvVars::HOME).map(PathBuf::from);
-    resolve_with_injected(cli, &env, &injected, home.as_deref())
+    let mut resolved = resolve_with_injected(cli, &env, &injected, home.as_deref())?;
+    resolved.settings.process = settings::ProcessEnv::capture();
+    Ok(resolved)
+}
+
+/// `HOME` of this process (for `init`, which needs no configuration).
+pub fn home_from_process() -> Option<PathBuf> {
+    std::env::var_os(EnvVars::HOME).map(PathBuf::from)
 }
 
 /// Resolve defaults < file < env < CLI. `env` looks a variable up; `home` is the user's home directory.

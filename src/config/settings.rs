@@ -36,6 +36,44 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     /// The sub-command and its typed options.
     pub command: CommandOptions,
+    /// The agent process's environment, captured once with the settings (what task processes
+    /// start from; nothing later reads the process environment).
+    pub process: ProcessEnv,
+}
+
+/// The process environment as the agent started with it.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessEnv {
+    /// Every variable.
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// `HOME` (see [`ProcessEnv::home_or_root`]).
+    home: Option<PathBuf>,
+    /// The system's temporary folder (`TMPDIR`, else `/tmp`).
+    pub temp_dir: PathBuf,
+}
+
+impl ProcessEnv {
+    /// The environment of this process, read now.
+    pub fn capture() -> ProcessEnv {
+        ProcessEnv {
+            vars: std::env::vars().collect(),
+            home: std::env::var_os(EnvVars::HOME).map(PathBuf::from),
+            temp_dir: std::env::temp_dir(),
+        }
+    }
+
+    /// A variable, when set and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `HOME`, else `/`.
+    pub fn home_or_root(&self) -> PathBuf {
+        self.home.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
 }
 
 /// `api` section.
@@ -1030,6 +1068,7 @@ impl Settings {
             debug,
             config_file: None,
             command,
+            process: ProcessEnv::default(),
         })
     }
 }

@@ -787,10 +787,7 @@ mod tests {
             );
             let out = std::process::Command::new("bash")
                 .args(["-c", &script])
-                .env(
-                    "PATH",
-                    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
-                )
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
                 .output()
                 .unwrap();
             String::from_utf8_lossy(&out.stdout).into_owned()

@@ -220,7 +220,9 @@ async fn poll_once(
     say(format!(
         "Task abort callback timeout set, waiting for max {timeout:?} sec"
     ));
-    state.callback = Some((Instant::now(), Duration::from_secs_f64(timeout)));
+    // The server's figures: a value that is no duration (NaN) waits not at all.
+    let timeout = Duration::try_from_secs_f64(timeout).unwrap_or(Duration::ZERO);
+    state.callback = Some((Instant::now(), timeout));
     if callback.completed {
         (Some(reason), state)
     } else {

@@ -157,6 +157,53 @@ fn every_setting_read_is_acted_on_or_warned_about() {
     );
 }
 
+/// The architecture's invariants that a search can check: the process environment is read in
+/// `src/config/` and `src/env.rs` only (captured once into the settings), and seconds become a
+/// `Duration` there only, validated (`Duration::from_secs_f64` panics on a negative, NaN or huge
+/// value; elsewhere `try_from_secs_f64`).
+#[test]
+fn the_process_environment_and_raw_seconds_stay_in_the_settings_layer() {
+    let mut offenders = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap()
+                .display()
+                .to_string();
+            if path.is_dir() {
+                if rel != "src/config" {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            if rel == "src/env.rs" || path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for needle in [
+                    "std::env::var",
+                    "env::vars()",
+                    "env::var_os",
+                    "temp_dir()",
+                    "Duration::from_secs_f64(",
+                ] {
+                    if line.contains(needle) {
+                        offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
+
 /// The first-column names of the tables of a markdown page, with their section and meaning.
 fn table_names(page: &str) -> Vec<(String, String, String)> {
     // (section, name, the row's last cell)

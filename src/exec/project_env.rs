@@ -192,65 +192,17 @@ fn poetry_binary(
     env: &HashMap<String, String>,
     log: &dyn Fn(&str),
 ) -> Result<PathBuf, String> {
-    let pin = opts
-        .poetry_version
-        .as_deref()
-        .map(|v| v.replace(' ', ""))
-        .filter(|v| !v.is_empty());
-    let side = PathBuf::from(format!("{}_poetry", venv.display()));
-    let side_poetry = side.join("bin").join("poetry");
-    if pin.is_none() {
-        if let Some(found) = super::venv::which("poetry", env) {
-            log(
-                "Notice: Poetry was found, no specific version required, skipping poetry installation",
-            );
-            return Ok(found);
-        }
-        if side_poetry.is_file() {
-            return Ok(side_poetry);
-        }
-    }
-    let spec = match &pin {
-        Some(v) if v.contains(['=', '~', '<', '>']) => format!("poetry{v}"),
-        Some(v) => format!("poetry=={v}"),
-        None => "poetry".to_string(),
-    };
-    log(&format!(
-        "Installing / Upgrading Poetry package to {}",
-        pin.as_deref().unwrap_or("latest")
-    ));
-    if !side.join("bin").join("python").exists() {
-        let args: Vec<OsString> = vec!["-m".into(), "venv".into(), side.clone().into()];
-        let out = run(&python.exe, &args, Path::new("/"), env, log)?;
-        if !out.success {
-            return Err(format!(
-                "creating {}: {}",
-                side.display(),
-                out.failure_summary()
-            ));
-        }
-    }
-    let mut pip_env = env.clone();
-    pip_env.remove("PYTHONPATH");
-    let args: Vec<OsString> = vec![
-        "-m".into(),
-        "pip".into(),
-        "--disable-pip-version-check".into(),
-        "install".into(),
-        spec.clone().into(),
-        "--upgrade".into(),
-    ];
-    let out = run(
-        &side.join("bin").join("python"),
-        &args,
-        Path::new("/"),
-        &pip_env,
+    super::venv::side_tool(
+        python,
+        venv,
+        &super::venv::SideTool {
+            name: "poetry",
+            found: "Notice: Poetry was found, no specific version required, skipping poetry installation",
+        },
+        opts.poetry_version.as_deref(),
+        env,
         log,
-    )?;
-    if !out.success || !side_poetry.is_file() {
-        return Err(format!("installing {spec}: {}", out.failure_summary()));
-    }
-    Ok(side_poetry)
+    )
 }
 
 /// The poetry project's packages as the Python agent records them: `name==version # description`

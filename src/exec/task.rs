@@ -154,16 +154,7 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
         prepared.layout.working_dir,
         shlex::try_join(command.iter().map(String::as_str)).unwrap_or_else(|_| command.join(" "))
     );
-    match &prepared.env.frozen {
-        Some(frozen) => {
-            // mirrors Worker.execute: print(dump_flat_dict(freeze)) of {"pip": [lines]}.
-            println!("Summary - installed python packages:\npip:");
-            for line in frozen_lines(frozen) {
-                println!("- {line}");
-            }
-        }
-        None => println!("No freeze information available"),
-    }
+    print_freeze_summary(prepared.env.frozen.as_deref());
     println!("Environment setup completed successfully\n");
     client
         .tasks()
@@ -322,6 +313,20 @@ async fn prepare(cfg: &ExecuteConfig, task: &Task) -> std::result::Result<Prepar
         })?
 }
 
+/// The installed packages as the Python agent prints them: `print(dump_flat_dict(freeze))` of
+/// `{"pip": [lines]}`.
+fn print_freeze_summary(frozen: Option<&str>) {
+    match frozen {
+        Some(frozen) => {
+            println!("Summary - installed python packages:\npip:");
+            for line in frozen_lines(frozen) {
+                println!("- {line}");
+            }
+        }
+        None => println!("No freeze information available"),
+    }
+}
+
 /// `clearml-agent build`: the task's code and venv prepared as `execute` prepares them (in
 /// `cfg.env.venv_path` when set), without claiming the task or changing it on the server, and a
 /// summary of where they are. mirrors clearml_agent/commands/worker.py: Worker.build.
@@ -336,15 +341,7 @@ pub async fn build(client: &Client, cfg: &ExecuteConfig) -> Result<()> {
         .await
         .map_err(|failure| anyhow!("{}", failure.error))?;
     println!("Restoring running environment of task id [{task_id}]:");
-    match &prepared.env.frozen {
-        Some(frozen) => {
-            println!("Summary - installed python packages:\npip:");
-            for line in frozen_lines(frozen) {
-                println!("- {line}");
-            }
-        }
-        None => println!("No freeze information available"),
-    }
+    print_freeze_summary(prepared.env.frozen.as_deref());
     println!(
         "Virtual environment: {}",
         prepared.env.venv.join("bin").display()

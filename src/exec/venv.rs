@@ -901,29 +901,62 @@ fn resolve_uv(
             })
         };
     }
-    let pin = opts
-        .uv_version
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    let side = PathBuf::from(format!("{}_uv", venv.display()));
-    let side_uv = side.join("bin").join("uv");
+    side_tool(
+        python,
+        venv,
+        &SideTool {
+            name: "uv",
+            found: "Notice: `uv` was found, no specific version required, skipping uv installation",
+        },
+        opts.uv_version.as_deref(),
+        env,
+        log,
+    )
+    .map_err(|cause| EnvError::UvMissing { cause })
+}
+
+/// A tool the agent runs beside the task's venv (uv, poetry).
+pub(crate) struct SideTool<'a> {
+    /// The command and the PyPI project (`uv`, `poetry`).
+    pub name: &'a str,
+    /// Said when the one on `PATH` is used.
+    pub found: &'a str,
+}
+
+/// `tool` from `PATH` when no version is pinned (`pin`: `1.2`, `>=1.2`), else the one already in
+/// the side venv `<venv>_<name>`, else pip-installed there. mirrors the `install_uv_package` of
+/// uv_api.py and PoetryConfig.initialize (which install into the agent's own interpreter).
+pub(crate) fn side_tool(
+    python: &PythonInfo,
+    venv: &Path,
+    tool: &SideTool<'_>,
+    pin: Option<&str>,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> Result<PathBuf, String> {
+    let pin = pin.map(|v| v.replace(' ', "")).filter(|v| !v.is_empty());
+    let side = PathBuf::from(format!("{}_{}", venv.display(), tool.name));
+    let side_bin = side.join("bin").join(tool.name);
     if pin.is_none() {
-        if let Some(found) = which("uv", env) {
-            log("Notice: `uv` was found, no specific version required, skipping uv installation");
+        if let Some(found) = which(tool.name, env) {
+            log(tool.found);
             return Ok(found);
         }
-        if side_uv.is_file() {
-            return Ok(side_uv);
+        if side_bin.is_file() {
+            return Ok(side_bin);
         }
     }
-    let spec = match pin {
-        Some(v) if v.contains(['=', '~', '<', '>']) => format!("uv{v}"),
-        Some(v) => format!("uv=={v}"),
-        None => "uv".to_string(),
+    let spec = match &pin {
+        Some(v) if v.contains(['=', '~', '<', '>']) => format!("{}{v}", tool.name),
+        Some(v) => format!("{}=={v}", tool.name),
+        None => tool.name.to_string(),
     };
-    log(&format!("Installing `uv` ({spec}) into {}", side.display()));
-    create_venv(python, &side, None, false, env, log)?;
+    log(&format!(
+        "Installing `{}` ({spec}) into {}",
+        tool.name,
+        side.display()
+    ));
+    create_venv(python, &side, None, false, env, log).map_err(|e| e.to_string())?;
     let mut pip_env = env.clone();
     pip_env.remove("PYTHONPATH");
     let side_python = side.join("bin").join("python");
@@ -938,15 +971,15 @@ fn resolve_uv(
     log(&display_command(&side_python, &args));
     let mut cmd = Command::new(&side_python);
     cmd.args(&args).env_clear().envs(&pip_env);
-    let out = run_streamed(cmd, None, log).map_err(|e| EnvError::UvMissing {
-        cause: format!("cannot run {}: {e}", side_python.display()),
-    })?;
-    if !out.success || !side_uv.is_file() {
-        return Err(EnvError::UvMissing {
-            cause: format!("installing {spec} failed: {}", out.failure_summary()),
-        });
+    let out = run_streamed(cmd, None, log)
+        .map_err(|e| format!("cannot run {}: {e}", side_python.display()))?;
+    if !out.success || !side_bin.is_file() {
+        return Err(format!(
+            "installing {spec} failed: {}",
+            out.failure_summary()
+        ));
     }
-    Ok(side_uv)
+    Ok(side_bin)
 }
 
 /// Runs `pip install` / `uv pip install` into the venv.

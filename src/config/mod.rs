@@ -157,6 +157,16 @@ pub fn resolve_with_injected(
     let mut settings = Settings::from_tree(&tree, cli, env, home, &origin)?;
     settings.config_file = location.clone();
     let mut warnings = unsupported::warnings(&tree, &defaults::tree(), env);
+    if let settings::CommandOptions::Daemon(d) = &settings.command
+        && d.standalone_mode
+    {
+        // The Python agent passes it to the `execute` it runs inside each container; here the
+        // code is prepared on the host and the container builds the venv.
+        warnings.push(
+            "Warning: `daemon --standalone-mode` has no effect in this agent (tasks get their code and environment as without it)"
+                .to_string(),
+        );
+    }
     if settings.agent.git_use_ms_entra_token && settings.agent.git_use_azure_pat {
         warnings.push(
             "WARNING: Git MS Entra Token and Azure PAT support are both turned on, using MS Entra Token"

@@ -24,6 +24,19 @@ pub const HOST_ONLY_AGENT_KEYS: [&str; 7] = [
 /// `tree` without the host-only secrets.
 pub fn container_config(tree: &Value) -> Value {
     let mut tree = tree.clone();
+    // mirrors Worker.get_docker_config_cmd: the SDK inside caches where the host's cache is
+    // mounted (`docker_internal_mounts.sdk_cache`).
+    let sdk_cache = tree
+        .pointer("/agent/docker_internal_mounts/sdk_cache")
+        .and_then(Value::as_str)
+        .unwrap_or("/clearml_agent_cache")
+        .to_string();
+    if tree.is_object() {
+        crate::config::hocon::merge(
+            &mut tree,
+            serde_json::json!({"sdk": {"storage": {"cache": {"default_base_dir": sdk_cache}}}}),
+        );
+    }
     if let Some(agent) = tree.get_mut("agent").and_then(Value::as_object_mut) {
         for key in HOST_ONLY_AGENT_KEYS {
             agent.remove(key);
@@ -51,7 +64,11 @@ mod tests {
         });
         let child = container_config(&tree);
         assert_eq!(child["api"], tree["api"]);
-        assert_eq!(child["sdk"], tree["sdk"]);
+        assert_eq!(child["sdk"]["aws"], tree["sdk"]["aws"]);
+        assert_eq!(
+            child["sdk"]["storage"]["cache"]["default_base_dir"],
+            "/clearml_agent_cache"
+        );
         assert_eq!(child["agent"], json!({"git_host": "h", "venvs_dir": "/v"}));
         assert_eq!(container_config(&json!(null)), json!(null));
     }

@@ -96,7 +96,9 @@ fn configuration_sections_token_git_identity_and_bash_setup_reach_the_container(
                          p = os.path.expanduser('~/.config/clearml-rs/note.json')\n\
                          print('file', json.load(open(p)), oct(os.stat(p).st_mode & 0o777))\n\
                          print('git', subprocess.run(['git', 'config', '--global', 'user.name'], capture_output=True, text=True).stdout.strip())\n\
-                         print('from setup', os.environ.get('SETUP_VAR'))\n"},
+                         print('from setup', os.environ.get('SETUP_VAR'))\n\
+                         conf = open(os.environ['CLEARML_CONFIG_FILE']).read()\n\
+                         print('sdk cache mounted', '/clearml_agent_cache' in conf and 'default_base_dir' in conf)\n"},
             "hyperparams": {"Environment": {"TASK_VAR": {"section": "Environment", "name": "TASK_VAR", "value": "from-task"}}},
             "container": {"image": img,
                 "setup_shell_script": "ARR=(one two)\nif [[ ${#ARR[@]} -eq 2 ]]; then export SETUP_VAR=bash-${ARR[1]}; fi\n"},
@@ -106,6 +108,7 @@ fn configuration_sections_token_git_identity_and_bash_setup_reach_the_container(
     assert_eq!(done["status"], "completed", "{log}\n{}", d.output());
     for want in [
         "conf from-conf",
+        "sdk cache mounted True",
         "task env from-task",
         "token tok-123",
         "file {'a': 1} 0o600",

@@ -791,7 +791,7 @@ fn copy_into_shared(
         && host_path(&cfg, dir).is_err()
     {
         let copy = work.join(".clearml_agent.ssh");
-        git::copy_tree(dir, &copy).map_err(|e| {
+        crate::exec::tree::copy_tree(dir, &copy).map_err(|e| {
             format!(
                 "could not copy the .ssh folder into {}: {e}",
                 work.display()
@@ -927,7 +927,7 @@ fn cached_venv(
             key.push('\n');
         }
     }
-    let name = format!("docker-{}", crate::exec::git::md5_hex(&key));
+    let name = format!("docker-{}", crate::exec::git_url::md5_hex(&key));
     std::fs::create_dir_all(root).ok()?;
     let lock = std::fs::File::create(root.join(format!("{name}.lock"))).ok()?;
     lock.try_lock().ok()?;

@@ -77,7 +77,7 @@ pub fn run(
             &input.task_json,
         )
         .env(EnvVars::CLEARML_CUSTOM_BUILD_OUTPUT, output.path());
-    let outcome = super::git::run_streamed(cmd, None, log)
+    let outcome = super::command::run_streamed(cmd, None, log)
         .map_err(|e| CustomBuildError::Skipped(format!("cannot run {script}: {e}")))?;
     if !outcome.success {
         return Err(CustomBuildError::Failed(outcome.code.unwrap_or(-1)));

@@ -3,22 +3,25 @@
 //! Owns everything from `script.repository`/`script.diff` to a directory with the task's code in it
 //! (the [`SourceLayout`]). It does not build the task command line nor its environment; the
 //! integrator does that from the layout. Every git command line and its output goes to the caller's
-//! log callback, with passwords scrubbed. Also home of `run_streamed`, the small runner shared
-//! with `venv.rs` for setup commands whose output belongs in the task log.
+//! log callback, with passwords scrubbed.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use md5::{Digest, Md5};
-
+use crate::exec::command::run_streamed;
 use crate::exec::confined::{self, Beneath, ConfineError};
+use crate::exec::git_url::{
+    GitUrl, config_creds, md5_hex, percent_encode, user_is_token, without_credentials,
+};
+pub use crate::exec::git_url::{is_host_repository, repo_folder_name, rewrite_url, scrub_url};
+use crate::exec::lock;
+use crate::exec::tree::copy_tree;
 
 /// How long to wait for the per-repository vcs-cache lock before falling back to a private cache
 /// entry. Mirrors clearml_agent/helper/repo.py: clone_repository_cached (repo_lock_timeout_sec).
@@ -656,289 +659,6 @@ fn remove_dir_if_exists(path: &Path) -> Result<(), SourceError> {
     }
 }
 
-/// The folder name a URL clones into: its last path segment.
-/// Mirrors repo.py: clone_repository_cached (`Path(furl(url).path).name`).
-pub fn repo_folder_name(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    let path = match GitUrl::parse(url) {
-        Some(u) => u.path,
-        None => url.rsplit(':').next().unwrap_or(url).to_string(),
-    };
-    let name = path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    if name.is_empty() {
-        "repository".to_string()
-    } else {
-        name
-    }
-}
-
-/// Hex md5 of a string (vcs-cache folder keys, same as the Python agent so caches are shared).
-pub(crate) fn md5_hex(text: &str) -> String {
-    let digest = Md5::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A URL with an authority (`scheme://[user[:pass]@]host[:port]/path`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct GitUrl {
-    scheme: String,
-    user: Option<String>,
-    pass: Option<String>,
-    host: String,
-    port: Option<String>,
-    /// Starts with `/` when non-empty; query/fragment kept verbatim.
-    path: String,
-}
-
-impl GitUrl {
-    fn parse(url: &str) -> Option<Self> {
-        let (scheme, rest) = url.split_once("://")?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let (user, pass) = match userinfo {
-            Some(ui) => match ui.split_once(':') {
-                Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
-                None => (Some(ui.to_string()), None),
-            },
-            None => (None, None),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {
-                (h.to_string(), Some(p.to_string()))
-            }
-            _ => (hostport.to_string(), None),
-        };
-        Some(Self {
-            scheme: scheme.to_lowercase(),
-            user: user.filter(|u| !u.is_empty()),
-            pass: pass.filter(|p| !p.is_empty()),
-            host,
-            port,
-            path: path.to_string(),
-        })
-    }
-
-    fn render(&self) -> String {
-        let mut s = format!("{}://", self.scheme);
-        if let Some(u) = &self.user {
-            s.push_str(u);
-            if let Some(p) = &self.pass {
-                s.push(':');
-                s.push_str(p);
-            }
-            s.push('@');
-        }
-        s.push_str(&self.host);
-        if let Some(p) = &self.port {
-            s.push(':');
-            s.push_str(p);
-        }
-        s.push_str(&self.path);
-        s
-    }
-}
-
-/// An scp-like ssh URL `[user@]host:path`.
-/// Mirrors repo.py: VCS.SSH_URL_GIT_SYNTAX.
-fn parse_scp_like(url: &str) -> Option<(Option<String>, String, String)> {
-    if url.contains("://") {
-        return None;
-    }
-    let bad = |c: char| matches!(c, '/' | '@' | ':' | '#');
-    let (user, rest) = match url.split_once('@') {
-        Some((u, r)) if !u.chars().any(bad) => (Some(u.to_string()), r),
-        Some(_) => return None,
-        None => (None, url),
-    };
-    let (host, path) = rest.split_once(':')?;
-    if host.chars().any(bad) || path.starts_with(bad) {
-        return None;
-    }
-    Some((user, host.to_string(), path.to_string()))
-}
-
-/// Whether the user part of a URL is a secret by itself: over http(s) a user without a
-/// password is the usual form of a personal access token (`https://ghp_x@github.com/...`).
-fn user_is_token(u: &GitUrl) -> bool {
-    u.pass.is_none()
-        && u.scheme.starts_with("http")
-        && u.user
-            .as_deref()
-            .is_some_and(|user| !matches!(user.to_lowercase().as_str(), "git" | "hg"))
-}
-
-/// The URL with its password removed, and a token given as the user masked (safe to print).
-pub fn scrub_url(url: &str) -> String {
-    match GitUrl::parse(url) {
-        Some(mut u) if u.pass.is_some() => {
-            u.pass = None;
-            u.render()
-        }
-        Some(mut u) if user_is_token(&u) => {
-            u.user = Some("********".into());
-            u.render()
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// The URL without any credentials (what a checkout keeps in `.git/config`).
-fn without_credentials(url: &str) -> String {
-    match GitUrl::parse(url) {
-        Some(mut u) if u.pass.is_some() || user_is_token(&u) => {
-            u.user = None;
-            u.pass = None;
-            u.render()
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// Credentials configured for a URL, honouring `git_host` and `extra_credentials`.
-/// Mirrors repo.py: VCS._get_config_creds.
-fn config_creds(opts: &GitOptions, full_url: &str, url_host: &str) -> Option<(String, String)> {
-    let url_host = url_host.to_lowercase();
-    let match_host = |h: &str| {
-        if opts.git_host_match_prefix {
-            full_url.starts_with(&h.to_lowercase())
-        } else {
-            url_host == h.to_lowercase()
-        }
-    };
-    let base = match (&opts.git_user, &opts.git_pass) {
-        (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
-            if opts
-                .git_host
-                .as_deref()
-                .is_none_or(|h| h.is_empty() || match_host(h))
-            {
-                Some((u.clone(), p.clone()))
-            } else {
-                None
-            }
-        }
-        _ => None,
-    };
-    for c in &opts.extra_credentials {
-        if !c.user.is_empty() && !c.pass.is_empty() && !c.host.is_empty() && match_host(&c.host) {
-            return Some((c.user.clone(), c.pass.clone()));
-        }
-    }
-    base
-}
-
-/// Applies `force_git_ssh_protocol` / `translate_ssh` to a repository URL.
-/// Mirrors repo.py: VCS._set_ssh_url (with replace_http_url, rewrite_ssh_url, replace_ssh_url).
-pub fn rewrite_url(url: &str, opts: &GitOptions, log: &dyn Fn(&str)) -> String {
-    let parsed = GitUrl::parse(url);
-    if opts.force_git_ssh_protocol
-        && let Some(p) = &parsed
-    {
-        if let Some(h) = opts.git_host.as_deref().filter(|h| !h.is_empty())
-            && h != p.host
-        {
-            return url.to_string();
-        }
-        if p.scheme == "https" {
-            let mut n = p.clone();
-            n.scheme = "ssh".into();
-            n.user = Some(
-                opts.force_git_ssh_user
-                    .clone()
-                    .unwrap_or_else(|| "git".into()),
-            );
-            n.pass = None;
-            n.port = opts.force_git_ssh_port.map(|p| p.to_string());
-            let new = n.render();
-            if new != url {
-                log(&format!(
-                    "Using SSH credentials - replacing https url '{}' with ssh url '{new}'",
-                    scrub_url(url)
-                ));
-            }
-            return new;
-        }
-        if p.scheme == "ssh" {
-            if opts.force_git_ssh_port.is_some() || opts.force_git_ssh_user.is_some() {
-                let mut n = p.clone();
-                n.user = Some(
-                    opts.force_git_ssh_user
-                        .clone()
-                        .unwrap_or_else(|| "git".into()),
-                );
-                n.port = opts.force_git_ssh_port.map(|p| p.to_string());
-                let new = n.render();
-                if new != url {
-                    log(&format!(
-                        "Using SSH credentials - ssh url '{url}' with ssh url '{new}'"
-                    ));
-                }
-                return new;
-            }
-            return url.to_string();
-        }
-    }
-    if !opts.translate_ssh {
-        return url.to_string();
-    }
-    let scp = parse_scp_like(url);
-    let (full, host) = match (&scp, &parsed) {
-        (Some((_, h, p)), _) => (format!("{h}:{p}"), h.clone()),
-        (None, Some(p)) => (url.to_string(), p.host.clone()),
-        (None, None) => (url.to_string(), String::new()),
-    };
-    if config_creds(opts, &full, &host).is_none() {
-        return url.to_string();
-    }
-    let scheme = if opts.translate_ssh_replacement_scheme.is_empty() {
-        "https".to_string()
-    } else {
-        opts.translate_ssh_replacement_scheme.clone()
-    };
-    let drop_special = |u: Option<String>, has_pass: bool| {
-        u.filter(|u| has_pass || !matches!(u.to_lowercase().as_str(), "git" | "hg"))
-    };
-    let new = if let Some((user, host, path)) = scp {
-        GitUrl {
-            scheme,
-            user: drop_special(user, false),
-            pass: None,
-            host,
-            port: None,
-            path: format!("/{}", path.trim_start_matches('/')),
-        }
-        .render()
-    } else if let Some(p) = parsed.filter(|p| p.scheme == "ssh") {
-        let has_pass = p.pass.is_some();
-        GitUrl {
-            scheme,
-            user: drop_special(p.user.clone(), has_pass),
-            ..p
-        }
-        .render()
-    } else {
-        return url.to_string();
-    };
-    if new != url {
-        log(&format!(
-            "Using user/pass credentials - replacing ssh url '{url}' with https url '{}'",
-            scrub_url(&new)
-        ));
-    }
-    new
-}
-
 /// One repository URL plus what is needed to run git against it.
 struct Git<'a> {
     /// The original URL (cache key, printed without password).
@@ -1214,7 +934,12 @@ impl<'a> Git<'a> {
                 REPO_LOCK_TIMEOUT.as_secs()
             ));
             let lock_path = cache_root.join(format!("{key}.lock"));
-            let _lock = match lock_with_timeout(&lock_path, REPO_LOCK_TIMEOUT, false)? {
+            let _lock = match lock::with_timeout(&lock_path, REPO_LOCK_TIMEOUT, false).map_err(
+                |cause| SourceError::Io {
+                    context: "the vcs cache lock".into(),
+                    cause,
+                },
+            )? {
                 Some(l) => Some(l),
                 None => {
                     (self.log)(&format!(
@@ -1437,32 +1162,6 @@ pub fn check_ref(what: &'static str, value: &str) -> Result<(), SourceError> {
     Ok(())
 }
 
-/// Whether a repository names a folder of this host (a path or a `file://` URL) rather than a
-/// remote: docker mode refuses those unless `agent.docker_allow_host_repositories`.
-pub fn is_host_repository(url: &str) -> bool {
-    let url = url.trim();
-    if url.is_empty() {
-        return false;
-    }
-    if url.to_lowercase().starts_with("file:") {
-        return true;
-    }
-    !url.contains("://") && parse_scp_like(url).is_none()
-}
-
-/// Percent-encodes a URL userinfo part (as furl does when it sets username/password).
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// A temporary `GIT_ASKPASS` script answering the username for "Username" prompts and the password
 /// otherwise; removed on drop. Mirrors repo.py: Git._git_pass_auth_wrapper.
 struct AskPass {
@@ -1505,204 +1204,6 @@ impl Drop for AskPass {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
     }
-}
-
-/// Takes a lock (shared or exclusive) on `path`, waiting at most `timeout`; `None` on timeout.
-/// The wait happens on a helper thread that is woken by the lock itself (no polling).
-pub(crate) fn lock_with_timeout(
-    path: &Path,
-    timeout: Duration,
-    shared: bool,
-) -> Result<Option<fs::File>, SourceError> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io_err(format!("opening lock {}", path.display())))?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let res = if shared {
-            file.lock_shared()
-        } else {
-            file.lock()
-        }
-        .map(|()| file);
-        // if nobody waits any more the file (and its lock) is dropped here
-        let _ = tx.send(res);
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(f)) => Ok(Some(f)),
-        Ok(Err(e)) => Err(SourceError::Io {
-            context: format!("locking {}", path.display()),
-            cause: e,
-        }),
-        Err(_) => Ok(None),
-    }
-}
-
-/// Recursive copy preserving symlinks (dangling ones included) and permissions.
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    copy_tree_except(from, to, &[])
-}
-
-/// [`copy_tree`] skipping the top-level entries named in `exclude`.
-pub(crate) fn copy_tree_except(from: &Path, to: &Path, exclude: &[&str]) -> io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if exclude.iter().any(|e| name.as_os_str() == *e) {
-            continue;
-        }
-        let src = entry.path();
-        let dst = to.join(&name);
-        let ty = entry.file_type()?;
-        if ty.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
-        } else if ty.is_dir() {
-            copy_tree_except(&src, &dst, &[])?;
-            fs::set_permissions(&dst, fs::metadata(&src)?.permissions())?;
-        } else {
-            fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
-}
-
-/// What a streamed setup command did.
-#[derive(Debug, Clone)]
-pub(crate) struct StreamOutcome {
-    pub success: bool,
-    pub code: Option<i32>,
-    /// The last lines of stdout+stderr in arrival order, for error messages.
-    pub tail: Vec<String>,
-}
-
-impl StreamOutcome {
-    /// One line describing the failure: the last non-empty output line (preferring `error`/`fatal`).
-    pub fn failure_summary(&self) -> String {
-        let lines: Vec<&String> = self.tail.iter().filter(|l| !l.trim().is_empty()).collect();
-        let pick = lines
-            .iter()
-            .rev()
-            .find(|l| {
-                let l = l.to_lowercase();
-                l.starts_with("error") || l.starts_with("fatal")
-            })
-            .or(lines.last())
-            .map(|l| l.trim().to_string());
-        match (pick, self.code) {
-            (Some(l), _) => l,
-            (None, Some(c)) => format!("exit code {c}"),
-            (None, None) => "killed by a signal".into(),
-        }
-    }
-}
-
-const TAIL_LINES: usize = 30;
-
-/// Runs `cmd`, sending each output line (stdout and stderr, as they arrive) to `log`.
-/// `stdin` is written to the child when given, else the child's stdin is `/dev/null`.
-pub(crate) fn run_streamed(
-    mut cmd: Command,
-    stdin: Option<&[u8]>,
-    log: &dyn Fn(&str),
-) -> io::Result<StreamOutcome> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd.spawn()?;
-    // Bounded: readers wait while the log callback is behind.
-    let (tx, rx) = mpsc::sync_channel::<String>(64);
-    let mut readers = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        readers.push(spawn_reader(out, tx.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        readers.push(spawn_reader(err, tx.clone()));
-    }
-    drop(tx);
-    let writer = match (stdin, child.stdin.take()) {
-        (Some(data), Some(mut pipe)) => {
-            let data = data.to_vec();
-            Some(std::thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            }))
-        }
-        _ => None,
-    };
-    let mut tail: Vec<String> = Vec::new();
-    for line in rx {
-        log(&line);
-        tail.push(line);
-        if tail.len() > TAIL_LINES {
-            tail.remove(0);
-        }
-    }
-    for r in readers {
-        let _ = r.join();
-    }
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    let status = child.wait()?;
-    Ok(StreamOutcome {
-        success: status.success(),
-        code: status.code(),
-        tail,
-    })
-}
-
-fn spawn_reader(
-    pipe: impl Read + Send + 'static,
-    tx: mpsc::SyncSender<String>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        // A line is cut every MAX_EVENT_BYTES, as the task log cuts it: a program printing one
-        // endless line (a package's build in a pip install) cannot grow the agent's memory.
-        let mut reader = BufReader::new(pipe).take(0);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            reader.set_limit(super::logs::MAX_EVENT_BYTES as u64);
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf);
-                    let line = text.trim_end_matches(['\n', '\r']);
-                    // keep only the last carriage-return segment (progress bars)
-                    let line = line.rsplit('\r').next().unwrap_or(line).to_string();
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// Joins a program and its arguments for display, single-quoting words that need it.
-pub(crate) fn display_command(program: &Path, args: &[OsString]) -> String {
-    let quote = |w: &str| {
-        let plain = !w.is_empty()
-            && w.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-        if plain {
-            w.to_string()
-        } else {
-            format!("'{}'", w.replace('\'', "'\\''"))
-        }
-    };
-    let mut s = quote(&program.to_string_lossy());
-    for a in args {
-        s.push(' ');
-        s.push_str(&quote(&a.to_string_lossy()));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Running one task: processes, log shipping, source code and Python environments.
 
 pub mod cgroup;
+pub(crate) mod command;
 pub mod confined;
 pub mod custom_build;
 pub mod git;
+pub(crate) mod git_url;
+pub(crate) mod lock;
 pub mod logs;
 pub mod notice;
 pub mod pending_status;
@@ -15,5 +18,6 @@ pub(crate) mod server_checks;
 mod spill;
 pub mod supervise;
 pub mod task;
+pub(crate) mod tree;
 pub mod venv;
 mod venv_state;

@@ -14,7 +14,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::git::{display_command, run_streamed};
+use super::command::{StreamOutcome, display_command, run_streamed};
 use super::venv::{EnvError, PythonInfo};
 
 /// The `agent.package_manager` settings of project installs.
@@ -47,7 +47,7 @@ fn run(
     cwd: &Path,
     env: &HashMap<String, String>,
     log: &dyn Fn(&str),
-) -> Result<super::git::StreamOutcome, String> {
+) -> Result<StreamOutcome, String> {
     log(&display_command(program, args));
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(cwd).env_clear().envs(env);

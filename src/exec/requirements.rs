@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::git::md5_hex;
+use super::git_url::md5_hex;
 
 /// The `script.requirements` of a task, each section normalised to newline-separated text
 /// (the server may hold a string or a list of lines).

@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use super::git::{
-    StreamOutcome, copy_tree_except, display_command, lock_with_timeout, run_streamed,
-};
+use super::command::{StreamOutcome, display_command, run_streamed};
 use super::git::{WORKING_REPOSITORY_DIR, WORKING_STANDALONE_DIR};
+use super::lock;
 use super::project_env::{self, ProjectOptions};
 use super::pytorch::{self, TorchOptions};
 use super::requirements::{
@@ -24,6 +23,7 @@ use super::requirements::{
     external_lines, install_steps, lines_of_files, meaningful_lines, pip_flags, pip_pin_args,
     requested_pip_version, version_matches_rules,
 };
+use super::tree::copy_tree_except;
 use super::venv_state::{self, VenvState};
 
 /// Lock file inside the venv cache; mirrors clearml_agent/helper/os/folder_cache.py (`_lock_filename`).
@@ -1176,7 +1176,7 @@ fn cache_lookup(
         cache.lock_timeout.as_secs(),
         cache.path.display()
     ));
-    let lock = lock_with_timeout(&cache.path.join(CACHE_LOCK_FILE), cache.lock_timeout, true);
+    let lock = lock::with_timeout(&cache.path.join(CACHE_LOCK_FILE), cache.lock_timeout, true);
     let Ok(Some(_lock)) = lock else {
         log(&format!(
             "WARNING: Could not lock cache folder {}",
@@ -1266,7 +1266,7 @@ fn cache_store(
     fs::create_dir_all(&cache.path)
         .map_err(io_err(format!("creating {}", cache.path.display())))?;
     let Ok(Some(_lock)) =
-        lock_with_timeout(&cache.path.join(CACHE_LOCK_FILE), cache.lock_timeout, false)
+        lock::with_timeout(&cache.path.join(CACHE_LOCK_FILE), cache.lock_timeout, false)
     else {
         log(&format!(
             "WARNING: Could not lock cache folder {}",

@@ -990,48 +990,10 @@ fn env_f64(env: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<O
     }
 }
 
-/// Shell-like split (whitespace, single/double quotes, backslash), for `*_ARGS` variables (Python shlex).
+/// Shell words (POSIX rules, as Python's `shlex.split`), for `*_ARGS` variables; unbalanced
+/// quotes split at whitespace instead of failing.
 pub fn shell_split(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
+    shlex::split(s).unwrap_or_else(|| s.split_whitespace().map(str::to_string).collect())
 }
 
 impl Settings {

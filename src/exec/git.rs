@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -795,7 +795,7 @@ impl<'a> Git<'a> {
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_SSH_COMMAND", "ssh -oBatchMode=yes");
         if let Some(a) = &askpass {
-            cmd.env("GIT_ASKPASS", &a.path);
+            cmd.env("GIT_ASKPASS", &*a.path);
         }
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
@@ -1165,7 +1165,8 @@ pub fn check_ref(what: &'static str, value: &str) -> Result<(), SourceError> {
 /// A temporary `GIT_ASKPASS` script answering the username for "Username" prompts and the password
 /// otherwise; removed on drop. Mirrors repo.py: Git._git_pass_auth_wrapper.
 struct AskPass {
-    path: PathBuf,
+    /// Removed when dropped.
+    path: tempfile::TempPath,
 }
 
 impl AskPass {
@@ -1175,34 +1176,31 @@ impl AskPass {
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/tmp"));
-        let path = dir.join(format!("clearml_git_{:016x}.sh", rand::random::<u64>()));
-        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let quote = |s: &str| {
+            shlex::try_quote(s)
+                .map(|q| q.into_owned())
+                .unwrap_or_else(|_| "''".into())
+        };
         let body = format!(
             "#!/bin/sh\ncase \"$1\" in\n  [Uu]*) printf '%s\\n' {} ;;\n  *) printf '%s\\n' {} ;;\nesac\n",
             quote(user),
             quote(pass)
         );
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o700)
-            .open(&path)
+        // Created exclusively, private to this user, executable; closed before git runs it.
+        let mut file = tempfile::Builder::new()
+            .prefix("clearml_git_")
+            .suffix(".sh")
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempfile_in(&dir)
             .map_err(io_err(format!(
                 "creating the git askpass script in {}",
                 dir.display()
             )))?;
-        f.write_all(body.as_bytes())
+        file.write_all(body.as_bytes())
             .map_err(io_err("writing the git askpass script"))?;
-        drop(f);
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
-            .map_err(io_err("making the git askpass script executable"))?;
-        Ok(Self { path })
-    }
-}
-
-impl Drop for AskPass {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        Ok(Self {
+            path: file.into_temp_path(),
+        })
     }
 }
 

@@ -585,18 +585,22 @@ fn install_lines_file(
 ) -> Result<(), EnvError> {
     fs::create_dir_all(&opts.venvs_dir)
         .map_err(io_err(format!("creating {}", opts.venvs_dir.display())))?;
-    let file = opts
-        .venvs_dir
-        .join(format!("cached-reqs-{:016x}.txt", rand::random::<u64>()));
-    fs::write(&file, format!("{}\n", lines.join("\n")))
-        .map_err(io_err(format!("writing {}", file.display())))?;
-    let res = installer.install(
-        &["-r".to_string(), file.to_string_lossy().into_owned()],
+    // Removed when dropped, whatever the install did.
+    let mut file = tempfile::Builder::new()
+        .prefix("cached-reqs-")
+        .suffix(".txt")
+        .tempfile_in(&opts.venvs_dir)
+        .map_err(io_err(format!(
+            "creating a file in {}",
+            opts.venvs_dir.display()
+        )))?;
+    std::io::Write::write_all(&mut file, format!("{}\n", lines.join("\n")).as_bytes())
+        .map_err(io_err(format!("writing {}", file.path().display())))?;
+    installer.install(
+        &["-r".to_string(), file.path().to_string_lossy().into_owned()],
         what,
         true,
-    );
-    let _ = fs::remove_file(&file);
-    res
+    )
 }
 
 /// Creates the venv unless it already has an interpreter (an existing venv is reused and packages

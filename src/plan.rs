@@ -438,6 +438,7 @@ pub fn docker_config(
         ssh_ro_folder: mounts.ssh_ro_folder.clone(),
         ssh_folder: mounts.ssh_folder.clone(),
         pip_cache: Some((agent.docker_pip_cache.clone(), mounts.pip_cache.clone())),
+        force_git_root_python_path: agent.force_git_root_python_path,
         venv_inside: format!(
             "{}/task",
             match mounts.venv_build.strip_prefix('~') {

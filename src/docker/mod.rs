@@ -120,6 +120,8 @@ pub struct DockerConfig {
     /// Host pip cache (`agent.docker_pip_cache`) and where it goes inside
     /// (`docker_internal_mounts.pip_cache`).
     pub pip_cache: Option<(PathBuf, String)>,
+    /// `agent.force_git_root_python_path`: the task's `PYTHONPATH` starts at the repository root.
+    pub force_git_root_python_path: bool,
     /// The task's venv inside the container: `<docker_internal_mounts.venv_build>/task` (`~` is
     /// root's home; a cached venv is mounted there).
     pub venv_inside: String,
@@ -216,6 +218,7 @@ impl Default for DockerConfig {
             pip_cache: None,
             poetry_cache: None,
             venv_inside: "/root/.clearml/venvs-builds/task".into(),
+            force_git_root_python_path: false,
             sdk_cache: None,
             work_dir: PathBuf::from("/tmp"),
             git: GitOptions::default(),

@@ -1506,11 +1506,18 @@ fn script_spec(
         }
         (argv, None)
     };
-    let mut python_path = vec![script_dir.clone()];
-    if let Some(first) = entry.split_whitespace().next()
+    // mirrors Worker.execute (as venv mode): the repository root instead of the script folder
+    // with `agent.force_git_root_python_path`.
+    let base_dir = match (&layout.repo_root, cfg.force_git_root_python_path) {
+        (Some(root), true) => root.clone(),
+        _ => layout.script_dir.clone(),
+    };
+    let mut python_path = vec![base_dir.display().to_string()];
+    if !cfg.force_git_root_python_path
+        && let Some(first) = entry.split_whitespace().next()
         && first != "-m"
-        && let Some(parent) = layout.script_dir.join(first).parent()
-        && parent != layout.script_dir
+        && let Some(parent) = base_dir.join(first).parent()
+        && parent != base_dir
     {
         python_path.push(parent.display().to_string());
     }

@@ -837,15 +837,17 @@ fn agent_shutdown_stops_the_task_and_removes_its_container() {
 fn repository_task_is_cloned_on_the_host_and_runs_inside() {
     let img = image();
     // a host path as the repository: refused in docker mode unless the admin allows it
+    // force_git_root_python_path: the repository root is on the task's PYTHONPATH.
     let ctx = context()
-        .conf("agent.docker_allow_host_repositories: true")
+        .conf("agent.docker_allow_host_repositories: true\nagent.force_git_root_python_path: true")
         .build();
     let origin = ctx.root().join("origin");
     std::fs::create_dir_all(origin.join("scripts")).unwrap();
     std::fs::write(origin.join("scripts/data.txt"), "from the repo\n").unwrap();
+    std::fs::write(origin.join("rootmod.py"), "VALUE = 'root module'\n").unwrap();
     std::fs::write(
         origin.join("scripts/run.py"),
-        "import os\nprint('cwd', os.path.basename(os.getcwd()), open('data.txt').read().strip())\n",
+        "import os, rootmod\nprint('cwd', os.path.basename(os.getcwd()), open('data.txt').read().strip(), rootmod.VALUE)\n",
     )
     .unwrap();
     let git = |args: &[&str]| {
@@ -881,7 +883,10 @@ fn repository_task_is_cloned_on_the_host_and_runs_inside() {
         .unwrap();
     let (t, log, _d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}");
-    assert!(log.contains("cwd scripts from the repo"), "{log}");
+    assert!(
+        log.contains("cwd scripts from the repo root module"),
+        "{log}"
+    );
     assert_eq!(t["script"]["version_num"], commit.as_str());
 }
 

@@ -477,6 +477,7 @@ async fn start_service(
     // `<name>:gpu<ids>` (mirrors run_tasks_loop: the last part of `<name>:dgpu<pool>` replaced).
     let taken = services.take_gpus(gpus);
     let mut env = cfg.base_env.clone();
+    set_worker_tags(&mut env, &cfg.child_report_tags);
     let service_id = match &taken {
         Some(ids) => {
             let ids = ids.join(",");
@@ -527,6 +528,17 @@ async fn start_service(
     }
 }
 
+/// `--child-report-tags` for a task's process (or service), which reports them (mirrors
+/// Worker.run_one_task: shell-quoted words in CLEARML_WORKER_TAGS).
+fn set_worker_tags(env: &mut BTreeMap<String, String>, tags: &[String]) {
+    if !tags.is_empty() {
+        env.insert(
+            EnvVars::CLEARML_WORKER_TAGS.into(),
+            shlex::try_join(tags.iter().map(String::as_str)).unwrap_or_else(|_| tags.join(" ")),
+        );
+    }
+}
+
 /// Marks a pulled task started ("pulled by agent", forced); false (with a warning) when the
 /// server refuses, and the task is skipped. mirrors run_tasks_loop.
 async fn mark_pulled(client: &Client, task_id: &str) -> bool {
@@ -570,14 +582,7 @@ async fn run_pulled(
     let mut env = cfg.base_env.clone();
     env.insert(EnvVars::CLEARML_WORKER_ID.into(), worker_id.to_string());
     env.insert(EnvVars::TRAINS_WORKER_ID.into(), worker_id.to_string());
-    if !cfg.child_report_tags.is_empty() {
-        env.insert(
-            EnvVars::CLEARML_WORKER_TAGS.into(),
-            // mirrors Worker.run_one_task: shell-quoted words.
-            shlex::try_join(cfg.child_report_tags.iter().map(String::as_str))
-                .unwrap_or_else(|_| cfg.child_report_tags.join(" ")),
-        );
-    }
+    set_worker_tags(&mut env, &cfg.child_report_tags);
     if let (Some(docker), Some(engine)) = (&cfg.docker, engine) {
         let job = crate::docker::run::ContainerJob {
             task_id: task_id.to_string(),

@@ -380,7 +380,10 @@ fn status_reports_carry_child_tags_and_no_gpu_fields_without_nvml() {
 
 #[test]
 fn services_mode_runs_tasks_at_once_up_to_its_limit() {
-    let ctx = ctx();
+    let ctx = AgentContext::builder()
+        .env("CLEARML_WORKER_NAME", NAME)
+        .env("CLEARML_AGENT_STATUS_REPORT_FREQ_SEC", "1")
+        .build();
     let dir = ctx.root().join("marks");
     std::fs::create_dir_all(&dir).unwrap();
     let release = ctx.root().join("release");
@@ -405,7 +408,14 @@ fn services_mode_runs_tasks_at_once_up_to_its_limit() {
     for t in [&a, &b, &c] {
         ctx.server.enqueue(t, "default").unwrap();
     }
-    let d = ctx.daemon(&["--queue", "default", "--services-mode", "2"]);
+    let d = ctx.daemon(&[
+        "--queue",
+        "default",
+        "--services-mode",
+        "2",
+        "--child-report-tags",
+        "svc",
+    ]);
     wait_running(&ctx, &a);
     wait_running(&ctx, &b);
     // At the limit: the third task is not pulled while both run.
@@ -419,6 +429,15 @@ fn services_mode_runs_tasks_at_once_up_to_its_limit() {
     // the second task's script would replace the first's.
     let id = std::fs::read_to_string(dir.join("a")).unwrap();
     assert_eq!(id, format!("{NAME}:cpu:0:service:{a}"));
+    // --child-report-tags reach the services (their reports carry them); the services-mode
+    // daemon's own reports do not (mirrors Worker.new_monitor).
+    wait_for("the service's tagged report", || {
+        worker(&ctx, &id).filter(|w| w["tags"] == serde_json::json!(["svc"]))
+    });
+    let own = wait_for("the daemon's report", || {
+        worker(&ctx, &format!("{NAME}:cpu:0"))
+    });
+    assert_ne!(own["tags"], serde_json::json!(["svc"]), "{own}");
     std::fs::write(&release, "").unwrap();
     for t in [&a, &b, &c] {
         ctx.wait_status(t, &["completed"], Some(&d));

@@ -607,8 +607,26 @@ pub(crate) async fn prepare(
         pipeline.push_line(LogLevel::Info, format!("Updating task commit ID: {commit}"));
         let _ = client.tasks().set_version_num(&job.task_id, commit).await;
     }
-    let image_env = engine.image_env(&chosen.image).await;
-    let install = install_plan(cfg, &task, &layout, &work, &image_env, pipeline).await?;
+    // The image is there before the install is planned: its own variables (`CUDA_VERSION`)
+    // choose the PyTorch index.
+    if cfg.force_pull || !engine.has_image(&chosen.image).await {
+        pipeline.push_line(LogLevel::Info, format!("Pulling image {}", chosen.image));
+        let log = |line: String| pipeline.push_line(LogLevel::Info, line);
+        let credentials = match cfg.registry_config.as_deref() {
+            Some(text) => super::credentials::for_image(&chosen.image, text, &log).await,
+            None => None,
+        };
+        engine.pull(&chosen.image, credentials, &log).await?;
+    }
+    let install = install_plan(
+        cfg,
+        &task,
+        &layout,
+        &work,
+        (engine, &chosen.image),
+        pipeline,
+    )
+    .await?;
     let files = if job.build {
         Vec::new()
     } else {
@@ -708,15 +726,6 @@ pub(crate) async fn prepare(
         ),
     );
 
-    if cfg.force_pull || !engine.has_image(&chosen.image).await {
-        pipeline.push_line(LogLevel::Info, format!("Pulling image {}", chosen.image));
-        let log = |line: String| pipeline.push_line(LogLevel::Info, line);
-        let credentials = match cfg.registry_config.as_deref() {
-            Some(text) => super::credentials::for_image(&chosen.image, text, &log).await,
-            None => None,
-        };
-        engine.pull(&chosen.image, credentials, &log).await?;
-    }
     Ok(Planned {
         body,
         name,
@@ -1204,7 +1213,7 @@ async fn install_plan(
     task: &Task,
     layout: &SourceLayout,
     work: &Path,
-    image_env: &[String],
+    image: (&Engine, &str),
     pipeline: &LogPipeline,
 ) -> Result<script::ScriptInstall, SetupFailure> {
     let packages = &cfg.packages;
@@ -1229,27 +1238,19 @@ async fn install_plan(
     }
     let mut lines = requirements.pip_lines();
     if !lines.is_empty()
-        && !matches!(
-            task.script
-                .binary
-                .as_deref()
-                .unwrap_or_default()
-                .trim()
-                .rsplit('/')
-                .next(),
-            Some("bash" | "sh" | "zsh")
+        && crate::exec::task::is_notebook(
+            task.script.binary.as_deref().unwrap_or_default(),
+            &layout.entry_point,
         )
-        && layout.entry_point.trim().to_lowercase().ends_with(".ipynb")
     {
-        // mirrors Worker._install_patched_python_requirements.
         pipeline.push_line(
             LogLevel::Info,
             "Force nbconvert patch to convert .ipynb to python".to_string(),
         );
-        lines.splice(0..0, ["nbconvert".to_string(), "ipython".to_string()]);
+        crate::exec::task::add_notebook_packages(&mut lines);
     }
     let mut flags = packages.flags.clone();
-    if let Some(torch) = torch_plan(&packages.pytorch, &lines, &repo_files, image_env).await {
+    if let Some(torch) = torch_plan(&packages.pytorch, &lines, &repo_files, image).await {
         for message in torch.messages {
             pipeline.push_line(LogLevel::Info, message);
         }
@@ -1394,7 +1395,7 @@ async fn torch_plan(
     opts: &crate::exec::pytorch::TorchOptions,
     lines: &[String],
     repo_files: &[PathBuf],
-    image_env: &[String],
+    (engine, image): (&Engine, &str),
 ) -> Option<crate::exec::pytorch::TorchPlan> {
     use crate::exec::pytorch;
     let repo_lines = if lines.is_empty() {
@@ -1405,7 +1406,10 @@ async fn torch_plan(
     if !pytorch::wanted(opts, lines) && !pytorch::wanted(opts, &repo_lines) {
         return None;
     }
-    let image_cuda = image_env
+    // The image is inspected only for a task with PyTorch lines.
+    let image_cuda = engine
+        .image_env(image)
+        .await
         .iter()
         .find_map(|e| e.strip_prefix("CUDA_VERSION="))
         .and_then(pytorch::normalize_cuda);

@@ -73,12 +73,7 @@ pub struct ExecuteConfig {
 /// recorded on the task when it came from a setup stage).
 pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::convert::Infallible> {
     let message = format!("Changed by clearml-agent {}", cfg.worker_id);
-    let task_id = resolve_task_id(client, &cfg.task_id).await?;
-    let task = client
-        .tasks()
-        .get_by_id(&task_id)
-        .await
-        .with_context(|| format!("Could not find task id={task_id}"))?;
+    let task = fetch_task(client, &cfg.task_id).await?;
     let task = claim(client, cfg, task).await?;
     let task_id = task.id.clone();
     print_execution_info(&task);
@@ -145,7 +140,10 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
     // mirrors Worker.execute: _task_logging_pass_control_message before the command is built.
     println!("Running task id [{task_id}]:");
     let mut prepared = prepared;
-    if is_notebook(&task, &prepared.layout.entry_point) {
+    if is_notebook(
+        task.script.binary.as_deref().unwrap_or_default(),
+        &prepared.layout.entry_point,
+    ) {
         prepared.layout.entry_point = convert_notebook(&prepared, &env)?;
     }
     let command = entry_command(&task, &prepared, cfg.optimization, &cfg.base_env)?;
@@ -327,20 +325,25 @@ fn print_freeze_summary(frozen: Option<&str>) {
     }
 }
 
+/// The task `given` names (an id or a name).
+async fn fetch_task(client: &Client, given: &str) -> Result<Task> {
+    let task_id = resolve_task_id(client, given).await?;
+    client
+        .tasks()
+        .get_by_id(&task_id)
+        .await
+        .with_context(|| format!("Could not find task id={task_id}"))
+}
+
 /// `clearml-agent build`: the task's code and venv prepared as `execute` prepares them (in
 /// `cfg.env.venv_path` when set), without claiming the task or changing it on the server, and a
 /// summary of where they are. mirrors clearml_agent/commands/worker.py: Worker.build.
 pub async fn build(client: &Client, cfg: &ExecuteConfig) -> Result<()> {
-    let task_id = resolve_task_id(client, &cfg.task_id).await?;
-    let task = client
-        .tasks()
-        .get_by_id(&task_id)
-        .await
-        .with_context(|| format!("Could not find task id={task_id}"))?;
+    let task = fetch_task(client, &cfg.task_id).await?;
     let prepared = prepare(cfg, &task)
         .await
         .map_err(|failure| anyhow!("{}", failure.error))?;
-    println!("Restoring running environment of task id [{task_id}]:");
+    println!("Restoring running environment of task id [{}]:", task.id);
     print_freeze_summary(prepared.env.frozen.as_deref());
     println!(
         "Virtual environment: {}",
@@ -495,11 +498,11 @@ fn prepare_blocking(
     for warning in &requirements.warnings {
         log(warning);
     }
-    if is_notebook(task, &layout.entry_point)
-        && let Some(pip) = requirements.pip.as_ref().filter(|p| !p.trim().is_empty())
-    {
+    let mut pip_lines = requirements.pip_lines();
+    if is_notebook(binary.as_str(), &layout.entry_point) && !pip_lines.is_empty() {
         log("Force nbconvert patch to convert .ipynb to python");
-        requirements.pip = Some(notebook_requirements(pip));
+        add_notebook_packages(&mut pip_lines);
+        requirements.pip = Some(pip_lines.join("\n"));
     }
     if let Some(script_path) = cfg
         .custom_build_script
@@ -585,10 +588,10 @@ fn forced_code_layout(dir: &Path, entry_point: &str) -> SourceLayout {
     }
 }
 
-/// A python task whose entry point is a Jupyter notebook (`*.ipynb`).
-fn is_notebook(task: &Task, entry_point: &str) -> bool {
-    is_python_binary(task.script.binary.as_deref().unwrap_or_default())
-        && entry_point.trim().to_lowercase().ends_with(".ipynb")
+/// A python task (`script.binary`) whose entry point is a Jupyter notebook (`*.ipynb`), in venv
+/// and docker mode.
+pub(crate) fn is_notebook(binary: &str, entry_point: &str) -> bool {
+    is_python_binary(binary) && entry_point.trim().to_lowercase().ends_with(".ipynb")
 }
 
 /// `python -m nbconvert --to python <notebook>` in the script folder; the converted script's
@@ -615,10 +618,10 @@ fn convert_notebook(prepared: &Prepared, env: &BTreeMap<String, String>) -> Resu
         .to_string())
 }
 
-/// mirrors Worker._install_patched_python_requirements: a notebook task with requirement lines
-/// also gets `nbconvert` and `ipython` (to convert it before it runs).
-pub fn notebook_requirements(pip: &str) -> String {
-    format!("nbconvert\nipython\n{pip}")
+/// mirrors Worker._install_patched_python_requirements: a notebook task's requirement lines
+/// (when it has any) start with `nbconvert` and `ipython`, to convert it before it runs.
+pub(crate) fn add_notebook_packages(lines: &mut Vec<String>) {
+    lines.splice(0..0, ["nbconvert".to_string(), "ipython".to_string()]);
 }
 
 /// A status reason is shown in one line of the UI: keep the first line, at most 200 characters.

@@ -152,10 +152,18 @@ struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
     base: String,
-    token: RwLock<Option<Arc<Token>>>,
-    login_lock: tokio::sync::Mutex<()>,
+    /// The login, shared with every client derived from this one (`with_retries`, `with_stop`):
+    /// one token, renewed once for all of them.
+    session: Arc<Session>,
     /// When it turns true, waits between retries end and the last outcome is returned.
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// The current token and the lock that keeps logins one at a time.
+#[derive(Default)]
+struct Session {
+    token: RwLock<Option<Arc<Token>>>,
+    login_lock: tokio::sync::Mutex<()>,
 }
 
 /// One prepared request.
@@ -187,6 +195,25 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// A reqwest builder for any HTTP client of the agent. reqwest is linked without a TLS crypto
+/// provider of its own (`rustls-no-provider`): rustls's ring provider is installed here, once,
+/// as the process default. ring is a fraction of aws-lc's size, and the binary's mapped pages are
+/// most of an idle daemon's RSS (docs/benchmarks.md).
+pub fn http_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        // Err only when a default is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
+/// A plain HTTP client (no ClearML session) for other web requests, such as probing a package
+/// index. Falls back to reqwest's defaults if the builder fails (it does not with these settings).
+pub fn plain_http() -> reqwest::Client {
+    http_builder().build().unwrap_or_default()
+}
+
 impl Client {
     /// Builds the client (TLS, proxies from the environment, timeouts). Does not contact the server.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
@@ -197,7 +224,7 @@ impl Client {
                 config.api_server
             )));
         }
-        let mut builder = reqwest::Client::builder()
+        let mut builder = http_builder()
             .connect_timeout(config.timeouts.connect)
             .read_timeout(config.timeouts.read)
             .tls_danger_accept_invalid_certs(!config.verify_certificate);
@@ -222,14 +249,13 @@ impl Client {
                 http,
                 config,
                 base,
-                token: RwLock::new(None),
-                login_lock: tokio::sync::Mutex::new(()),
+                session: Arc::default(),
                 stop: None,
             }),
         })
     }
 
-    /// A client that shares this one's connection pool and current token but retries a failed
+    /// A client that shares this one's connection pool and login but retries a failed
     /// call at most `total` times (the log shipper has its own backoff and spill).
     pub fn with_retries(&self, total: u32) -> Client {
         let mut config = self.inner.config.clone();
@@ -237,7 +263,7 @@ impl Client {
         self.derived(config, self.inner.stop.clone())
     }
 
-    /// A client that shares this one's connection pool and current token but stops retrying
+    /// A client that shares this one's connection pool and login but stops retrying
     /// once `stop` turns true: a request in flight still completes, the wait before the next
     /// attempt ends at once. The daemon's polls use it, so a shutdown is not held up for hours
     /// by a server that is away.
@@ -250,13 +276,11 @@ impl Client {
         config: ClientConfig,
         stop: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Client {
-        let token = self.inner.token.read().ok().and_then(|t| t.clone());
         Client {
             inner: Arc::new(Inner {
                 http: self.inner.http.clone(),
                 base: self.inner.base.clone(),
-                token: RwLock::new(token),
-                login_lock: tokio::sync::Mutex::new(()),
+                session: self.inner.session.clone(),
                 config,
                 stop,
             }),
@@ -376,14 +400,14 @@ impl Client {
     }
 
     fn current_token(&self) -> Option<Arc<Token>> {
-        match self.inner.token.read() {
+        match self.inner.session.token.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
     fn store_token(&self, token: Arc<Token>) {
-        match self.inner.token.write() {
+        match self.inner.session.token.write() {
             Ok(mut guard) => *guard = Some(token),
             Err(poisoned) => *poisoned.into_inner() = Some(token),
         }
@@ -410,7 +434,7 @@ impl Client {
 
     /// Logs in unless another task already replaced `stale` meanwhile.
     async fn relogin(&self, stale: Option<&str>) -> Result<Arc<Token>, Error> {
-        let _guard = self.inner.login_lock.lock().await;
+        let _guard = self.inner.session.login_lock.lock().await;
         if let Some(current) = self.current_token() {
             let replaced = stale.is_none_or(|s| s != current.raw);
             let threshold = self.inner.config.token_renew_threshold;

@@ -16,7 +16,7 @@ mod types;
 mod workers;
 
 pub use auth::{Auth, CurrentUser};
-pub use client::{Client, ClientConfig, Method, RetryPolicy, Timeouts};
+pub use client::{Client, ClientConfig, Method, RetryPolicy, Timeouts, plain_http};
 pub use error::Error;
 pub use events::{BatchResult, Events, MAX_EVENT_MSG_CHARS};
 pub use projects::{ProjectQuery, Projects};

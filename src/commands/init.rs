@@ -505,34 +505,30 @@ fn interactive(
     }))
 }
 
-/// Verify credentials with a plain `auth.login` call (HTTP basic auth), on a throwaway runtime.
+/// Verify credentials with one `auth.login` through the API client (key and secret, no retries,
+/// 15 s timeouts), on a throwaway runtime.
 pub fn verify_with_server(
     api_host: &str,
     access_key: &str,
     secret_key: &str,
 ) -> Result<(), String> {
+    let mut config = crate::api::ClientConfig::new(api_host);
+    config.access_key = Some(access_key.to_string());
+    config.secret_key = Some(secret_key.to_string());
+    config.retries.total = 0;
+    config.timeouts = crate::api::Timeouts {
+        connect: std::time::Duration::from_secs(15),
+        read: std::time::Duration::from_secs(15),
+    };
+    let client = crate::api::Client::new(config).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let url = format!("{}/auth.login", api_host.trim_end_matches('/'));
-        let response = client
-            .get(&url)
-            .basic_auth(access_key, Some(secret_key))
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("{url} answered HTTP {}", response.status()))
-        }
-    })
+    runtime
+        .block_on(client.login())
+        .map(|_| ())
+        .map_err(|e| format!("{}/auth.login: {e}", api_host.trim_end_matches('/')))
 }
 
 #[cfg(test)]

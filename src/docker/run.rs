@@ -1422,7 +1422,7 @@ async fn torch_plan(
                 .unwrap_or(pytorch::Platform::Cuda(0))
         }
     };
-    let http = reqwest::Client::new();
+    let http = crate::api::plain_http();
     pytorch::plan(opts, platform, lines, &repo_lines, |url| {
         pytorch::page_exists(&http, url)
     })

@@ -360,7 +360,7 @@ pub fn plan_for_host_blocking(
     if !wanted(opts, task_lines) && !wanted(opts, repo_lines) {
         return None;
     }
-    let http = reqwest::Client::new();
+    let http = crate::api::plain_http();
     let work = async {
         plan(opts, host_platform(opts), task_lines, repo_lines, |url| {
             page_exists(&http, url)

@@ -643,8 +643,11 @@ fn create_venv(
     };
     let mut created = false;
     if let Some(uv) = uv {
+        // `--allow-existing`: the task's repository may already be cloned into the venv folder
+        // (`task_repository`), and uv refuses a folder that is not empty without it.
         let mut a: Vec<OsString> = vec![
             "venv".into(),
+            "--allow-existing".into(),
             "--python".into(),
             python.exe.clone().into(),
             venv.into(),
@@ -760,30 +763,76 @@ pub(crate) fn side_tool(
         tool.name,
         side.display()
     ));
-    create_venv(python, &side, None, false, env, log).map_err(|e| e.to_string())?;
     let mut pip_env = env.clone();
     pip_env.remove("PYTHONPATH");
+    let pip_install = |pip_python: &Path, target: Option<&Path>| -> Result<bool, String> {
+        let mut args: Vec<OsString> = vec!["-m".into(), "pip".into()];
+        if let Some(t) = target {
+            args.extend(["--python".into(), t.as_os_str().to_owned()]);
+        }
+        args.extend([
+            "--disable-pip-version-check".into(),
+            "install".into(),
+            spec.clone().into(),
+            "--upgrade".into(),
+        ]);
+        log(&display_command(pip_python, &args));
+        let mut cmd = Command::new(pip_python);
+        cmd.args(&args).env_clear().envs(&pip_env);
+        let out = run_streamed(cmd, None, log)
+            .map_err(|e| format!("cannot run {}: {e}", pip_python.display()))?;
+        if out.success && side_bin.is_file() {
+            Ok(true)
+        } else if target.is_some() {
+            Ok(false)
+        } else {
+            Err(format!(
+                "installing {spec} failed: {}",
+                out.failure_summary()
+            ))
+        }
+    };
+    // A venv without pip, filled by the interpreter's own pip (`pip --python`, pip 22.3+): no
+    // seconds spent seeding a pip the tool does not need. Where that cannot work (no venv
+    // module, no or an older pip), the side venv gets its own pip, as the Python agent's does.
     let side_python = side.join("bin").join("python");
+    let side_has_pip = side.join("bin").join("pip").exists();
+    if !side_has_pip && (side_python.exists() || bare_venv(python, &side, env, log)) {
+        if pip_install(&python.exe, Some(&side_python))? {
+            return Ok(side_bin);
+        }
+        log(
+            "INFO: installing with the interpreter's pip failed, giving the tool's venv its own pip",
+        );
+        let _ = fs::remove_dir_all(&side);
+    }
+    create_venv(python, &side, None, false, env, log).map_err(|e| e.to_string())?;
+    pip_install(&side_python, None)?;
+    Ok(side_bin)
+}
+
+/// `python -m venv --without-pip <dir>`; false (and nothing left behind) when that fails.
+fn bare_venv(
+    python: &PythonInfo,
+    dir: &Path,
+    env: &HashMap<String, String>,
+    log: &dyn Fn(&str),
+) -> bool {
     let args: Vec<OsString> = vec![
         "-m".into(),
-        "pip".into(),
-        "--disable-pip-version-check".into(),
-        "install".into(),
-        spec.clone().into(),
-        "--upgrade".into(),
+        "venv".into(),
+        "--without-pip".into(),
+        dir.into(),
     ];
-    log(&display_command(&side_python, &args));
-    let mut cmd = Command::new(&side_python);
-    cmd.args(&args).env_clear().envs(&pip_env);
-    let out = run_streamed(cmd, None, log)
-        .map_err(|e| format!("cannot run {}: {e}", side_python.display()))?;
-    if !out.success || !side_bin.is_file() {
-        return Err(format!(
-            "installing {spec} failed: {}",
-            out.failure_summary()
-        ));
+    log(&display_command(&python.exe, &args));
+    let mut cmd = Command::new(&python.exe);
+    cmd.args(&args).env_clear().envs(env);
+    let ok = run_streamed(cmd, None, log).is_ok_and(|o| o.success)
+        && dir.join("bin").join("python").exists();
+    if !ok {
+        let _ = fs::remove_dir_all(dir);
     }
-    Ok(side_bin)
+    ok
 }
 
 /// Runs `pip install` / `uv pip install` into the venv.

@@ -10,7 +10,7 @@ use std::process::Command;
 use clearml_agent::exec::requirements::{Requirements, find_repo_requirements};
 use clearml_agent::exec::venv::{
     BuiltEnv, EnvError, EnvOptions, PackageManagerKind, PythonInfo, PythonOptions,
-    VenvCacheOptions, build_env, find_python,
+    VenvCacheOptions, build_env, find_python, venv_dir,
 };
 
 fn env() -> HashMap<String, String> {
@@ -253,7 +253,11 @@ fn uv_env_installs_repo_requirements() {
     };
     let (res, log) = build(&Requirements::default(), &files, &opts);
     let built = res.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
-    assert!(log.iter().any(|l| l.contains(" venv --python ")), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains(" venv --allow-existing --python ")),
+        "{log:?}"
+    );
     assert!(
         log.iter().any(|l| l.contains(" pip install --python ")),
         "{log:?}"
@@ -339,24 +343,40 @@ fn uv_is_installed_into_a_side_venv_when_missing() {
         venvs_dir: tmp.path().join("venvs-builds"),
         ..EnvOptions::default()
     };
+    // The task's repository is cloned into the venv folder before the venv exists.
+    let py = python();
+    fs::create_dir_all(
+        venv_dir(&opts.venvs_dir, &py)
+            .join("task_repository")
+            .join("repo"),
+    )
+    .expect("mkdir");
     let lines = RefCell::new(Vec::new());
     let log = |l: &str| lines.borrow_mut().push(l.to_string());
-    let res = build_env(
-        &python(),
-        &pip_reqs("six==1.16.0\n"),
-        &[],
-        &opts,
-        &env,
-        &log,
-    );
+    let res = build_env(&py, &pip_reqs("six==1.16.0\n"), &[], &opts, &env, &log);
     let log = lines.into_inner();
     let built = res.unwrap_or_else(|e| panic!("{e}\n{}", log.join("\n")));
     let side_uv = PathBuf::from(format!("{}_uv", built.venv.display()))
         .join("bin")
         .join("uv");
     assert!(side_uv.is_file(), "{log:?}");
-    let uv_venv = format!("{} venv --python ", side_uv.display());
+    // uv itself went in with the interpreter's pip, into a venv without a pip of its own
+    assert!(
+        log.iter()
+            .any(|l| l.contains(" -m venv --without-pip ") && l.ends_with("_uv")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains(" -m pip --python ")),
+        "{log:?}"
+    );
+    // and uv created the task's venv beside the cloned repository (no fallback to venv)
+    let uv_venv = format!("{} venv --allow-existing --python ", side_uv.display());
     assert!(log.iter().any(|l| l.starts_with(&uv_venv)), "{log:?}");
+    assert!(
+        !log.iter().any(|l| l.contains("reverting to VirtualEnv")),
+        "{log:?}"
+    );
     assert_eq!(
         run_python(&built.python, "import six; print(six.__version__)"),
         "1.16.0"

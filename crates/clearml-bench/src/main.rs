@@ -7,7 +7,7 @@
 //!               --out docs/benchmarks.md [--poll 5] [--idle 60] [--starts 10] [--lines 100000]
 //!               [--batch 50] [--batch-timeout 420] [--only rust|python]
 //!               [--wheels DIR] [--image clearml-agent-test:py3-git] [--docker-samples 5]
-//!               [--lines-to-run help,idle,trivial,starts,lines,abort,batch,docker,flood]
+//!               [--lines-to-run help,idle,trivial,starts,lines,running,abort,batch,docker,flood,sdk]
 //! ```
 //!
 //! The docker and flood lines run when `--wheels` names a folder holding the clearml-agent 3.0.3 wheel

@@ -34,6 +34,9 @@ pub struct Results {
     pub lines_exit_to_last_s: Option<f64>,
     pub abort_s: Option<f64>,
     pub abort_samples: Vec<f64>,
+    /// API calls per minute while a quiet task runs (the task itself makes none).
+    pub running_calls_per_min: Option<f64>,
+    pub running_calls: BTreeMap<String, u64>,
     pub batch_s: Option<f64>,
     pub batch_done: usize,
     pub docker: Option<DockerResults>,
@@ -366,6 +369,44 @@ pub fn abort(
 
 pub const ABORT_SAMPLES: usize = 6;
 
+/// A quiet running task (one line, then a long sleep; no SDK inside): every API call the server
+/// receives over `plan.idle`, from 10 s after the task's first line on (past its start-up
+/// calls), per minute and by endpoint. This is what each agent spends to watch a running task:
+/// the budget of the abort line.
+pub fn running(
+    server: &TestServer,
+    agent: &Agent,
+    d: &mut Daemon,
+    plan: &Plan,
+) -> anyhow::Result<(f64, BTreeMap<String, u64>)> {
+    let marker = agent.root().join("running-started");
+    let script = format!(
+        "import time\nopen({p:?}, 'w').write('1')\nprint('running', flush=True)\ntime.sleep(900)\n",
+        p = marker.display().to_string()
+    );
+    let task = script_task(server, "running quiet", &script)?;
+    server.enqueue(&task, &agent.queue())?;
+    let deadline = Instant::now() + plan.task_timeout;
+    while !marker.exists() || status(server, &task) != "in_progress" {
+        if Instant::now() > deadline || !d.running() {
+            bail!("the task never started (status {})", status(server, &task));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    server.reset_calls();
+    let t0 = Instant::now();
+    std::thread::sleep(plan.idle);
+    let counts = server.call_counts();
+    let secs = t0.elapsed().as_secs_f64();
+    let total: u64 = counts.values().sum();
+    server
+        .call("tasks.stop", json!({"task": task}))
+        .map_err(|e| anyhow!("tasks.stop: {e:?}"))?;
+    let _ = wait_final(server, &task, d, plan.task_timeout);
+    Ok((total as f64 * 60.0 / secs, counts))
+}
+
 /// The mean of the samples.
 pub fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -525,6 +566,16 @@ pub fn run_all(
                 r.lines_exit_to_last_s = t;
             }
             Err(e) => note(&mut r, "log lines", e),
+        }
+    }
+    if plan.wants("running") {
+        eprintln!("[bench] {}: running task, API calls", agent.name);
+        match running(server, agent, &mut d, plan) {
+            Ok((per_min, counts)) => {
+                r.running_calls_per_min = Some(per_min);
+                r.running_calls = counts;
+            }
+            Err(e) => note(&mut r, "running task API calls", e),
         }
     }
     if plan.wants("abort") {

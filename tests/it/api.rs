@@ -1006,6 +1006,34 @@ async fn short_lived_server_tokens_are_renewed_without_a_401() {
     assert_eq!(server.calls("tasks.ping"), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_clients_share_one_login() {
+    let server = TestServer::start(Options {
+        token_lifetime: Duration::from_secs(2),
+        ..Options::default()
+    })
+    .expect("server");
+    let client = Client::new(server_config(&server)).expect("client");
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let retrying = client.with_retries(3);
+    let stoppable = client.with_stop(stop_rx);
+    let task = server.create_task(json!({})).expect("task");
+    // Logged in once, through a derived client: the others use that token.
+    retrying.tasks().ping(&task).await.expect("ping 1");
+    stoppable.tasks().ping(&task).await.expect("ping 2");
+    client.tasks().ping(&task).await.expect("ping 3");
+    assert_eq!(server.calls("auth.login"), 1);
+    assert_eq!(client.token(), stoppable.token());
+    // A renewal by one is the renewal of all of them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stoppable.tasks().ping(&task).await.expect("ping 4");
+    assert_eq!(server.calls("auth.login"), 2);
+    retrying.tasks().ping(&task).await.expect("ping 5");
+    client.tasks().ping(&task).await.expect("ping 6");
+    assert_eq!(server.calls("auth.login"), 2);
+    assert_eq!(client.token(), retrying.token());
+}
+
 // ---------------------------------------------------------------------------------------------
 // TLS: a real TLS server (`openssl s_server -www`, which answers any request with an HTML page)
 // with a self-signed certificate made by the test.

@@ -28,6 +28,7 @@ use crate::exec::logs::{LogLevel, LogPipeline};
 use crate::exec::requirements::{InstallUnit, Requirements};
 use crate::exec::server_checks::ServerChecks;
 use crate::exec::supervise::{self, Ending, StopReason, SuperviseConfig};
+use crate::exec::watch::{self as watch_loop, RunningTask, TaskOutput};
 
 /// Where the host's child configuration is mounted (mirrors `-v <cfg>:/tmp/clearml.conf`).
 pub const CONFIG_INSIDE: &str = "/tmp/clearml.conf";
@@ -323,7 +324,55 @@ async fn create_and_start(
 type ContainerOutput =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Vec<u8>, DockerError>> + Send>>;
 
-/// Feeds the container's output to the pipeline and waits for its exit, an abort or a shutdown.
+/// A task's container as the watch loop sees it.
+struct WatchedContainer<'a> {
+    engine: &'a Engine,
+    id: &'a str,
+    /// The engine's wait for the container's exit: one request, kept across the loop's turns.
+    wait: std::pin::Pin<Box<dyn std::future::Future<Output = Result<i32, String>> + Send + 'a>>,
+    code: Option<Result<i32, String>>,
+    kill_grace: std::time::Duration,
+}
+
+impl RunningTask for WatchedContainer<'_> {
+    async fn exit(&mut self) -> Result<i32, String> {
+        if self.code.is_none() {
+            self.code = Some((&mut self.wait).await);
+        }
+        self.code.clone().unwrap_or(Ok(-1))
+    }
+
+    async fn end(&mut self, _reason: &StopReason) -> Result<(), String> {
+        self.engine
+            .stop(self.id, self.kill_grace)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn stopping_line(&self, _what: &str) -> String {
+        format!(
+            "User aborted: stopping task container ({})",
+            short_id(self.id)
+        )
+    }
+
+    /// The engine may keep the stream open a little after the stop.
+    fn drain_wait(&self) -> Option<std::time::Duration> {
+        Some(self.kill_grace * 2)
+    }
+}
+
+/// The container's attached output for the watch loop.
+struct AttachedOutput(ContainerOutput);
+
+impl TaskOutput for AttachedOutput {
+    async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+        self.0.next().await.map(|r| r.map_err(|e| e.to_string()))
+    }
+}
+
+/// Feeds the container's output to the pipeline (watching it for the freeze markers) and waits
+/// for its exit, an abort or a shutdown.
 #[allow(clippy::too_many_arguments)]
 async fn watch_container(
     client: &Client,
@@ -331,106 +380,53 @@ async fn watch_container(
     engine: &Engine,
     job: &ContainerJob,
     id: &str,
-    mut output: ContainerOutput,
+    output: ContainerOutput,
     pipeline: &LogPipeline,
     original_requirements: &serde_json::Value,
     freeze_markers: &FreezeMarkers,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Ending {
     let task_id = job.task_id.as_str();
-    let mut output_open = true;
     let mut freeze = FreezeCapture::new(freeze_markers);
-    let wait = engine.wait(id);
-    tokio::pin!(wait);
-    let mut checks = ServerChecks::new(client, task_id, pipeline, sup);
+    let mut checks = ServerChecks::new(client, task_id, pipeline, &sup.checks());
+    let mut task = WatchedContainer {
+        engine,
+        id,
+        wait: Box::pin(async move { engine.wait(id).await.map_err(|e| e.to_string()) }),
+        code: None,
+        kill_grace: sup.kill_grace,
+    };
+    let mut output = AttachedOutput(output);
     // The frozen requirements are recorded beside the output (a server that is away must not
     // hold up the abort checks); the recording is awaited before the task ends.
     let mut recording: Option<tokio::task::JoinHandle<()>> = None;
-    let mut record = |outcome: Freeze| match outcome {
-        Freeze::Captured(frozen) => {
-            recording = Some(tokio::spawn(record_freeze(
-                client.clone(),
-                task_id.to_string(),
-                frozen,
-                original_requirements.clone(),
-            )));
-        }
-        Freeze::Abandoned(why) => pipeline.push_line(LogLevel::Warning, why),
-    };
-
-    let stop = loop {
-        tokio::select! {
-            chunk = output.next(), if output_open => match chunk {
-                Some(Ok(bytes)) => {
-                    if let Some(outcome) = freeze.feed(&bytes) {
-                        record(outcome);
-                    }
-                    pipeline.push_task_output(bytes).await;
-                }
-                Some(Err(e)) => {
-                    pipeline.push_line(LogLevel::Error, e.to_string());
-                    output_open = false;
-                }
-                None => output_open = false,
-            },
-            code = &mut wait => {
-                let code = match code {
-                    Ok(code) => code,
-                    Err(e) => {
-                        pipeline.push_line(LogLevel::Error, e.to_string());
-                        -1
-                    }
-                };
-                // The log stream ends once the container has stopped: read it to its end.
-                while output_open {
-                    match output.next().await {
-                        Some(Ok(bytes)) => {
-                            if let Some(outcome) = freeze.feed(&bytes) {
-                                record(outcome);
-                            }
-                            pipeline.push_task_output(bytes).await;
-                        }
-                        Some(Err(e)) => {
-                            pipeline.push_line(LogLevel::Error, e.to_string());
-                            output_open = false;
-                        }
-                        None => output_open = false,
-                    }
-                }
-                if let Some(recording) = recording.take() {
-                    let _ = recording.await;
-                }
-                if checks.ended_by_abort(code).await {
-                    return Ending::Stopped(StopReason::Stopped);
-                }
-                return Ending::Exited(code);
+    let ending = {
+        let mut on_output = |bytes: &[u8]| match freeze.feed(bytes) {
+            Some(Freeze::Captured(frozen)) => {
+                recording = Some(tokio::spawn(record_freeze(
+                    client.clone(),
+                    task_id.to_string(),
+                    frozen,
+                    original_requirements.clone(),
+                )));
             }
-            reason = checks.abort_requested() => break reason,
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    break StopReason::AgentShutdown;
-                }
-            }
-        }
+            Some(Freeze::Abandoned(why)) => pipeline.push_line(LogLevel::Warning, why),
+            None => {}
+        };
+        watch_loop::watch(
+            &mut task,
+            Some(&mut output),
+            &mut checks,
+            pipeline,
+            &mut on_output,
+            shutdown,
+        )
+        .await
     };
-    pipeline.push_line(
-        LogLevel::Error,
-        format!("User aborted: stopping task container ({})", short_id(id)),
-    );
-    if let Err(e) = engine.stop(id, sup.kill_grace).await {
-        pipeline.push_line(LogLevel::Error, e.to_string());
-    }
-    // Whatever the container printed before it stopped still goes to the server.
-    while output_open {
-        match tokio::time::timeout(sup.kill_grace * 2, output.next()).await {
-            Ok(Some(Ok(bytes))) => pipeline.push_task_output(bytes).await,
-            _ => output_open = false,
-        }
-    }
     if let Some(recording) = recording.take() {
         let _ = recording.await;
     }
-    Ending::Stopped(stop)
+    ending
 }
 
 fn short_id(id: &str) -> &str {

@@ -12,9 +12,9 @@ use futures_util::future::OptionFuture;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::api::Client;
+use crate::exec::ending::StopReason;
 use crate::exec::logs::{LogLevel, LogPipeline};
 use crate::exec::notice::FailureNotice;
-use crate::exec::supervise::{StopReason, SuperviseConfig};
 
 /// mirrors _check_if_task_should_stop: "created" must be seen this many times in a row.
 const RESET_POLLS: u32 = 4;
@@ -38,6 +38,17 @@ struct PollState {
     callback: Option<(Instant, Duration)>,
 }
 
+/// When the server checks of a running task happen.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckTimes {
+    /// How often the task status is polled for an abort.
+    pub poll_interval: Duration,
+    /// How often the task is pinged.
+    pub ping_interval: Duration,
+    /// The longest wait for a task's SDK abort callback.
+    pub abort_callback_max: Duration,
+}
+
 /// The status poll (every `poll_interval`, first after one interval) and the ping (at once,
 /// then every `ping_interval`) of one task; at most one of each in flight.
 pub(crate) struct ServerChecks<'a> {
@@ -58,7 +69,7 @@ impl<'a> ServerChecks<'a> {
         client: &'a Client,
         task_id: &'a str,
         pipeline: &'a LogPipeline,
-        cfg: &SuperviseConfig,
+        cfg: &CheckTimes,
     ) -> ServerChecks<'a> {
         let (poll_interval, ping_interval) = (cfg.poll_interval, cfg.ping_interval);
         let mut poll =

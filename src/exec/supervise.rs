@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use crate::api::{Client, StatusChange};
 use crate::exec::logs::{LogConfig, LogEvent, LogLevel, LogPipeline, LogSink, SinkError};
 use crate::exec::process::{ProcessSpec, TaskProcess};
-use crate::exec::server_checks::ServerChecks;
+use crate::exec::server_checks::{CheckTimes, ServerChecks};
+use crate::exec::watch::{RunningTask, TaskOutput};
 
 /// How a monitored task is watched; resolved from settings.
 #[derive(Debug, Clone)]
@@ -53,6 +54,17 @@ pub struct SuperviseConfig {
     pub max_request_bytes: usize,
 }
 
+impl SuperviseConfig {
+    /// The timing of the server checks of a running task.
+    pub(crate) fn checks(&self) -> CheckTimes {
+        CheckTimes {
+            poll_interval: self.poll_interval,
+            ping_interval: self.ping_interval,
+            abort_callback_max: self.abort_callback_max,
+        }
+    }
+}
+
 /// How long the end of a task waits for its last log lines when the agent is stopping.
 const SHUTDOWN_LOG_FINISH: Duration = Duration::from_secs(3);
 
@@ -70,31 +82,7 @@ pub struct Launch {
     pub pulled_from: Option<String>,
 }
 
-/// Why a task stopped before its process ended on its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopReason {
-    /// `tasks.stop` on a running task: status `in_progress`, message "stopping".
-    Stopped,
-    /// The status was changed from outside (closed, stopped, failed, published, queued).
-    StatusChanged(String),
-    /// The task was reset (status `created` on several consecutive polls).
-    Reset,
-    /// The task no longer exists.
-    NotFound,
-    /// The agent itself is shutting down (SIGINT/SIGTERM).
-    AgentShutdown,
-}
-
-/// How a supervised task ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// The process exited by itself with this code (`-N` for signal N).
-    Exited(i32),
-    /// The agent killed it.
-    Stopped(StopReason),
-    /// It could not be started at all.
-    NotStarted(String),
-}
+pub use crate::exec::ending::{Ending, StopReason};
 
 /// Runs one task to its end, then reports its final status. Never fails: every problem is
 /// reported on the task (and printed) and the daemon goes on.
@@ -281,6 +269,55 @@ fn start_log_pipeline(
     pipeline
 }
 
+/// A task's process tree as the watch loop sees it.
+struct WatchedProcess<'a> {
+    process: &'a mut TaskProcess,
+    kill_grace: Duration,
+}
+
+impl RunningTask for WatchedProcess<'_> {
+    // Cancel-safe: once the child has exited, this kills what is left of its tree (so a
+    // background job holding the output pipe cannot keep us waiting).
+    async fn exit(&mut self) -> Result<i32, String> {
+        self.process
+            .wait()
+            .await
+            .map_err(|e| format!("lost track of the task process: {e}"))
+    }
+
+    // mirrors worker.py: _log_command_output, which calls kill_all_child_processes (SIGKILL to
+    // the whole tree at once) when the task was stopped; only the agent's own shutdown gives the
+    // task a grace period after SIGTERM.
+    async fn end(&mut self, reason: &StopReason) -> Result<(), String> {
+        let grace = match reason {
+            StopReason::AgentShutdown => self.kill_grace,
+            _ => Duration::ZERO,
+        };
+        self.process
+            .kill_tree(grace)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot kill the task: {e}"))
+    }
+
+    fn stopping_line(&self, what: &str) -> String {
+        format!(
+            "User aborted: stopping task ({}) {what}",
+            self.process.pid()
+        )
+    }
+
+    fn drain_wait(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl TaskOutput for crate::exec::process::OutputStream {
+    async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+        self.next_chunk().await.map(Ok)
+    }
+}
+
 /// Feeds output to the pipeline and waits for the process, an abort or a shutdown.
 async fn watch_process(
     client: &Client,
@@ -288,90 +325,23 @@ async fn watch_process(
     task_id: &str,
     process: &mut TaskProcess,
     pipeline: &LogPipeline,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Ending {
     let mut output = process.take_output();
-    let mut output_open = output.is_some();
-    let mut checks = ServerChecks::new(client, task_id, pipeline, cfg);
-
-    let stop = loop {
-        tokio::select! {
-            chunk = next_chunk(&mut output), if output_open => match chunk {
-                Some(bytes) => pipeline.push_task_output(bytes).await,
-                None => output_open = false,
-            },
-            // Cancel-safe: once the child has exited, this kills what is left of its tree (so
-            // a background job holding the output pipe cannot keep us waiting).
-            code = process.wait() => {
-                let code = match code {
-                    Ok(code) => code,
-                    Err(e) => {
-                        pipeline.push_line(LogLevel::Error, format!("lost track of the task process: {e}"));
-                        -1
-                    }
-                };
-                drain(&mut output, output_open, pipeline).await;
-                if checks.ended_by_abort(code).await {
-                    return Ending::Stopped(StopReason::Stopped);
-                }
-                return Ending::Exited(code);
-            }
-            reason = checks.abort_requested() => break reason,
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    break StopReason::AgentShutdown;
-                }
-            }
-        }
+    let mut checks = ServerChecks::new(client, task_id, pipeline, &cfg.checks());
+    let mut task = WatchedProcess {
+        process,
+        kill_grace: cfg.kill_grace,
     };
-
-    let what = match &stop {
-        StopReason::Stopped => "stopped".to_string(),
-        StopReason::StatusChanged(s) => format!("status changed to {s}"),
-        StopReason::Reset => "reset".to_string(),
-        StopReason::NotFound => "not found".to_string(),
-        StopReason::AgentShutdown => "agent shutting down".to_string(),
-    };
-    pipeline.push_line(
-        LogLevel::Error,
-        format!("User aborted: stopping task ({}) {what}", process.pid()),
-    );
-    // mirrors worker.py: _log_command_output, which calls kill_all_child_processes (SIGKILL to
-    // the whole tree at once) when the task was stopped; only the agent's own shutdown gives the
-    // task a grace period after SIGTERM.
-    let grace = match stop {
-        StopReason::AgentShutdown => cfg.kill_grace,
-        _ => Duration::ZERO,
-    };
-    if let Err(e) = process.kill_tree(grace).await {
-        pipeline.push_line(LogLevel::Error, format!("cannot kill the task: {e}"));
-    }
-    // Whatever the tree printed before it died still goes to the server.
-    drain(&mut output, output_open, pipeline).await;
-    Ending::Stopped(stop)
-}
-
-/// Reads the output to its end once the task's processes are gone.
-async fn drain(
-    output: &mut Option<crate::exec::process::OutputStream>,
-    open: bool,
-    pipeline: &LogPipeline,
-) {
-    if !open {
-        return;
-    }
-    if let Some(out) = output.as_mut() {
-        while let Some(bytes) = out.next_chunk().await {
-            pipeline.push_task_output(bytes).await;
-        }
-    }
-}
-
-async fn next_chunk(output: &mut Option<crate::exec::process::OutputStream>) -> Option<Vec<u8>> {
-    match output.as_mut() {
-        Some(out) => out.next_chunk().await,
-        None => None,
-    }
+    crate::exec::watch::watch(
+        &mut task,
+        output.as_mut(),
+        &mut checks,
+        pipeline,
+        &mut |_| {},
+        shutdown,
+    )
+    .await
 }
 
 /// The final status change a task gets (shared with docker mode, `docker/run.rs`).

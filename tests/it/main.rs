@@ -27,7 +27,6 @@ mod perf;
 mod process;
 mod projects;
 mod pytorch;
-mod server;
 mod settings;
 mod slurm;
 mod source;

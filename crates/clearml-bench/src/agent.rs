@@ -20,6 +20,8 @@ pub struct Agent {
     pub poll_sec: String,
     /// The clearml-agent wheel offered to the Python agent's containers (docker line only).
     pub agent_wheel: Option<PathBuf>,
+    /// `PATH` for the agent, when not the bench's own (`hide_tool`).
+    pub path: Option<String>,
 }
 
 impl Agent {
@@ -66,7 +68,18 @@ impl Agent {
             home,
             poll_sec: poll_sec.to_string(),
             agent_wheel: docker.map(|d| d.agent_wheel.clone()),
+            path: None,
         })
+    }
+
+    /// Runs the agent with a `PATH` that holds no `tool` (so it has to install its own).
+    pub fn hide_tool(&mut self, tool: &str) {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let kept: Vec<&str> = path
+            .split(':')
+            .filter(|d| !Path::new(d).join(tool).exists())
+            .collect();
+        self.path = Some(kept.join(":"));
     }
 
     /// Appends `text` to this agent's `clearml.conf`.
@@ -109,6 +122,9 @@ impl Agent {
         // Read by the Python agent only: install this wheel in its containers instead of PyPI's.
         if let Some(w) = &self.agent_wheel {
             cmd.env("FORCE_LOCAL_CLEARML_AGENT_WHEEL", w);
+        }
+        if let Some(p) = &self.path {
+            cmd.env("PATH", p);
         }
         cmd
     }

@@ -206,7 +206,7 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
             "s",
         );
         row(
-            "… the same with `package_manager.type: uv`",
+            "… the same with `package_manager.type: uv` (uv installed first)",
             sd(ours, |x| x.cold_uv_s),
             sd(py, |x| x.cold_uv_s),
             "s",
@@ -530,7 +530,9 @@ pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> Strin
         "- Tasks: literal scripts (`script.diff`, `entry_point: task.py`, no repository, no \
          requirements), as `clearml-task --script` makes them, except the SDK-task lines: a local \
          git repository (`file://`) and the requirement `{}`, as `Task.init` records them, each \
-         agent in fresh HOMEs for the cold pip and uv runs. Both agents build a venv per task \
+         agent in fresh HOMEs for the cold pip and uv runs (uv: `package_manager.type: uv` with \
+         `uv_replace_pip: true`, and no `uv` on `PATH`, so each agent installs uv first, as on a \
+         fresh host). Both agents build a venv per task \
          and use the same `clearml.conf` keys: `agent.package_manager.pip_version: \"\"`, \
          `venvs_dir`, `venvs_cache.path`, `vcs_cache.path`, `pip_download_cache.path` in the \
          agent's temp HOME (so the first task is cold, later ones may hit the venv cache).",

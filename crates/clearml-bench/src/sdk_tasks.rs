@@ -217,7 +217,13 @@ fn run_uv(
     plan: &Plan,
     r: &mut SdkResults,
 ) -> anyhow::Result<()> {
-    let agent = make("agent.package_manager.type: uv\n")?;
+    // `uv_replace_pip`: without a uv project the Python agent otherwise installs the
+    // requirements with pip into the venv uv made, which has no pip (worker.py:
+    // install_requirements_for_package_api); ours installs with uv either way (and says the key
+    // has no effect). No `uv` on PATH: each agent installs its own, as on a fresh host.
+    let mut agent =
+        make("agent.package_manager.type: uv\nagent.package_manager.uv_replace_pip: true\n")?;
+    agent.hide_tool("uv");
     let stamps = agent.root().join("stamps");
     let (repo, commit) = repository(&agent.root().join("repo"), &stamps)?;
     let mut d = agent.daemon(&[], "daemon-sdk-uv.log")?;

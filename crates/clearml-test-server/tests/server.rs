@@ -1,5 +1,4 @@
-//! Integration tests: the ClearML-compatible test server (crates/clearml-test-server), over
-//! real HTTP: envelope, auth, query-string merge, json-lines, every endpoint's success and
+//! The test server's own tests, over real HTTP: envelope, auth, query-string merge, json-lines, every endpoint's success and
 //! error paths, the task state machine, the stop handshake, atomic pops, restart persistence.
 
 #![allow(
@@ -12,6 +11,13 @@ use std::collections::HashSet;
 use base64::Engine;
 use clearml_test_server::{Options, TestServer};
 use serde_json::{Value, json};
+
+/// A plain HTTP client. In a workspace build reqwest carries the agent's TLS features without a
+/// crypto provider of its own, so one is installed first (these tests speak plain HTTP).
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
 
 /// A logged-in client speaking the wire format.
 struct Client {
@@ -43,7 +49,7 @@ impl Reply {
 
 impl Client {
     async fn login(server: &TestServer) -> Client {
-        let http = reqwest::Client::new();
+        let http = http();
         let resp = http
             .get(format!("{}/auth.login", server.url()))
             .basic_auth(server.access_key(), Some(server.secret_key()))
@@ -138,7 +144,7 @@ fn is_hex32(s: &str) -> bool {
 #[tokio::test]
 async fn envelope_has_every_meta_field_and_server_header() {
     let s = server();
-    let http = reqwest::Client::new();
+    let http = http();
     let resp = http
         .post(format!("{}/v2.23/debug.ping/", s.url()))
         .header("X-ClearML-Trx", "trx-1")
@@ -188,11 +194,15 @@ async fn unknown_endpoint_and_too_low_version_are_404_with_envelope() {
         0,
     )
     .await;
-    let r = reqwest::get(format!("{}/not-an-endpoint", s.url()))
+    let r = http()
+        .get(format!("{}/not-an-endpoint", s.url()))
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    let r = reqwest::get(format!("{}/vX/debug.ping", s.url()))
+    let r = http()
+        .get(format!("{}/vX/debug.ping", s.url()))
+        .send()
         .await
         .unwrap();
     let body: Value = r.json().await.unwrap();
@@ -216,7 +226,7 @@ async fn get_with_json_body_and_unknown_fields_are_accepted() {
 #[tokio::test]
 async fn query_string_is_merged_into_the_body() {
     let s = server();
-    let r = reqwest::Client::new()
+    let r = http()
         .get(format!(
             "{}/debug.ping?n=12&f=1.5&yes=true&no=false&a.b=x&l[]=1&r=p&r=q",
             s.url()
@@ -300,7 +310,7 @@ async fn login_returns_a_jwt_with_the_server_claims() {
 #[tokio::test]
 async fn login_honours_expiration_sec_up_to_one_year() {
     let s = server();
-    let http = reqwest::Client::new();
+    let http = http();
     let login = |q: &str| {
         http.get(format!("{}/auth.login{q}", s.url()))
             .basic_auth(s.access_key(), Some(s.secret_key()))
@@ -326,7 +336,7 @@ async fn login_honours_expiration_sec_up_to_one_year() {
 #[tokio::test]
 async fn auth_errors_have_the_real_codes() {
     let s = server();
-    let http = reqwest::Client::new();
+    let http = http();
     let url = format!("{}/tasks.get_all", s.url());
     let code = |r: Value| {
         (
@@ -433,7 +443,9 @@ async fn bearer_login_gives_a_fresh_token_and_lifetime_is_configurable() {
 #[tokio::test]
 async fn ping_and_server_info_need_no_credentials() {
     let s = server();
-    let body: Value = reqwest::get(format!("{}/server.info", s.url()))
+    let body: Value = http()
+        .get(format!("{}/server.info", s.url()))
+        .send()
         .await
         .unwrap()
         .json()
@@ -442,7 +454,7 @@ async fn ping_and_server_info_need_no_credentials() {
     assert_eq!(body["data"]["api_version"], "2.31");
     assert_eq!(body["data"]["version"], "2.0.0");
     let expired = s.issue_token(-5).unwrap();
-    let r = reqwest::Client::new()
+    let r = http()
         .get(format!("{}/debug.ping", s.url()))
         .bearer_auth(expired)
         .send()
@@ -1727,7 +1739,7 @@ async fn state_survives_a_restart_with_a_database_file() {
         1,
         "no second default queue"
     );
-    let r: Value = reqwest::Client::new()
+    let r: Value = http()
         .get(format!("{}/tasks.get_by_id", s.url()))
         .bearer_auth(token)
         .json(&json!({"task": task}))
@@ -1754,7 +1766,7 @@ async fn restart_serves_again_on_the_same_port() {
     s.stop();
     assert!(!s.is_running());
     assert!(
-        reqwest::Client::new()
+        http()
             .get(format!("{url}/debug.ping"))
             .send()
             .await
@@ -1763,7 +1775,7 @@ async fn restart_serves_again_on_the_same_port() {
     s.restart().unwrap();
     assert_eq!(s.url(), url);
     let fresh = Client {
-        http: reqwest::Client::new(),
+        http: http(),
         url: url.clone(),
         token: c.token.clone(),
     };

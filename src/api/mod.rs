@@ -22,12 +22,12 @@ pub use events::{BatchResult, Events, MAX_EVENT_MSG_CHARS};
 pub use projects::{ProjectQuery, Projects};
 pub use queues::{NextTask, QueueQuery, Queues, TaskOwner, escape_regex, is_task_id};
 pub use tasks::{
-    AbortCallback, EnqueueResult, HyperParam, StatusChange, TaskHyperParams, TaskQuery, TaskStatus,
-    Tasks,
+    AbortCallback, EnqueueResult, HyperParam, RuntimeProperty, StatusChange, TaskHyperParams,
+    TaskQuery, TaskStatus, Tasks,
 };
 pub use token::{Identity, Token, TokenClaims};
 pub use types::{
-    Container, Execution, IdName, LogEvent, MachineStats, Project, Queue, QueueEntry, Script, Task,
-    Updated, Worker,
+    Container, Execution, IdName, LogEvent, MachineStats, Project, Queue, QueueEntry, Script,
+    ScriptRequirements, Task, Updated, Worker,
 };
 pub use workers::{StatusReport, WorkerQuery, Workers};

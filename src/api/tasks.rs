@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::Client;
 use super::error::Error;
-use super::types::{Container, Task, Updated, nullable};
+use super::types::{Container, ScriptRequirements, Task, Updated, nullable};
 
 /// Calls of the `tasks` service.
 pub struct Tasks<'a> {
@@ -93,6 +93,26 @@ pub struct TaskStatus {
     pub status_message: String,
     #[serde(deserialize_with = "nullable")]
     pub status_reason: String,
+}
+
+/// A runtime property the agent sets on a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeProperty {
+    /// The host that runs the task (`_exec_agent_hostname`).
+    AgentHostname,
+    /// The host ports a docker-mode task's ports were published on
+    /// (`_external_host_tcp_port_mapping`).
+    ExternalPortMapping,
+}
+
+impl RuntimeProperty {
+    /// The key in the task's `runtime` map.
+    pub fn key(self) -> &'static str {
+        match self {
+            RuntimeProperty::AgentHostname => "_exec_agent_hostname",
+            RuntimeProperty::ExternalPortMapping => "_external_host_tcp_port_mapping",
+        }
+    }
 }
 
 /// What `Task.register_abort_callback` of the SDK leaves in the task's `runtime`:
@@ -478,7 +498,7 @@ impl Tasks<'_> {
     pub async fn set_requirements(
         &self,
         task: &str,
-        requirements: &Value,
+        requirements: &ScriptRequirements,
     ) -> Result<Updated, Error> {
         self.client
             .call(
@@ -487,6 +507,32 @@ impl Tasks<'_> {
                 &json!({ "task": task, "requirements": requirements }),
             )
             .await
+    }
+
+    /// Records what a run installed: `previous` (the task's requirements when it was pulled)
+    /// with `frozen` as its `pip` ([`ScriptRequirements::with_freeze`]). The one freeze report
+    /// of venv and docker mode. mirrors Worker.freeze_task_environment (update_requirements).
+    pub async fn record_freeze(
+        &self,
+        task: &str,
+        previous: &ScriptRequirements,
+        frozen: &[String],
+    ) -> Result<Updated, Error> {
+        self.set_requirements(task, &previous.with_freeze(frozen))
+            .await
+    }
+
+    /// Sets one of the task's runtime properties (read, change, `tasks.edit`), keeping the
+    /// others. mirrors TaskRuntime.update_task_runtime / Worker._set_runtime_hostname.
+    pub async fn set_runtime_property(
+        &self,
+        task: &str,
+        property: RuntimeProperty,
+        value: &str,
+    ) -> Result<Updated, Error> {
+        let mut runtime = self.runtime(task).await?;
+        runtime.insert(property.key().to_owned(), Value::from(value));
+        self.edit_runtime(task, &runtime).await
     }
 
     /// `tasks.get_hyper_params` (unversioned).

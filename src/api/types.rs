@@ -80,9 +80,102 @@ pub struct Script {
     #[serde(deserialize_with = "nullable")]
     pub working_dir: String,
     /// `{pip, conda, org_pip, org_conda}`; `pip` may be a string or a list of lines.
-    pub requirements: Value,
+    #[serde(deserialize_with = "lenient_requirements")]
+    pub requirements: ScriptRequirements,
     #[serde(deserialize_with = "nullable")]
     pub diff: String,
+}
+
+/// `task.script.requirements`: sections by name (`pip`, `org_pip`, `conda`, `org_conda`, and
+/// whatever else a client stored), each a string or a list of lines. Kept whole, so a write
+/// back loses no section this agent does not know.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ScriptRequirements(pub serde_json::Map<String, Value>);
+
+impl ScriptRequirements {
+    /// A section as newline-separated text; `None` when missing or null.
+    pub fn section(&self, name: &str) -> Option<String> {
+        match self.0.get(name)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .map(|i| match i {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// The task's own pip requirements (after a run: the freeze).
+    pub fn pip(&self) -> Option<String> {
+        self.section("pip")
+    }
+
+    /// The pip requirements as the task was created with them, kept once the freeze replaced
+    /// `pip`.
+    pub fn org_pip(&self) -> Option<String> {
+        self.section("org_pip")
+    }
+
+    /// The conda section.
+    pub fn conda(&self) -> Option<String> {
+        self.section("conda")
+    }
+
+    /// The requirements after a run installed `frozen` (one package per line): the first time,
+    /// `pip` moves to `org_pip` and `conda` to `org_conda` (a present original is kept), then
+    /// `pip` becomes the freeze as a list of lines. Every other section stays.
+    /// mirrors clearml_agent/commands/worker.py: Worker.freeze_task_environment.
+    pub fn with_freeze(&self, frozen: &[String]) -> ScriptRequirements {
+        let mut map = self.0.clone();
+        for (now, original) in [("pip", "org_pip"), ("conda", "org_conda")] {
+            let has_original = map.get(original).is_some_and(|v| !is_empty_section(v));
+            if map.get(now).is_some_and(|v| !is_empty_section(v))
+                && !has_original
+                && let Some(v) = map.remove(now)
+            {
+                map.insert(original.to_owned(), v);
+            }
+        }
+        map.insert(
+            "pip".to_owned(),
+            Value::Array(frozen.iter().cloned().map(Value::from).collect()),
+        );
+        ScriptRequirements(map)
+    }
+}
+
+impl From<Value> for ScriptRequirements {
+    /// An object's sections; anything else is no sections.
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Object(map) => ScriptRequirements(map),
+            _ => ScriptRequirements::default(),
+        }
+    }
+}
+
+/// Python's truthiness of a section: null, blank text, an empty list or map count as empty.
+fn is_empty_section(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// `script.requirements` may be null or missing.
+fn lenient_requirements<'de, D: Deserializer<'de>>(d: D) -> Result<ScriptRequirements, D::Error> {
+    Ok(ScriptRequirements::from(Value::deserialize(d)?))
 }
 
 /// `task.execution`.
@@ -275,9 +368,37 @@ mod tests {
         assert_eq!(task.id, "t1");
         assert_eq!(task.name, "");
         assert_eq!(task.script.branch, "");
-        assert_eq!(task.script.requirements["pip"][1], "b");
+        assert_eq!(task.script.requirements.pip().as_deref(), Some("a\nb"));
         assert_eq!(task.container, Container::default());
         assert_eq!(task.execution.queue.as_deref(), Some("q"));
         assert!(task.tags.is_empty());
+    }
+
+    #[test]
+    fn the_freeze_keeps_the_originals_once_as_the_python_agent_does() {
+        let first = ScriptRequirements::from(serde_json::json!({
+            "pip": "six\nclearml", "conda": "numpy", "custom": {"a": 1}
+        }));
+        let frozen = ["six==1.16.0".to_string(), "clearml==2.1.12".to_string()];
+        let after = first.with_freeze(&frozen);
+        assert_eq!(
+            serde_json::to_value(&after).expect("json"),
+            serde_json::json!({
+                "org_pip": "six\nclearml", "org_conda": "numpy", "custom": {"a": 1},
+                "pip": ["six==1.16.0", "clearml==2.1.12"]
+            })
+        );
+        // A second run keeps the originals and replaces only the freeze.
+        let again = after.with_freeze(&["six==1.17.0".to_string()]);
+        assert_eq!(again.org_pip().as_deref(), Some("six\nclearml"));
+        assert_eq!(again.pip().as_deref(), Some("six==1.17.0"));
+        // An empty `pip` is not an original.
+        let empty = ScriptRequirements::from(serde_json::json!({"pip": ""})).with_freeze(&frozen);
+        assert!(empty.org_pip().is_none());
+        // Not an object: no sections.
+        assert_eq!(
+            ScriptRequirements::from(serde_json::json!(null)),
+            ScriptRequirements::default()
+        );
     }
 }

@@ -20,7 +20,7 @@ use super::ports;
 use super::script::{self, Freeze, FreezeCapture, FreezeMarkers, ScriptSpec};
 use super::template;
 use super::{DockerConfig, DockerError, Engine, LABEL_PARENT_WORKER, LABEL_TASK, LABEL_WORKER};
-use crate::api::{Client, Container, StatusChange, Task};
+use crate::api::{Client, Container, RuntimeProperty, ScriptRequirements, StatusChange, Task};
 use crate::config::masking::{sanitize_docker_args, sanitize_urls};
 use crate::env::EnvVars;
 use crate::exec::git::{self, ScriptInfo, SourceLayout};
@@ -164,7 +164,7 @@ pub(crate) struct Planned {
     /// Where the task starts (the image's working dir).
     pub(crate) script_dir: String,
     pub(crate) work: PathBuf,
-    original_requirements: serde_json::Value,
+    original_requirements: ScriptRequirements,
     /// Held while the container runs: the cached venv it builds or uses is its own.
     venv_lock: Option<std::fs::File>,
     /// The lines around the `pip freeze` output in the container's script.
@@ -382,7 +382,7 @@ async fn watch_container(
     id: &str,
     output: ContainerOutput,
     pipeline: &LogPipeline,
-    original_requirements: &serde_json::Value,
+    original_requirements: &ScriptRequirements,
     freeze_markers: &FreezeMarkers,
     shutdown: watch::Receiver<bool>,
 ) -> Ending {
@@ -433,48 +433,31 @@ fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// mirrors the end of Worker.execute's install step: `pip` gets the freeze, `org_pip` the
-/// original requirements.
+/// The container's freeze recorded on the task, as venv mode records its own.
 async fn record_freeze(
     client: Client,
     task_id: String,
     frozen: String,
-    original: serde_json::Value,
+    original: ScriptRequirements,
 ) {
-    let task_id = task_id.as_str();
-    let mut reqs = serde_json::Map::new();
-    reqs.insert("pip".into(), frozen.into());
-    if let serde_json::Value::Object(map) = &original {
-        if let Some(org) = map.get("pip") {
-            reqs.insert("org_pip".into(), org.clone());
-        }
-        for (k, v) in map {
-            if k != "pip" {
-                reqs.entry(k.clone()).or_insert(v.clone());
-            }
-        }
-    }
+    let lines = crate::exec::requirements::frozen_lines(&frozen);
     if let Err(e) = client
         .tasks()
-        .set_requirements(task_id, &serde_json::Value::Object(reqs))
+        .record_freeze(&task_id, &original, &lines)
         .await
     {
         tracing::warn!("could not update the requirements of task {task_id}: {e}");
     }
 }
 
-/// Adds `_external_host_tcp_port_mapping` to the task's runtime properties.
-/// mirrors TaskRuntime.update_task_runtime.
+/// Records the host ports the task's ports were published on. mirrors
+/// TaskRuntime.update_task_runtime.
 async fn record_port_mapping(client: &Client, task_id: &str, mapping: &str) {
-    let mut runtime = match client.tasks().runtime(task_id).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!("cannot read the runtime properties of task {task_id}: {e}");
-            return;
-        }
-    };
-    runtime.insert("_external_host_tcp_port_mapping".into(), mapping.into());
-    if let Err(e) = client.tasks().edit_runtime(task_id, &runtime).await {
+    if let Err(e) = client
+        .tasks()
+        .set_runtime_property(task_id, RuntimeProperty::ExternalPortMapping, mapping)
+        .await
+    {
         tracing::warn!("cannot record the port mapping of task {task_id}: {e}");
     }
 }
@@ -1213,7 +1196,7 @@ async fn install_plan(
     pipeline: &LogPipeline,
 ) -> Result<script::ScriptInstall, SetupFailure> {
     let packages = &cfg.packages;
-    let task_requirements = Requirements::from_json(&task.script.requirements);
+    let task_requirements = Requirements::from_script(&task.script.requirements);
     let (requirements, repo_files) = crate::exec::requirements::choose(
         &task_requirements,
         packages.force_repo_requirements_txt,

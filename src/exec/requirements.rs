@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::git_url::md5_hex;
+use crate::api::ScriptRequirements;
 
 /// The `script.requirements` of a task, each section normalised to newline-separated text
 /// (the server may hold a string or a list of lines).
@@ -24,13 +25,12 @@ pub struct Requirements {
 }
 
 impl Requirements {
-    /// From a `script.requirements` JSON object (`{"pip": "..." | [...], ...}`).
-    pub fn from_json(value: &serde_json::Value) -> Self {
-        let section = |k: &str| value.get(k).and_then(section_text);
+    /// From the task's `script.requirements`.
+    pub fn from_script(script: &ScriptRequirements) -> Self {
         Self {
-            pip: section("pip"),
-            org_pip: section("org_pip"),
-            conda: section("conda"),
+            pip: script.pip(),
+            org_pip: script.org_pip(),
+            conda: script.conda(),
             warnings: Vec::new(),
         }
     }
@@ -204,23 +204,15 @@ pub fn install_steps(lines: &[String], order: &InstallOrder) -> Vec<InstallStep>
     steps
 }
 
-/// A section value as text: strings as is, lists joined by newlines, null as `None`.
-pub fn section_text(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(items) => Some(
-            items
-                .iter()
-                .map(|i| match i {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        other => Some(other.to_string()),
-    }
+/// The freeze as the Python agent records it: one entry per line, without the agent itself
+/// (mirrors helper/package/pip_api/system.py: SystemPip.freeze, PROGRAM_NAME).
+pub fn frozen_lines(frozen: &str) -> Vec<String> {
+    frozen
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("clearml-agent"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Trimmed, non-empty, non-comment lines.
@@ -617,15 +609,15 @@ mod tests {
         );
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].starts_with("Local file not found [numpy @ file://"));
-        let task = Requirements::from_json(&serde_json::json!({"pip": lines}));
+        let task = Requirements::from_script(&serde_json::json!({"pip": lines}).into());
         let (chosen, _) = choose(&task, false, false, None, &|_| false);
         assert_eq!(chosen.pip_lines()[1], "here");
     }
 
     #[test]
     fn list_or_string_sections() {
-        let r = Requirements::from_json(
-            &serde_json::json!({"pip": ["six==1.16.0", "# c", ""], "org_pip": "a\nb"}),
+        let r = Requirements::from_script(
+            &serde_json::json!({"pip": ["six==1.16.0", "# c", ""], "org_pip": "a\nb"}).into(),
         );
         assert_eq!(r.pip_lines(), vec!["six==1.16.0"]);
         assert_eq!(r.org_pip.as_deref(), Some("a\nb"));

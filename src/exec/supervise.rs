@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::api::{Client, StatusChange};
+use crate::api::{Client, RuntimeProperty, StatusChange};
 use crate::exec::logs::{LogConfig, LogEvent, LogLevel, LogPipeline, LogSink, SinkError};
 use crate::exec::process::{ProcessSpec, TaskProcess};
 use crate::exec::server_checks::{CheckTimes, ServerChecks};
@@ -477,21 +477,17 @@ pub async fn send_status(
     .map(drop)
 }
 
-/// mirrors Worker._set_runtime_hostname (runtime `_exec_agent_hostname`).
+/// mirrors Worker._set_runtime_hostname.
 async fn set_runtime_hostname(client: &Client, task_id: &str) {
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
-    let mut runtime = match client.tasks().runtime(task_id).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!("cannot read the runtime properties of task {task_id}: {e}");
-            return;
-        }
-    };
-    runtime.insert("_exec_agent_hostname".into(), host.into());
-    if let Err(e) = client.tasks().edit_runtime(task_id, &runtime).await {
+    if let Err(e) = client
+        .tasks()
+        .set_runtime_property(task_id, RuntimeProperty::AgentHostname, &host)
+        .await
+    {
         tracing::warn!("cannot set the runtime properties of task {task_id}: {e}");
     }
 }

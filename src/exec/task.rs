@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::api::{Client, StatusChange, Task};
 use crate::exec::custom_build;
 use crate::exec::git::{self, GitOptions, ScriptInfo, SourceLayout};
-use crate::exec::requirements::{self, Requirements};
+use crate::exec::requirements::{self, Requirements, frozen_lines};
 use crate::exec::venv::{self, BuiltEnv, EnvOptions, PythonOptions};
 
 /// Folder names inside the venv, as the Python agent uses them.
@@ -364,63 +364,17 @@ pub async fn build(client: &Client, cfg: &ExecuteConfig) -> Result<()> {
     Ok(())
 }
 
-/// Records the freeze on the task. mirrors Worker._freeze_requirements: the task's `pip` moves
-/// to `org_pip` once (an existing `org_pip` is kept), then `pip` becomes the freeze as a list of
-/// lines.
+/// Records the freeze on the task (the one freeze report, shared with docker mode).
 async fn record_requirements(client: &Client, task: &Task, prepared: &Prepared) {
     let Some(frozen) = &prepared.env.frozen else {
         return;
     };
-    let mut reqs = task_requirements_json(task);
-    let has_org = reqs.get("org_pip").is_some_and(|v| !is_empty_section(v));
-    if let Some(pip) = reqs.remove("pip")
-        && !is_empty_section(&pip)
-        && !has_org
-    {
-        reqs.insert("org_pip".into(), pip);
-    }
-    reqs.insert(
-        "pip".into(),
-        frozen_lines(frozen)
-            .into_iter()
-            .map(serde_json::Value::from)
-            .collect::<Vec<_>>()
-            .into(),
-    );
     if let Err(e) = client
         .tasks()
-        .set_requirements(&task.id, &serde_json::Value::Object(reqs))
+        .record_freeze(&task.id, &task.script.requirements, &frozen_lines(frozen))
         .await
     {
         println!("Warning: could not update the task requirements: {e}");
-    }
-}
-
-/// The freeze as the Python agent records it: one entry per line, without the agent itself
-/// (mirrors helper/package/pip_api/system.py: SystemPip.freeze, PROGRAM_NAME).
-fn frozen_lines(frozen: &str) -> Vec<String> {
-    frozen
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.contains("clearml-agent"))
-        .map(str::to_string)
-        .collect()
-}
-
-fn is_empty_section(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::Null => true,
-        serde_json::Value::String(s) => s.trim().is_empty(),
-        serde_json::Value::Array(a) => a.is_empty(),
-        serde_json::Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
-}
-
-fn task_requirements_json(task: &Task) -> serde_json::Map<String, serde_json::Value> {
-    match &task.script.requirements {
-        serde_json::Value::Object(map) => map.clone(),
-        _ => serde_json::Map::new(),
     }
 }
 
@@ -483,7 +437,7 @@ fn prepare_blocking(
     })?;
 
     let (mut requirements, repo_files) = requirements::choose(
-        &Requirements::from_json(&task.script.requirements),
+        &Requirements::from_script(&task.script.requirements),
         cfg.force_repo_requirements_txt,
         cfg.force_original_requirements,
         layout.repo_root.as_deref().map(|root| {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use clearml_agent::api::{
-    Client, ClientConfig, Error, LogEvent, RetryPolicy, StatusChange, Timeouts,
+    Client, ClientConfig, Error, LogEvent, RetryPolicy, ScriptRequirements, StatusChange, Timeouts,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -740,7 +740,10 @@ async fn task_lifecycle_through_a_queue() {
     assert_eq!(read.status_message, "pulled by agent");
     assert_eq!(read.script.repository, "https://example.com/r.git");
     assert_eq!(read.script.entry_point, "a.py");
-    assert_eq!(read.script.requirements["pip"], "numpy\nclearml");
+    assert_eq!(
+        read.script.requirements.pip().as_deref(),
+        Some("numpy\nclearml")
+    );
     let status = tasks.status(&task).await.expect("status").expect("exists");
     assert_eq!(status.status, "in_progress");
     assert_eq!(tasks.status(&"f".repeat(32)).await.expect("status"), None);
@@ -771,7 +774,8 @@ async fn task_lifecycle_through_a_queue() {
         .set_version_num(&task, "abc123")
         .await
         .expect("version");
-    let requirements = json!({"pip": ["numpy==2.0", "clearml==2.1"], "org_pip": "numpy\nclearml"});
+    let requirements: ScriptRequirements =
+        json!({"pip": ["numpy==2.0", "clearml==2.1"], "org_pip": "numpy\nclearml"}).into();
     tasks
         .set_requirements(&task, &requirements)
         .await

@@ -197,7 +197,8 @@ fn completed_task_runs_inside_the_image() {
     assert!(log.contains("Process completed successfully"), "{log}");
     // The default image is written back to the task, and the freeze recorded.
     assert_eq!(t["container"]["image"], img);
-    assert!(t["script"]["requirements"]["pip"].is_string(), "{t}");
+    // In the Python agent's shape (as venv mode records it): `pip` a list of lines.
+    assert!(t["script"]["requirements"]["pip"].is_array(), "{t}");
     assert!(containers("clearml-task-id", &task).is_empty());
 }
 
@@ -931,10 +932,11 @@ fn task_requirements_are_installed_inside_the_container() {
     let (t, log, d) = run_to_end(&ctx, &task, img);
     assert_eq!(t["status"], "completed", "{log}\n{}", d.output());
     assert!(log.contains("six 1.16.0"), "{log}");
-    let pip = t["script"]["requirements"]["pip"].to_string();
+    let pip = &t["script"]["requirements"]["pip"];
     assert!(
-        pip.contains("six==1.16.0"),
-        "frozen requirements not recorded: {pip}"
+        pip.as_array()
+            .is_some_and(|lines| lines.iter().any(|l| l == "six==1.16.0")),
+        "frozen requirements not recorded as lines: {pip}"
     );
     assert_eq!(t["script"]["requirements"]["org_pip"], "six==1.16.0");
 }

@@ -204,6 +204,66 @@ fn the_process_environment_and_raw_seconds_stay_in_the_settings_layer() {
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
 
+/// Only `src/api/` knows the wire format: no endpoint name, no field of the task's requirements,
+/// status or runtime map is spelled anywhere else in the agent's code (its unit tests aside).
+#[test]
+fn wire_names_stay_in_the_api_module() {
+    let endpoint = regex::Regex::new(
+        r#""(auth|tasks|queues|workers|events|projects|users|models|server|debug)\.[a-z_]+""#,
+    )
+    .unwrap();
+    // Names that mean the wire only (`pip`, `conda` or `runtime` are also programs, package
+    // managers and docker flags; the freeze that writes them lives beside `org_pip`).
+    let fields = [
+        "\"org_pip\"",
+        "\"org_conda\"",
+        "\"status_message\"",
+        "\"status_reason\"",
+        "\"version_num\"",
+        "\"docker_cmd\"",
+        "\"last_worker\"",
+        "\"_exec_agent_hostname\"",
+        "\"_external_host_tcp_port_mapping\"",
+        "\"_abort_callback",
+        "\"_abort_poll_freq\"",
+    ];
+    let mut offenders = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap()
+                .display()
+                .to_string();
+            if path.is_dir() {
+                if rel != "src/api" {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.trim() == "#[cfg(test)]" {
+                    break;
+                }
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                let field = fields.iter().any(|f| line.contains(f));
+                if field || endpoint.is_match(line) {
+                    offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
+
 /// The first-column names of the tables of a markdown page, with their section and meaning.
 fn table_names(page: &str) -> Vec<(String, String, String)> {
     // (section, name, the row's last cell)

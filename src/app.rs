@@ -140,10 +140,12 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     let cfg = plan::daemon_config(&resolved.settings, &resolved.tree, opts)?;
     // mirrors Worker.daemon: `--stop` and `--status` act and return before any registration.
     if let Some(ids) = &opts.stop {
-        return stop_daemon(&cfg, ids, opts.dynamic_gpus);
+        return worker::control::stop_daemon(&cfg, ids, opts.dynamic_gpus);
     }
     if opts.status {
-        return daemon_status(client_cfg, &cfg);
+        return runtime()?.block_on(async {
+            worker::control::daemon_status(&Client::new(client_cfg)?, &cfg).await
+        });
     }
     refuse_unsupported(resolved)?;
     print_unsupported(resolved);
@@ -153,32 +155,14 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     // mirrors Worker.daemon: `--detached` only applies without `--foreground`. The fork happens
     // here, while the process has one thread; the runtime and the registration come after it.
     if opts.detached && !opts.foreground {
-        // The Python agent registers before it forks, so a duplicate shows on the terminal;
-        // this agent registers after the fork (for the final pid), so it checks here first.
-        let (fixed, _) = worker::registry::worker_identity(
-            cfg.worker_id.as_deref(),
-            &cfg.worker_name,
-            cfg.visible_gpus.as_deref(),
-            cfg.dynamic_gpus,
-        );
-        if let Some(id) = fixed {
-            let registry = worker::registry::Registry::new(&cfg.registry_dir);
-            let taken = registry
-                .entries()
-                .unwrap_or_default()
-                .iter()
-                .any(|e| e.pid.is_some() && e.worker_id.as_deref() == Some(id.as_str()));
-            if taken {
-                return Err(worker::registry::RegistryError::AlreadyRunning(id).into());
-            }
-        }
+        worker::control::refuse_duplicate(&cfg)?;
         worker::detach::detach(&cfg.temp_dir)?;
     }
     let rt = runtime()?;
     let result = rt.block_on(async move {
         let client = Client::new(client_cfg)?;
-        let shutdown = shutdown_signal()?;
-        let drain = drain_signal()?;
+        let shutdown = worker::control::shutdown_signal()?;
+        let drain = worker::control::drain_signal()?;
         worker::run(cfg, client, shutdown, drain).await
     });
     // Blocking work left behind by a stopped task's preparation (docker mode's host-side lock
@@ -198,25 +182,12 @@ pub fn run_slurm(resolved: &Resolved) -> anyhow::Result<u8> {
     let cfg = plan::slurm_config(&resolved.settings, opts)?;
     let registry = worker::registry::Registry::new(&cfg.registry_dir);
     if let Some(ids) = &opts.stop {
-        let mut code = 0;
-        if ids.is_empty() {
-            let (id, name) = worker::registry::worker_identity(
-                cfg.worker_id.as_deref(),
-                &cfg.worker_name,
-                None,
-                false,
-            );
-            if !worker::stop::stop_one(&registry, id.as_deref(), &name, worker::stop::STOP_TIMEOUT)?
-            {
-                code = 1;
-            }
-        }
-        for id in ids {
-            if !worker::stop::stop_one(&registry, Some(id), id, worker::stop::STOP_TIMEOUT)? {
-                code = 1;
-            }
-        }
-        return Ok(code);
+        return worker::control::stop_slurm(
+            &registry,
+            cfg.worker_id.as_deref(),
+            &cfg.worker_name,
+            ids,
+        );
     }
     if opts.detached && !opts.foreground {
         worker::detach::detach(&plan::temp_dir(&resolved.settings))?;
@@ -224,91 +195,10 @@ pub fn run_slurm(resolved: &Resolved) -> anyhow::Result<u8> {
     let rt = runtime()?;
     rt.block_on(async move {
         let client = Client::new(client_cfg)?;
-        let shutdown = shutdown_signal()?;
+        let shutdown = worker::control::shutdown_signal()?;
         crate::slurm::run(cfg, client, shutdown).await
     })?;
     Ok(0)
-}
-
-/// `daemon --stop [WORKER_ID ...]`: exit 1 when any of them was not found (mirrors Worker.daemon).
-fn stop_daemon(
-    cfg: &worker::DaemonConfig,
-    ids: &[String],
-    dynamic_gpus: bool,
-) -> anyhow::Result<u8> {
-    use worker::stop;
-    let registry = worker::registry::Registry::new(&cfg.registry_dir);
-    let mut code = 0;
-    if ids.is_empty() {
-        // The agent started with the same arguments: its configured or GPU-derived id, else the
-        // first `<worker_name>:<slot>` (mirrors Worker._kill_daemon).
-        let (id, name) = worker::registry::worker_identity(
-            cfg.worker_id.as_deref(),
-            &cfg.worker_name,
-            cfg.visible_gpus.as_deref(),
-            dynamic_gpus,
-        );
-        let timeout = match &id {
-            Some(id) if id.starts_with(&format!("{name}:dgpu")) => stop::STOP_TIMEOUT_DYNAMIC_GPUS,
-            _ => stop::STOP_TIMEOUT,
-        };
-        if !stop::stop_one(&registry, id.as_deref(), &name, timeout)? {
-            code = 1;
-        }
-    } else {
-        for id in ids {
-            if !stop::stop_one(&registry, Some(id), id, stop::STOP_TIMEOUT)? {
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
-}
-
-/// `daemon --status`: the schedule, the listened queues and the agents running on this machine.
-/// Exits 1, as the Python agent does.
-fn daemon_status(
-    client_cfg: crate::api::ClientConfig,
-    cfg: &worker::DaemonConfig,
-) -> anyhow::Result<u8> {
-    let registry = worker::registry::Registry::new(&cfg.registry_dir);
-    let rt = runtime()?;
-    let queues = rt.block_on(async {
-        let client = Client::new(client_cfg)?;
-        client
-            .login()
-            .await
-            .context("cannot log in to the ClearML server")?;
-        worker::queues::resolve(&client, &cfg.queues, false).await
-    })?;
-    let mut out = String::new();
-    match &cfg.schedule {
-        Some(schedule) => out.push_str(&schedule.describe()),
-        None => out.push_str("No uptime/downtime configurations found\n"),
-    }
-    for q in &queues {
-        out.push_str(&format!("  - Listening to queue '{}'\n", q.name));
-    }
-    let agents: Vec<_> = registry
-        .entries()?
-        .into_iter()
-        .filter(|e| e.pid.is_some())
-        .collect();
-    if agents.is_empty() {
-        out.push_str("No clearml-agent is running on this machine\n");
-    } else {
-        out.push_str("Agents running on this machine:\n");
-        for a in agents {
-            out.push_str(&format!(
-                "  - worker_id={} pid={} slot={}\n",
-                a.worker_id.as_deref().unwrap_or("?"),
-                a.pid.unwrap_or_default(),
-                a.slot.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
-            ));
-        }
-    }
-    print!("{out}");
-    Ok(1)
 }
 
 /// Settings this agent refuses to run with rather than do something else silently.
@@ -374,61 +264,45 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
     let venvs_dir = resolved.settings.agent.venvs_dir.clone();
     rt.block_on(async move {
         let client = Client::new(client_cfg)?;
-        client
-            .login()
-            .await
-            .context("cannot log in to the ClearML server")?;
-        // The claim happens here, before any child runs, so that a refused task is left as it
-        // was (mirrors Worker.execute: the clone or the dequeue comes first).
-        let task_id = claimed_task(&client, &exec_cfg).await?;
-        let dir = sup.spill_dir.clone();
-        // A registry slot has its own venvs folder, as the daemon's slots do.
-        let child_tree = match &registration {
-            Some(reg) => worker::slot_config(&tree, &venvs_dir, reg.slot),
-            None => tree.clone(),
-        };
-        let child_config = worker::ChildConfig::write(&dir, &child_tree)?;
-        // mirrors Worker.execute: the child gets the worker flags (`-O`, `--log-level`) and
-        // `--standalone-mode`.
-        let mut args = vec![
-            "--config-file".to_string(),
-            child_config.path.display().to_string(),
-            "execute".into(),
-            "--disable-monitoring".into(),
-        ];
-        args.extend(plan::child_worker_args(&opts.worker));
-        if opts.standalone_mode {
-            args.push("--standalone-mode".into());
-        }
-        args.extend(["--id".to_string(), task_id.clone()]);
-        let mut env = exec_cfg.base_env.clone();
-        env.insert("CLEARML_WORKER_ID".into(), exec_cfg.worker_id.clone());
-        let launch = exec::supervise::Launch {
-            task_id,
-            worker_id: exec_cfg.worker_id.clone(),
-            program: std::env::current_exe().context("cannot find this program's path")?,
-            args,
-            env,
-            cwd: None,
-            pulled_from: None,
-        };
-        let shutdown = shutdown_signal()?;
-        // mirrors Worker.execute: report_monitor(task=...) while it runs, _unregister at the end.
-        let reporter = worker::report::Reporter::spawn(client.clone(), report_cfg);
-        reporter.set_current(worker::report::Current {
-            task: Some(launch.task_id.clone()),
-            queue: None,
-        });
-        let worker_id = launch.worker_id.clone();
-        let ending = exec::supervise::run_task(&client, &sup, launch, shutdown).await;
-        end_monitoring(&client, reporter, &worker_id).await;
+        let shutdown = worker::control::shutdown_signal()?;
+        let ending =
+            worker::one_task::run_one(&client, &exec_cfg, Some(report_cfg), |task_id| async {
+                // A registry slot has its own venvs folder, as the daemon's slots do.
+                let child_tree = match &registration {
+                    Some(reg) => worker::slot_config(&tree, &venvs_dir, reg.slot),
+                    None => tree.clone(),
+                };
+                let child_config = worker::ChildConfig::write(&sup.spill_dir, &child_tree)?;
+                // mirrors Worker.execute: the child gets the worker flags (`-O`, `--log-level`) and
+                // `--standalone-mode`.
+                let mut args = vec![
+                    "--config-file".to_string(),
+                    child_config.path.display().to_string(),
+                    "execute".into(),
+                    "--disable-monitoring".into(),
+                ];
+                args.extend(plan::child_worker_args(&opts.worker));
+                if opts.standalone_mode {
+                    args.push("--standalone-mode".into());
+                }
+                args.extend(["--id".to_string(), task_id.clone()]);
+                let mut env = exec_cfg.base_env.clone();
+                env.insert("CLEARML_WORKER_ID".into(), exec_cfg.worker_id.clone());
+                let launch = exec::supervise::Launch {
+                    task_id,
+                    worker_id: exec_cfg.worker_id.clone(),
+                    program: std::env::current_exe().context("cannot find this program's path")?,
+                    args,
+                    env,
+                    cwd: None,
+                    pulled_from: None,
+                };
+                Ok(exec::supervise::run_task(&client, &sup, launch, shutdown).await)
+            })
+            .await?;
         drop(registration);
         // mirrors Worker.execute: the task's exit code is the process's exit status.
-        Ok(match ending {
-            _ if !propagate => 0,
-            exec::supervise::Ending::Exited(code) => u8::try_from(code).unwrap_or(1),
-            _ => 1,
-        })
+        Ok(ending.exit_status(propagate))
     })
 }
 
@@ -482,128 +356,49 @@ fn run_execute_docker(
             println!("{warning}");
         }
         let client = Client::new(client_cfg)?;
-        client
-            .login()
-            .await
-            .context("cannot log in to the ClearML server")?;
-        let task_id = claimed_task(&client, &exec_cfg).await?;
-        let child_config = worker::ChildConfig::write(
-            &sup.spill_dir,
-            &crate::docker::child_config::container_config(&tree),
-        )?;
-        // A daemon's service: its container is labelled with the daemon's id, so a restarted
-        // daemon removes it (the daemon runs `docker run` itself in the Python agent).
-        let parent_worker_id = exec_cfg
-            .base_env
-            .get(EnvVars::CLEARML_AGENT_PARENT_WORKER_ID)
-            .filter(|id| !id.is_empty())
-            .cloned()
-            .unwrap_or_else(|| exec_cfg.worker_id.clone());
-        let worker_id = exec_cfg.worker_id.clone();
-        let job = crate::docker::run::ContainerJob {
-            task_id: task_id.clone(),
-            worker_id: worker_id.clone(),
-            parent_worker_id,
-            config_file: child_config.path.clone(),
-            pulled_from: None,
-            worker_tags: Vec::new(),
-            host_env: exec_cfg.base_env.clone(),
-            build: false,
-        };
-        let shutdown = shutdown_signal()?;
+        let shutdown = worker::control::shutdown_signal()?;
         // Monitored (a service, or `--full-monitoring`): report as a worker running the task,
         // unregister at the end, as the venv path does.
-        let reporter = opts.full_monitoring.then(|| {
-            let report_cfg = plan::execute_report_config(&resolved.settings, opts, &worker_id);
-            let reporter = worker::report::Reporter::spawn(client.clone(), report_cfg);
-            reporter.set_current(worker::report::Current {
-                task: Some(task_id.clone()),
-                queue: None,
-            });
-            reporter
-        });
-        let ending =
-            crate::docker::run::run_task(&client, &sup, &docker_cfg, &engine, job, shutdown).await;
-        if let Some(reporter) = reporter {
-            end_monitoring(&client, reporter, &worker_id).await;
-        }
+        let report = opts
+            .full_monitoring
+            .then(|| plan::execute_report_config(&resolved.settings, opts, &exec_cfg.worker_id));
+        let ending = worker::one_task::run_one(&client, &exec_cfg, report, |task_id| async {
+            let child_config = worker::ChildConfig::write(
+                &sup.spill_dir,
+                &crate::docker::child_config::container_config(&tree),
+            )?;
+            // A daemon's service: its container is labelled with the daemon's id, so a restarted
+            // daemon removes it (the daemon runs `docker run` itself in the Python agent).
+            let parent_worker_id = exec_cfg
+                .base_env
+                .get(EnvVars::CLEARML_AGENT_PARENT_WORKER_ID)
+                .filter(|id| !id.is_empty())
+                .cloned()
+                .unwrap_or_else(|| exec_cfg.worker_id.clone());
+            let job = crate::docker::run::ContainerJob {
+                task_id,
+                worker_id: exec_cfg.worker_id.clone(),
+                parent_worker_id,
+                config_file: child_config.path.clone(),
+                pulled_from: None,
+                worker_tags: Vec::new(),
+                host_env: exec_cfg.base_env.clone(),
+                build: false,
+            };
+            Ok(
+                crate::docker::run::run_task(&client, &sup, &docker_cfg, &engine, job, shutdown)
+                    .await,
+            )
+        })
+        .await?;
         drop(registration);
         // mirrors Worker.execute: with --docker the run ends like --full-monitoring, 0 unless
         // CLEARML_AGENT_PROPAGATE_EXITCODE asks for the task's code.
-        Ok(match ending {
-            _ if !propagate => 0,
-            exec::supervise::Ending::Exited(code) => u8::try_from(code).unwrap_or(1),
-            _ => 1,
-        })
+        Ok(ending.exit_status(propagate))
     });
     // As in `run_daemon`: a stopped preparation's blocking work does not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     result
-}
-
-/// The end of a monitored `execute`: the last status report, then the worker unregistered
-/// (mirrors Worker.execute: report_monitor stopped, `_unregister`).
-async fn end_monitoring(client: &Client, reporter: worker::report::Reporter, worker_id: &str) {
-    reporter.stop().await;
-    if let Err(e) = client
-        .with_retries(worker::UNREGISTER_RETRIES)
-        .workers()
-        .unregister(worker_id, &[])
-        .await
-    {
-        tracing::warn!("cannot unregister worker {worker_id}: {e}");
-    }
-}
-
-/// The id of the task `execute` runs: a clone of `--id`, or `--id` taken out of its queue.
-async fn claimed_task(client: &Client, cfg: &exec::task::ExecuteConfig) -> anyhow::Result<String> {
-    let task_id = exec::task::resolve_task_id(client, &cfg.task_id).await?;
-    let task = client
-        .tasks()
-        .get_by_id(&task_id)
-        .await
-        .with_context(|| format!("Could not find task id={task_id}"))?;
-    Ok(exec::task::claim(client, cfg, task).await?.id)
-}
-
-/// SIGINT or SIGTERM turn the returned flag true (mirrors the Python agent's handlers: the
-/// running task is stopped and the worker unregistered). A second one exits at once with 130,
-/// as a second Ctrl-C does in most tools: what the orderly shutdown did not finish (a task's
-/// processes, its container, its final status) the next start of the same worker cleans up.
-fn shutdown_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        let _ = tx.send(true);
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        eprintln!("clearml_agent: second signal: exiting now without waiting for the shutdown");
-        std::process::exit(130);
-    });
-    Ok(rx)
-}
-
-/// SIGUSR1 turns the returned flag true: finish the running task, take no more, unregister and
-/// exit 0 (a drain; the Python agent has none). See docs/deployment.md.
-fn drain_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot listen for SIGUSR1")?;
-    tokio::spawn(async move {
-        if usr1.recv().await.is_some() {
-            println!("Drain requested (SIGUSR1): finishing the running task, then exiting");
-            let _ = tx.send(true);
-        }
-    });
-    Ok(rx)
 }
 
 /// `clearml-agent build`.

@@ -39,3 +39,16 @@ pub enum Ending {
     /// It could not be started at all.
     NotStarted(String),
 }
+
+impl Ending {
+    /// The exit status of a monitored `execute`: the task's own exit code when `propagate`
+    /// (1 when it did not exit by itself), else 0. mirrors Worker.execute
+    /// (CLEARML_AGENT_PROPAGATE_EXITCODE).
+    pub fn exit_status(&self, propagate: bool) -> u8 {
+        match self {
+            _ if !propagate => 0,
+            Ending::Exited(code) => u8::try_from(*code).unwrap_or(1),
+            _ => 1,
+        }
+    }
+}

@@ -5,8 +5,10 @@
 //! mirrors clearml_agent/commands/worker.py: Worker.daemon / run_tasks_loop
 
 pub mod agent_proc;
+pub mod control;
 pub mod detach;
 pub mod dynamic_gpus;
+pub mod one_task;
 pub mod poll;
 pub mod queues;
 pub mod registry;

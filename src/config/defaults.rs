@@ -3,7 +3,7 @@
 //! The values are those shipped by clearml-agent 3.0.3 (its `backend_api/config/default/{api,agent,sdk,
 //! logging}.conf`), written here as data in the same key order so `clearml-agent config` lists keys in the
 //! order users know. Keys the Python agent reads with an in-code fallback (not present in its default files)
-//! are not added here; `settings.rs` applies those fallbacks, so the printed tree matches the Python one.
+//! are not added here; `settings/` applies those fallbacks, so the printed tree matches the Python one.
 
 use serde_json::{Value, json};
 

@@ -275,19 +275,21 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
                 let child_config = worker::ChildConfig::write(&sup.spill_dir, &child_tree)?;
                 // mirrors Worker.execute: the child gets the worker flags (`-O`, `--log-level`) and
                 // `--standalone-mode`.
-                let mut args = vec![
-                    "--config-file".to_string(),
-                    child_config.path.display().to_string(),
-                    "execute".into(),
-                    "--disable-monitoring".into(),
-                ];
-                args.extend(plan::child_worker_args(&opts.worker));
+                let mut extra = plan::child_worker_args(&opts.worker);
                 if opts.standalone_mode {
-                    args.push("--standalone-mode".into());
+                    extra.push("--standalone-mode".into());
                 }
-                args.extend(["--id".to_string(), task_id.clone()]);
+                let args = worker::execute_args(
+                    &child_config.path,
+                    worker::ChildMonitoring::Disabled,
+                    &extra,
+                    &task_id,
+                );
                 let mut env = exec_cfg.base_env.clone();
-                env.insert("CLEARML_WORKER_ID".into(), exec_cfg.worker_id.clone());
+                env.insert(
+                    EnvVars::CLEARML_WORKER_ID.into(),
+                    exec_cfg.worker_id.clone(),
+                );
                 let launch = exec::supervise::Launch {
                     task_id,
                     worker_id: exec_cfg.worker_id.clone(),

@@ -38,6 +38,12 @@ impl StatusChange {
         }
     }
 
+    /// A change the agent makes as `worker_id`: the message the Python agent writes
+    /// (mirrors Worker: `status_message="Changed by clearml-agent {worker_id}"`).
+    pub fn by_agent(task: impl Into<String>, worker_id: &str) -> StatusChange {
+        StatusChange::new(task).message(format!("Changed by clearml-agent {worker_id}"))
+    }
+
     pub fn reason(mut self, reason: impl Into<String>) -> StatusChange {
         self.status_reason = Some(reason.into());
         self

@@ -290,9 +290,8 @@ async fn fail(client: &Client, job: &ContainerJob, reason: &str) {
     let _ = client
         .tasks()
         .failed(
-            &StatusChange::new(&job.task_id)
+            &StatusChange::by_agent(&job.task_id, &job.worker_id)
                 .reason(short)
-                .message(format!("Changed by clearml-agent {}", job.worker_id))
                 .force(true),
         )
         .await;

@@ -247,6 +247,22 @@ impl TaskProcess {
         self.output.take()
     }
 
+    /// Waits for the child itself to exit and keeps its exit code. Cancel-safe (tokio's
+    /// `Child::wait`).
+    async fn reap(&mut self) -> Result<i32, ProcessError> {
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|source| ProcessError::Wait {
+                pid: self.pid(),
+                source,
+            })?;
+        let code = exit_code(status);
+        self.code = Some(code);
+        Ok(code)
+    }
+
     /// Waits for the child to exit, then kills what is left of its tree (mirrors
     /// clearml_agent/commands/worker.py: Worker._log_command_output, the "full cleanup" after the
     /// loop). Returns the exit code (`-N` for signal `N`) once no process of the task survives.
@@ -256,17 +272,7 @@ impl TaskProcess {
         let code = match self.code {
             Some(code) => code,
             None => {
-                let status = self
-                    .child
-                    .wait()
-                    .await
-                    .map_err(|source| ProcessError::Wait {
-                        pid: self.pid(),
-                        source,
-                    })?;
-                let code = exit_code(status);
-                self.code = Some(code);
-                code
+                self.reap().await?
             }
         };
         self.kill_leftovers(&[]).await?;
@@ -282,9 +288,8 @@ impl TaskProcess {
     ) -> Result<(i32, bool), ProcessError> {
         if self.code.is_none() {
             tokio::select! {
-                status = self.child.wait() => {
-                    let status = status.map_err(|source| ProcessError::Wait { pid: self.pid(), source })?;
-                    self.code = Some(exit_code(status));
+                code = self.reap() => {
+                    code?;
                 }
                 () = stop => return Ok((self.kill_tree(grace).await?, true)),
             }
@@ -305,27 +310,15 @@ impl TaskProcess {
         let snapshot = self.members();
         if !grace.is_zero() {
             self.signal_all(&snapshot, Signal::SIGTERM);
-            if let Ok(status) = tokio::time::timeout(grace, self.child.wait()).await {
-                let status = status.map_err(|source| ProcessError::Wait {
-                    pid: self.pid(),
-                    source,
-                })?;
-                self.code = Some(exit_code(status));
+            if let Ok(code) = tokio::time::timeout(grace, self.reap()).await {
+                code?;
             }
         }
         if self.code.is_none() {
             let mut members = self.members();
             members.extend(snapshot.iter().cloned());
             self.signal_all(&members, Signal::SIGKILL);
-            let status = self
-                .child
-                .wait()
-                .await
-                .map_err(|source| ProcessError::Wait {
-                    pid: self.pid(),
-                    source,
-                })?;
-            self.code = Some(exit_code(status));
+            self.reap().await?;
         }
         let code = self.code.unwrap_or(-1);
         self.kill_leftovers(&snapshot).await?;

@@ -464,9 +464,8 @@ pub async fn send_status(
     status: &str,
     reason: &str,
 ) -> Result<(), crate::api::Error> {
-    let change = StatusChange::new(task_id)
+    let change = StatusChange::by_agent(task_id, worker_id)
         .reason(reason)
-        .message(format!("Changed by clearml-agent {worker_id}"))
         .force(false);
     let tasks = client.tasks();
     match status {

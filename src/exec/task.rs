@@ -72,16 +72,14 @@ pub struct ExecuteConfig {
 /// Runs the pipeline and execs the task. Returns only on failure (the error has already been
 /// recorded on the task when it came from a setup stage).
 pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::convert::Infallible> {
-    let message = format!("Changed by clearml-agent {}", cfg.worker_id);
     let task = fetch_task(client, &cfg.task_id).await?;
     let task = claim(client, cfg, task).await?;
     let task_id = task.id.clone();
     print_execution_info(&task);
     // The status call goes beside the setup, not before it (the setup reads nothing it sets).
     let tasks = client.tasks();
-    let change = StatusChange::new(&task_id)
+    let change = StatusChange::by_agent(&task_id, &cfg.worker_id)
         .reason("worker started execution")
-        .message(message.clone())
         .force(true);
     let started = async {
         if cfg.node_rank == 0 {
@@ -99,9 +97,8 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
             let _ = client
                 .tasks()
                 .failed(
-                    &StatusChange::new(&task_id)
+                    &StatusChange::by_agent(&task_id, &cfg.worker_id)
                         .reason(failure.reason)
-                        .message(message.clone())
                         .force(true),
                 )
                 .await;
@@ -157,9 +154,8 @@ pub async fn execute(client: &Client, cfg: &ExecuteConfig) -> Result<std::conver
     client
         .tasks()
         .started(
-            &StatusChange::new(&task_id)
+            &StatusChange::by_agent(&task_id, &cfg.worker_id)
                 .reason("worker starting task execution")
-                .message(message)
                 .force(true),
         )
         .await

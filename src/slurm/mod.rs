@@ -511,15 +511,12 @@ impl Glue<'_> {
         if self.cfg.debug {
             command.push("--debug".into());
         }
-        command.extend([
-            "--config-file".to_string(),
-            self.cfg.config_file.display().to_string(),
-            "execute".into(),
-            "--full-monitoring".into(),
-            "--require-queue".into(),
-            "--id".into(),
-            task_id.to_string(),
-        ]);
+        command.extend(crate::worker::execute_args(
+            &self.cfg.config_file,
+            crate::worker::ChildMonitoring::Full,
+            &["--require-queue".to_string()],
+            task_id,
+        ));
         if let Some(words) = &self.cfg.docker {
             command.push("--docker".into());
             command.extend(words.iter().cloned());

@@ -274,6 +274,39 @@ async fn abandoned_by_a_killed_run(client: &Client, cfg: &DaemonConfig, worker_i
     }
 }
 
+/// How a child `execute` of the agent is monitored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildMonitoring {
+    /// `--disable-monitoring`: the task process of a daemon (or a monitored `execute`), which
+    /// supervises it.
+    Disabled,
+    /// `--full-monitoring`: a worker of its own (a service, a Slurm job).
+    Full,
+}
+
+/// The arguments of a child `execute`: `--config-file F execute <monitoring> [extra...] --id T`.
+/// mirrors Worker.run_one_task / run_tasks_loop's `execute` command line.
+pub fn execute_args(
+    config_file: &std::path::Path,
+    monitoring: ChildMonitoring,
+    extra: &[String],
+    task_id: &str,
+) -> Vec<String> {
+    let mode = match monitoring {
+        ChildMonitoring::Disabled => "--disable-monitoring",
+        ChildMonitoring::Full => "--full-monitoring",
+    };
+    let mut args = vec![
+        "--config-file".to_string(),
+        config_file.display().to_string(),
+        "execute".into(),
+        mode.into(),
+    ];
+    args.extend(extra.iter().cloned());
+    args.extend(["--id".to_string(), task_id.to_string()]);
+    args
+}
+
 /// Retries of `workers.unregister` on the way out.
 pub const UNREGISTER_RETRIES: u32 = 2;
 
@@ -612,16 +645,12 @@ async fn run_pulled(
         task_id: task_id.to_string(),
         worker_id: worker_id.to_string(),
         program: cfg.self_exe.clone(),
-        args: [
-            "--config-file".into(),
-            child_config.path.display().to_string(),
-            "execute".into(),
-            "--disable-monitoring".into(),
-        ]
-        .into_iter()
-        .chain(cfg.child_args.iter().cloned())
-        .chain(["--id".into(), task_id.to_string()])
-        .collect(),
+        args: execute_args(
+            &child_config.path,
+            ChildMonitoring::Disabled,
+            &cfg.child_args,
+            task_id,
+        ),
         env,
         cwd: None,
         pulled_from: Some(queue.id.clone()),

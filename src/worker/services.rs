@@ -133,13 +133,16 @@ impl Services {
     ) -> Result<()> {
         let worker_id = launch.worker_id.to_string();
         let mut cmd = tokio::process::Command::new(launch.program);
-        cmd.arg("--config-file")
-            .arg(launch.config_file)
-            .args(["execute", "--full-monitoring", "--id", task_id])
-            .env_clear()
-            .envs(launch.base_env)
-            .env(EnvVars::CLEARML_WORKER_ID, &worker_id)
-            .env(EnvVars::TRAINS_WORKER_ID, &worker_id);
+        cmd.args(super::execute_args(
+            launch.config_file,
+            super::ChildMonitoring::Full,
+            &[],
+            task_id,
+        ))
+        .env_clear()
+        .envs(launch.base_env)
+        .env(EnvVars::CLEARML_WORKER_ID, &worker_id)
+        .env(EnvVars::TRAINS_WORKER_ID, &worker_id);
         if let Some((image, args, parent)) = launch.docker {
             // `--docker=WORD` each: words that look like options stay container words.
             cmd.arg(format!("--docker={image}"))

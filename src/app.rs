@@ -92,7 +92,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     }
 
     let resolved = config::resolve_from_process(cli)?;
-    init_tracing(resolved.settings.debug);
+    init_tracing(
+        resolved.settings.debug,
+        resolved.settings.process.get(EnvVars::RUST_LOG),
+    );
 
     match &resolved.settings.command {
         CommandOptions::Config => {
@@ -112,10 +115,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 /// Agent logging on stderr: DEBUG with `--debug`/`agent.debug`, else INFO (`RUST_LOG` overrides).
-fn init_tracing(debug: bool) {
+fn init_tracing(debug: bool, rust_log: Option<&str>) {
     let default = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = rust_log
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -269,7 +273,7 @@ pub fn run_execute(resolved: &Resolved) -> anyhow::Result<u8> {
             worker::one_task::run_one(&client, &exec_cfg, Some(report_cfg), |task_id| async {
                 // A registry slot has its own venvs folder, as the daemon's slots do.
                 let child_tree = match &registration {
-                    Some(reg) => worker::slot_config(&tree, &venvs_dir, reg.slot),
+                    Some(reg) => config::slot_tree(&tree, &venvs_dir, reg.slot),
                     None => tree.clone(),
                 };
                 let child_config = worker::ChildConfig::write(&sup.spill_dir, &child_tree)?;

@@ -327,6 +327,9 @@ impl EnvVars {
 
     /// Home directory: where `~/clearml.conf` and `~/.clearml` live.
     pub const HOME: &'static str = "HOME";
+    /// The agent's own log filter (`tracing` directives such as `debug` or
+    /// `clearml_agent::api=trace`); unset: INFO, or DEBUG with `--debug`.
+    pub const RUST_LOG: &'static str = "RUST_LOG";
     /// Shell used for bash tasks.
     pub const SHELL: &'static str = "SHELL";
 

@@ -325,6 +325,21 @@ fn injected_overlay(
 }
 
 /// Set `a.b.c` in `tree`, creating objects on the way (replacing non-objects).
+/// The configuration tree of an agent in registry `slot`: slots above 0 get their own venvs
+/// folder `<venvs_dir>.<slot>`, so agents (and services) on one machine never build in the same
+/// one. The daemon hands it to its children; its own settings stay as resolved.
+///
+/// mirrors clearml_agent/session.py: Session.create_cache_folders (singleton_folders)
+pub fn slot_tree(tree: &Value, venvs_dir: &std::path::Path, slot: u32) -> Value {
+    let mut tree = tree.clone();
+    if slot > 0 {
+        let base = venvs_dir.display().to_string();
+        let dir = format!("{}.{slot}", base.trim_end_matches('/'));
+        set_path(&mut tree, "agent.venvs_dir", Value::String(dir));
+    }
+    tree
+}
+
 pub(crate) fn set_path(tree: &mut Value, path: &str, value: Value) {
     let mut node = tree;
     let parts: Vec<&str> = path.split('.').collect();

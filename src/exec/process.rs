@@ -271,9 +271,7 @@ impl TaskProcess {
     pub async fn wait(&mut self) -> Result<i32, ProcessError> {
         let code = match self.code {
             Some(code) => code,
-            None => {
-                self.reap().await?
-            }
+            None => self.reap().await?,
         };
         self.kill_leftovers(&[]).await?;
         Ok(code)

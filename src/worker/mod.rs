@@ -170,7 +170,7 @@ pub async fn run(
 
     let child_config = ChildConfig::write(
         &cfg.temp_dir,
-        &slot_config(&cfg.child_config, &cfg.venvs_dir, registration.slot),
+        &crate::config::slot_tree(&cfg.child_config, &cfg.venvs_dir, registration.slot),
     )?;
     let reporter = Reporter::spawn(
         client.clone(),
@@ -531,7 +531,7 @@ async fn start_service(
         .and_then(|reg| {
             let config = ChildConfig::write(
                 &cfg.temp_dir,
-                &slot_config(&cfg.child_config, &cfg.venvs_dir, reg.slot),
+                &crate::config::slot_tree(&cfg.child_config, &cfg.venvs_dir, reg.slot),
             )?;
             let config_file = config.path.clone();
             let launch = services::ServiceLaunch {
@@ -673,33 +673,6 @@ fn print_queue_table(queues: &[QueueRef]) {
         println!("{:<w_id$} | {:<w_name$}", q.id, q.name);
     }
     println!();
-}
-
-/// The child configuration of an agent in `slot`: slots above 0 get their own venvs folder
-/// `<venvs_dir>.<slot>`, so agents (and services) on one machine never build in the same one.
-///
-/// mirrors clearml_agent/session.py: Session.create_cache_folders (singleton_folders)
-pub fn slot_config(
-    tree: &serde_json::Value,
-    venvs_dir: &std::path::Path,
-    slot: u32,
-) -> serde_json::Value {
-    let mut tree = tree.clone();
-    if slot == 0 {
-        return tree;
-    }
-    let base = venvs_dir.display().to_string();
-    let dir = format!("{}.{slot}", base.trim_end_matches('/'));
-    if !tree.is_object() {
-        tree = serde_json::json!({});
-    }
-    if let Some(root) = tree.as_object_mut() {
-        let agent = root.entry("agent").or_insert_with(|| serde_json::json!({}));
-        if let Some(agent) = agent.as_object_mut() {
-            agent.insert("venvs_dir".into(), serde_json::Value::String(dir));
-        }
-    }
-    tree
 }
 
 /// The configuration file handed to task processes (`--config-file` of the `execute` child and

@@ -199,6 +199,7 @@ fn the_process_environment_and_raw_seconds_stay_in_the_settings_layer() {
                     "env::vars()",
                     "env::var_os",
                     "temp_dir()",
+                    "try_from_default_env",
                     "Duration::from_secs_f64(",
                 ] {
                     if line.contains(needle) {

@@ -166,7 +166,7 @@ pub fn run_daemon(resolved: &Resolved) -> anyhow::Result<u8> {
     let result = rt.block_on(async move {
         let client = Client::new(client_cfg)?;
         let shutdown = worker::control::shutdown_signal()?;
-        let drain = worker::control::drain_signal()?;
+        let drain = worker::control::drain_signal(&shutdown)?;
         worker::run(cfg, client, shutdown, drain).await
     });
     // Blocking work left behind by a stopped task's preparation (docker mode's host-side lock

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::error::{Error, cause_chain, snippet};
 use super::token::{Token, TokenClaims};
@@ -155,8 +156,8 @@ struct Inner {
     /// The login, shared with every client derived from this one (`with_retries`, `with_stop`):
     /// one token, renewed once for all of them.
     session: Arc<Session>,
-    /// When it turns true, waits between retries end and the last outcome is returned.
-    stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Once cancelled, waits between retries end and the last outcome is returned.
+    stop: Option<CancellationToken>,
 }
 
 /// The current token and the lock that keeps logins one at a time.
@@ -264,18 +265,14 @@ impl Client {
     }
 
     /// A client that shares this one's connection pool and login but stops retrying
-    /// once `stop` turns true: a request in flight still completes, the wait before the next
+    /// once `stop` is cancelled: a request in flight still completes, the wait before the next
     /// attempt ends at once. The daemon's polls use it, so a shutdown is not held up for hours
     /// by a server that is away.
-    pub fn with_stop(&self, stop: tokio::sync::watch::Receiver<bool>) -> Client {
+    pub fn with_stop(&self, stop: CancellationToken) -> Client {
         self.derived(self.inner.config.clone(), Some(stop))
     }
 
-    fn derived(
-        &self,
-        config: ClientConfig,
-        stop: Option<tokio::sync::watch::Receiver<bool>>,
-    ) -> Client {
+    fn derived(&self, config: ClientConfig, stop: Option<CancellationToken>) -> Client {
         Client {
             inner: Arc::new(Inner {
                 http: self.inner.http.clone(),
@@ -514,8 +511,8 @@ impl Client {
                 Ok(_) => return outcome,
                 Err(err) => err.to_string(),
             };
-            let mut stop = self.inner.stop.clone();
-            if retry >= policy.total || stop.as_ref().is_some_and(|s| *s.borrow()) {
+            let stop = self.inner.stop.as_ref();
+            if retry >= policy.total || stop.is_some_and(CancellationToken::is_cancelled) {
                 return outcome;
             }
             let delay = policy.delay(retry);
@@ -526,10 +523,10 @@ impl Client {
                 policy.total,
                 delay.as_secs_f64()
             );
-            match stop.as_mut() {
+            match stop {
                 Some(stop) => tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return outcome,
+                    _ = stop.cancelled() => return outcome,
                 },
                 None => tokio::time::sleep(delay).await,
             }

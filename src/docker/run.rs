@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::args::{self, RunArgs};
 use super::merge;
@@ -179,7 +179,7 @@ pub async fn run_task(
     cfg: &DockerConfig,
     engine: &Engine,
     job: ContainerJob,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Ending {
     let task_id = job.task_id.clone();
     let pipeline = match supervise::begin_task(
@@ -202,14 +202,9 @@ pub async fn run_task(
     // The host-side clone's processes carry a mark of their own: a shutdown during the
     // preparation (a clone, a lock wait, an image pull) stops waiting for it and kills them.
     let mark = crate::exec::process::new_task_mark();
-    let mut stopping = shutdown.clone();
     let prepared = tokio::select! {
         prepared = prepare(client, cfg, engine, &job, &pipeline, &mark) => Some(prepared),
-        _ = async {
-            if stopping.wait_for(|stop| *stop).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        } => None,
+        _ = shutdown.cancelled() => None,
     };
     let ending = match prepared {
         None => {
@@ -383,7 +378,7 @@ async fn watch_container(
     pipeline: &LogPipeline,
     original_requirements: &ScriptRequirements,
     freeze_markers: &FreezeMarkers,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Ending {
     let task_id = job.task_id.as_str();
     let mut freeze = FreezeCapture::new(freeze_markers);

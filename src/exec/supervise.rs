@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{Client, RuntimeProperty, StatusChange};
 use crate::exec::logs::{LogConfig, LogEvent, LogLevel, LogPipeline, LogSink, SinkError};
@@ -90,7 +90,7 @@ pub async fn run_task(
     client: &Client,
     cfg: &SuperviseConfig,
     launch: Launch,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Ending {
     let task_id = launch.task_id.clone();
     let worker_id = launch.worker_id.clone();
@@ -135,7 +135,7 @@ pub async fn run_task(
     // it is kept for the next start rather than holding the exit, and the last log lines get a
     // short wait only (a server that is away cannot take them).
     let shutdown_cfg;
-    let cfg = if *stopping.borrow() {
+    let cfg = if stopping.is_cancelled() {
         shutdown_cfg = SuperviseConfig {
             log_finish_timeout: cfg.log_finish_timeout.min(SHUTDOWN_LOG_FINISH),
             ..cfg.clone()
@@ -325,7 +325,7 @@ async fn watch_process(
     task_id: &str,
     process: &mut TaskProcess,
     pipeline: &LogPipeline,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Ending {
     let mut output = process.take_output();
     let mut checks = ServerChecks::new(client, task_id, pipeline, &cfg.checks());

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::exec::ending::{Ending, StopReason};
 use crate::exec::logs::{LogLevel, LogPipeline};
@@ -41,7 +41,7 @@ pub(crate) async fn watch<T: RunningTask, O: TaskOutput>(
     checks: &mut ServerChecks<'_>,
     pipeline: &LogPipeline,
     on_output: &mut (dyn FnMut(&[u8]) + Send),
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Ending {
     let stop = loop {
         tokio::select! {
@@ -63,11 +63,7 @@ pub(crate) async fn watch<T: RunningTask, O: TaskOutput>(
                 return Ending::Exited(code);
             }
             reason = checks.abort_requested() => break reason,
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    break StopReason::AgentShutdown;
-                }
-            }
+            _ = shutdown.cancelled() => break StopReason::AgentShutdown,
         }
     };
     pipeline.push_line(LogLevel::Error, task.stopping_line(&stop.describe()));

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{Client, LogEvent, StatusChange, StatusReport};
 use crate::config::slurm::{SlurmSettings, task_overrides};
@@ -58,8 +58,7 @@ pub struct GlueConfig {
 
 /// Runs until `shutdown` turns true; jobs keep running on the cluster and a restarted glue
 /// adopts them from its ledger.
-pub async fn run(cfg: GlueConfig, client: Client, shutdown: watch::Receiver<bool>) -> Result<()> {
-    let mut startup = shutdown.clone();
+pub async fn run(cfg: GlueConfig, client: Client, shutdown: CancellationToken) -> Result<()> {
     let login = async {
         client
             .with_retries(cfg.initial_connect_retries)
@@ -72,7 +71,7 @@ pub async fn run(cfg: GlueConfig, client: Client, shutdown: watch::Receiver<bool
             "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
             client.config().api_server
         )).map(|_| ())?,
-        _ = startup.wait_for(|s| *s) => return Ok(()),
+        _ = shutdown.cancelled() => return Ok(()),
     }
     // The Slurm tools must be here: fail at start, not at every poll.
     if let Err(e @ controller::SlurmError::Spawn { .. }) =
@@ -158,11 +157,11 @@ impl Glue<'_> {
         &mut self,
         queues: &[QueueRef],
         queue_ids: &[String],
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> Result<()> {
         let mut last_report: Option<(Instant, (usize, usize))> = None;
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 break;
             }
             let jobs = match self
@@ -194,7 +193,7 @@ impl Glue<'_> {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.cluster.poll_interval) => {}
-                _ = shutdown.changed() => {}
+                _ = shutdown.cancelled() => {}
             }
         }
         Ok(())

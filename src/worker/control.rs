@@ -4,7 +4,7 @@
 //! mirrors clearml_agent/commands/worker.py: Worker.daemon (`--stop`, `--status`), Worker._kill_daemon
 
 use anyhow::Context;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::registry::{Registry, RegistryError, worker_identity};
 use super::stop;
@@ -130,21 +130,22 @@ pub fn refuse_duplicate(cfg: &DaemonConfig) -> Result<(), RegistryError> {
     Ok(())
 }
 
-/// SIGINT or SIGTERM turn the returned flag true (mirrors the Python agent's handlers: the
+/// SIGINT or SIGTERM cancel the returned token (mirrors the Python agent's handlers: the
 /// running task is stopped and the worker unregistered). A second one exits at once with 130,
 /// as a second Ctrl-C does in most tools: what the orderly shutdown did not finish (a task's
 /// processes, its container, its final status) the next start of the same worker cleans up.
-pub fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
+pub fn shutdown_signal() -> anyhow::Result<CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = watch::channel(false);
+    let shutdown = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let token = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        let _ = tx.send(true);
+        token.cancel();
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
@@ -152,20 +153,23 @@ pub fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
         eprintln!("clearml_agent: second signal: exiting now without waiting for the shutdown");
         std::process::exit(130);
     });
-    Ok(rx)
+    Ok(shutdown)
 }
 
-/// SIGUSR1 turns the returned flag true: finish the running task, take no more, unregister and
-/// exit 0 (a drain; the Python agent has none). See docs/deployment.md.
-pub fn drain_signal() -> anyhow::Result<watch::Receiver<bool>> {
+/// A child of `shutdown` that SIGUSR1 cancels too: once it is cancelled the agent takes no more
+/// tasks (a drain: the running task finishes, the worker unregisters, exit 0; the Python agent
+/// has none). It is cancelled by a shutdown as well, so "stop polling" is this one token.
+/// See docs/deployment.md.
+pub fn drain_signal(shutdown: &CancellationToken) -> anyhow::Result<CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = watch::channel(false);
+    let drain = shutdown.child_token();
     let mut usr1 = signal(SignalKind::user_defined1()).context("cannot listen for SIGUSR1")?;
+    let token = drain.clone();
     tokio::spawn(async move {
         if usr1.recv().await.is_some() {
             println!("Drain requested (SIGUSR1): finishing the running task, then exiting");
-            let _ = tx.send(true);
+            token.cancel();
         }
     });
-    Ok(rx)
+    Ok(drain)
 }

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{Client, StatusChange};
 use crate::docker::{DockerConfig, Engine};
@@ -84,13 +84,14 @@ pub struct DaemonConfig {
     pub docker: Option<DockerConfig>,
 }
 
-/// Runs until `shutdown` turns true (the running task is stopped) or `drain` does (the running
-/// task finishes, no other is pulled). Returns after unregistering.
+/// Runs until `shutdown` is cancelled (the running task is stopped) or `drain` is (the running
+/// task finishes, no other is pulled; `drain` is a child of `shutdown`, so it is cancelled by
+/// either). Returns after unregistering.
 pub async fn run(
     cfg: DaemonConfig,
     client: Client,
-    shutdown: watch::Receiver<bool>,
-    drain: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+    drain: CancellationToken,
 ) -> Result<()> {
     // Docker mode needs the engine: fail at start, not at the first task.
     let mut cfg = cfg;
@@ -110,7 +111,6 @@ pub async fn run(
     }
     // mirrors Session: the first connection gets only a few retries and its failure is fatal;
     // a signal during it ends the agent at once (it has registered nothing yet).
-    let mut startup_shutdown = shutdown.clone();
     let first_login = async {
         client
             .with_retries(cfg.initial_connect_retries)
@@ -127,7 +127,7 @@ pub async fn run(
                 )
             })?;
         }
-        _ = startup_shutdown.wait_for(|stop| *stop) => return Ok(()),
+        _ = shutdown.cancelled() => return Ok(()),
     }
     let names = if cfg.dynamic_gpus {
         dynamic_gpus::parse_queues(&cfg.queues)?
@@ -310,26 +310,6 @@ pub fn execute_args(
 /// Retries of `workers.unregister` on the way out.
 pub const UNREGISTER_RETRIES: u32 = 2;
 
-/// A flag that turns true as soon as either of two does (it watches them from a small task).
-fn either(a: watch::Receiver<bool>, b: watch::Receiver<bool>) -> watch::Receiver<bool> {
-    // A flag whose sender is gone never turns true.
-    async fn raised(mut r: watch::Receiver<bool>) {
-        if r.wait_for(|v| *v).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-    let (tx, rx) = watch::channel(*a.borrow() || *b.borrow());
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = raised(a) => {}
-            _ = raised(b) => {}
-            _ = tx.closed() => return,
-        }
-        let _ = tx.send(true);
-    });
-    rx
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn poll_loop(
     cfg: &DaemonConfig,
@@ -339,8 +319,8 @@ async fn poll_loop(
     reporter: &Reporter,
     child_config: &ChildConfig,
     engine: Option<&Engine>,
-    mut shutdown: watch::Receiver<bool>,
-    mut drain: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+    drain: CancellationToken,
 ) -> Result<()> {
     if let Some(schedule) = &cfg.schedule {
         for w in &schedule.warnings {
@@ -353,7 +333,7 @@ async fn poll_loop(
         queues.iter().map(|_| Default::default()).collect();
     // Polls give up their retries when the agent is told to stop: a server that is away must
     // not hold a SIGTERM for hours.
-    let poller = client.with_stop(either(shutdown.clone(), drain.clone()));
+    let poller = client.with_stop(drain.clone());
     // Dynamic GPUs run every task as a service on its share of the pool.
     let gpu_queues = if cfg.dynamic_gpus {
         dynamic_gpus::parse_queues(&cfg.queues)?
@@ -368,7 +348,7 @@ async fn poll_loop(
         cfg.services_mode.map(services::Services::new)
     };
     'poll: loop {
-        if *shutdown.borrow() || *drain.borrow() {
+        if drain.is_cancelled() {
             break;
         }
         // mirrors run_tasks_loop: outside the uptime (inside the downtime) no queue is polled;
@@ -390,7 +370,7 @@ async fn poll_loop(
         }
         let mut ran_any = false;
         for (index, queue) in queues.iter().enumerate().filter(|_| active) {
-            if *shutdown.borrow() || *drain.borrow() {
+            if drain.is_cancelled() {
                 break 'poll;
             }
             if services.as_ref().is_some_and(services::Services::is_full) {
@@ -482,8 +462,7 @@ async fn poll_loop(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait), if !full => {}
-            _ = shutdown.changed() => {}
-            _ = drain.changed() => {}
+            _ = drain.cancelled() => {}
             _ = ended => {}
         }
     }
@@ -503,7 +482,7 @@ async fn start_service(
     task_id: &str,
     gpus: Option<&dynamic_gpus::GpuQueue>,
     services: &mut services::Services,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) {
     if !mark_pulled(client, task_id).await {
         return;
@@ -604,7 +583,7 @@ async fn run_pulled(
     reporter: &Reporter,
     child_config: &ChildConfig,
     engine: Option<&Engine>,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) {
     // mirrors run_tasks_loop: started(force) "pulled by agent", then an immediate report.
     if !mark_pulled(client, task_id).await {

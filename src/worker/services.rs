@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::env::EnvVars;
 use crate::worker::dynamic_gpus::{GpuPool, GpuQueue};
@@ -127,7 +127,7 @@ impl Services {
         &mut self,
         launch: &ServiceLaunch<'_>,
         task_id: &str,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
         keep: impl Send + 'static,
         gpus: Vec<String>,
     ) -> Result<()> {
@@ -162,7 +162,7 @@ impl Services {
                     tracing::debug!("service task {task_id} ended: {status:?}");
                     return gpus;
                 }
-                _ = shutdown.wait_for(|s| *s) => {}
+                _ = shutdown.cancelled() => {}
             }
             // The daemon is stopping: the service stops its task (marked stopped) on SIGTERM.
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {

@@ -1018,9 +1018,8 @@ async fn derived_clients_share_one_login() {
     })
     .expect("server");
     let client = Client::new(server_config(&server)).expect("client");
-    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let retrying = client.with_retries(3);
-    let stoppable = client.with_stop(stop_rx);
+    let stoppable = client.with_stop(tokio_util::sync::CancellationToken::new());
     let task = server.create_task(json!({})).expect("task");
     // Logged in once, through a derived client: the others use that token.
     retrying.tasks().ping(&task).await.expect("ping 1");

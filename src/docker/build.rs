@@ -83,7 +83,7 @@ pub async fn build(
         Ok(planned) => planned,
         Err(failure) => {
             pipeline.finish(Duration::from_secs(5)).await;
-            bail!("{}", failure.reason);
+            bail!("{}", failure.error);
         }
     };
     let work = planned.work.clone();

@@ -23,6 +23,7 @@ use super::{DockerConfig, DockerError, Engine, LABEL_PARENT_WORKER, LABEL_TASK, 
 use crate::api::{Client, Container, RuntimeProperty, ScriptRequirements, StatusChange, Task};
 use crate::config::masking::{sanitize_docker_args, sanitize_urls};
 use crate::env::EnvVars;
+use crate::exec::ending::SetupError;
 use crate::exec::git::{self, ScriptInfo, SourceLayout};
 use crate::exec::logs::{LogLevel, LogPipeline};
 use crate::exec::requirements::{InstallUnit, Requirements};
@@ -141,19 +142,6 @@ pub fn gpu_setup(visible: Option<&str>, skip_flag: bool) -> (Option<DeviceReques
     }
 }
 
-/// A failure before the container runs: the task fails with `reason`.
-pub(crate) struct SetupFailure {
-    pub(crate) reason: String,
-}
-
-impl<E: std::fmt::Display> From<E> for SetupFailure {
-    fn from(e: E) -> Self {
-        SetupFailure {
-            reason: e.to_string(),
-        }
-    }
-}
-
 /// What `prepare` made: the create body and the host folder to remove afterwards.
 pub(crate) struct Planned {
     pub(crate) body: ContainerCreateBody,
@@ -217,7 +205,7 @@ pub async fn run_task(
             Ending::Stopped(StopReason::AgentShutdown)
         }
         Some(Err(setup)) => {
-            pipeline.push_line(LogLevel::Error, setup.reason.clone());
+            pipeline.push_line(LogLevel::Error, setup.error);
             failure = Some(setup.reason);
             Ending::Exited(1)
         }
@@ -464,7 +452,7 @@ pub(crate) async fn prepare(
     job: &ContainerJob,
     pipeline: &LogPipeline,
     mark: &str,
-) -> Result<Planned, SetupFailure> {
+) -> Result<Planned, SetupError> {
     let task = client
         .tasks()
         .get_by_id(&job.task_id)
@@ -532,7 +520,8 @@ pub(crate) async fn prepare(
     };
     let merged = merge::merge(&rules, &task_args, &extra_args, &|name| {
         job.host_env.get(name).cloned()
-    })?;
+    })
+    .map_err(SetupError::message)?;
     if !merged.stripped.is_empty() {
         // mirrors the warning of Worker._get_docker_cmd.
         let names: Vec<String> = merged.stripped.iter().map(|s| format!("--{s}")).collect();
@@ -565,7 +554,8 @@ pub(crate) async fn prepare(
             format!("WARNING: Failed parsing port mapping requested for docker execution: {why}"),
         ),
     }
-    let run_args: RunArgs = args::translate(&docker_args, &super::env_file::read)?;
+    let run_args: RunArgs =
+        args::translate(&docker_args, &super::env_file::read).map_err(SetupError::message)?;
 
     // The code, on the host, in a folder private to the agent: 0700, a random name, created
     // exclusively (no other local user can plant or swap anything in it); removed again when
@@ -589,7 +579,10 @@ pub(crate) async fn prepare(
             Some(text) => super::credentials::for_image(&chosen.image, text, &log).await,
             None => None,
         };
-        engine.pull(&chosen.image, credentials, &log).await?;
+        engine
+            .pull(&chosen.image, credentials, &log)
+            .await
+            .map_err(SetupError::message)?;
     }
     let install = install_plan(
         cfg,
@@ -756,7 +749,7 @@ fn copy_into_shared(
     cfg: &DockerConfig,
     job: &ContainerJob,
     work: &Path,
-) -> Result<(DockerConfig, ContainerJob), SetupFailure> {
+) -> Result<(DockerConfig, ContainerJob), SetupError> {
     use std::os::unix::fs::PermissionsExt;
     let mut cfg = cfg.clone();
     let mut job = job.clone();
@@ -862,7 +855,7 @@ fn formatted_name(
 
 /// A new folder for one task's code under `parent` (made 0700 first if missing): mode 0700, a
 /// random name, created exclusively; removed when dropped before `keep`.
-fn private_work_dir(parent: &Path) -> Result<tempfile::TempDir, SetupFailure> {
+fn private_work_dir(parent: &Path) -> Result<tempfile::TempDir, SetupError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !parent.is_dir() {
         std::fs::DirBuilder::new()
@@ -1116,7 +1109,7 @@ async fn prepare_code(
     work: &Path,
     pipeline: &LogPipeline,
     mark: &str,
-) -> Result<SourceLayout, SetupFailure> {
+) -> Result<SourceLayout, SetupError> {
     let script = ScriptInfo::of(&task.script, task.script.binary.clone().unwrap_or_default());
     // The Python agent clones inside the container, where host paths do not exist; here the
     // clone runs on the host, so a host path would hand the task any repository of this host.
@@ -1171,9 +1164,7 @@ async fn prepare_code(
             );
         }
     }
-    result.map_err(|e| SetupFailure {
-        reason: e.to_string(),
-    })
+    result.map_err(SetupError::message)
 }
 
 /// The task's requirements (written to a file in the mounted work folder), else the
@@ -1188,7 +1179,7 @@ async fn install_plan(
     work: &Path,
     image: (&Engine, &str),
     pipeline: &LogPipeline,
-) -> Result<script::ScriptInstall, SetupFailure> {
+) -> Result<script::ScriptInstall, SetupError> {
     let packages = &cfg.packages;
     let task_requirements = Requirements::from_script(&task.script.requirements);
     let (requirements, repo_files) = crate::exec::requirements::choose(
@@ -1404,7 +1395,7 @@ async fn torch_plan(
 
 /// `files {}` of clearml.conf: each entry's bytes in a file of the task folder, copied into
 /// place by the container's script (an entry that cannot be made is a line in the task log).
-fn config_files(cfg: &DockerConfig, work: &Path) -> Result<Vec<script::ScriptFile>, SetupFailure> {
+fn config_files(cfg: &DockerConfig, work: &Path) -> Result<Vec<script::ScriptFile>, SetupError> {
     if cfg.files.is_empty() {
         return Ok(Vec::new());
     }
@@ -1440,7 +1431,7 @@ fn script_spec(
     layout: &SourceLayout,
     install: script::ScriptInstall,
     files: Vec<script::ScriptFile>,
-) -> Result<ScriptSpec, SetupFailure> {
+) -> Result<ScriptSpec, SetupError> {
     let binary = task.script.binary.clone().unwrap_or_default();
     let name = binary.trim().rsplit('/').next().unwrap_or("");
     let entry = layout.entry_point.trim().to_string();
@@ -1464,10 +1455,9 @@ fn script_spec(
     } else {
         let mut argv = vec!["-u".to_string()];
         if entry.is_empty() {
-            return Err(
-                "the task has no entry point (script.entry_point is empty); set it in the task"
-                    .into(),
-            );
+            return Err(SetupError::message(
+                "the task has no entry point (script.entry_point is empty); set it in the task",
+            ));
         } else if entry.to_lowercase().ends_with(".ipynb")
             && layout.script_dir.join(&entry).exists()
         {

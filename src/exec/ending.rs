@@ -1,5 +1,6 @@
-//! How a watched task ends: the stop reasons and the ending, shared by the watch loop, the
-//! server checks that ask for a stop and the final-status code that reads them.
+//! How a task ends: its setup failing before it runs, the stop reasons and the ending, shared by
+//! the venv and docker paths, the watch loop, the server checks that ask for a stop and the
+//! final-status code that reads them.
 
 /// Why a task stopped before its process ended on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,5 +51,40 @@ impl Ending {
             Ending::Exited(code) => u8::try_from(*code).unwrap_or(1),
             _ => 1,
         }
+    }
+}
+
+/// A task's setup failing before the task runs (venv mode's preparation, docker mode's
+/// preparation of its container): the status reason recorded on the task, and the full error
+/// for its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupError {
+    /// The failed status's reason.
+    pub reason: String,
+    /// What the log says.
+    pub error: String,
+}
+
+impl SetupError {
+    pub fn new(reason: impl Into<String>, error: impl Into<String>) -> SetupError {
+        SetupError {
+            reason: reason.into(),
+            error: error.into(),
+        }
+    }
+
+    /// One message as both the reason and the error (docker mode's failures).
+    pub fn message(message: impl std::fmt::Display) -> SetupError {
+        let text = message.to_string();
+        SetupError {
+            reason: text.clone(),
+            error: text,
+        }
+    }
+}
+
+impl From<String> for SetupError {
+    fn from(message: String) -> SetupError {
+        SetupError::message(message)
     }
 }

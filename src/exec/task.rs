@@ -14,6 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::api::{Client, StatusChange, Task};
 use crate::exec::custom_build;
+use crate::exec::ending::SetupError;
 use crate::exec::git::{self, GitOptions, ScriptInfo, SourceLayout};
 use crate::exec::requirements::{self, Requirements, frozen_lines};
 use crate::exec::venv::{self, BuiltEnv, EnvOptions, PythonOptions};
@@ -290,18 +291,12 @@ struct Prepared {
     env: BuiltEnv,
 }
 
-/// A setup failure: the status reason recorded on the task, and the full error.
-struct SetupFailure {
-    reason: String,
-    error: String,
-}
-
-async fn prepare(cfg: &ExecuteConfig, task: &Task) -> std::result::Result<Prepared, SetupFailure> {
+async fn prepare(cfg: &ExecuteConfig, task: &Task) -> std::result::Result<Prepared, SetupError> {
     let owned_cfg = cfg.clone();
     let owned_task = task.clone();
     tokio::task::spawn_blocking(move || prepare_blocking(&owned_cfg, &owned_task))
         .await
-        .map_err(|e| SetupFailure {
+        .map_err(|e| SetupError {
             reason: "agent error".into(),
             error: format!("the setup stage crashed: {e}"),
         })?
@@ -374,10 +369,7 @@ async fn record_requirements(client: &Client, task: &Task, prepared: &Prepared) 
     }
 }
 
-fn prepare_blocking(
-    cfg: &ExecuteConfig,
-    task: &Task,
-) -> std::result::Result<Prepared, SetupFailure> {
+fn prepare_blocking(cfg: &ExecuteConfig, task: &Task) -> std::result::Result<Prepared, SetupError> {
     let log = |line: &str| {
         println!("{line}");
     };
@@ -388,7 +380,7 @@ fn prepare_blocking(
         .clone()
         .or_else(|| venv::requested_python_version(&binary));
     let python = venv::find_python(requested.as_deref(), &cfg.python, &env, &log).map_err(|e| {
-        SetupFailure {
+        SetupError {
             reason: format!("failed locating python: {e}"),
             error: e.to_string(),
         }
@@ -422,7 +414,7 @@ fn prepare_blocking(
             &log,
         ),
     }
-    .map_err(|e| SetupFailure {
+    .map_err(|e| SetupError {
         reason: match &e {
             git::SourceError::Clone { .. } | git::SourceError::GitMissing { .. } => {
                 "failed cloning repository".to_string()
@@ -487,7 +479,7 @@ fn prepare_blocking(
             }
             Err(custom_build::CustomBuildError::Skipped(why)) => log(&format!("Warning: {why}")),
             Err(e) => {
-                return Err(SetupFailure {
+                return Err(SetupError {
                     reason: e.to_string(),
                     error: e.to_string(),
                 });
@@ -516,7 +508,7 @@ fn prepare_blocking(
     // A task with nothing to install skips the install and the freeze (mirrors Worker.execute:
     // skip_freeze when there are no requirements and no repository).
     let built = venv::build_env(&python, &requirements, &repo_files, &env_opts, &env, &log)
-        .map_err(|e| SetupFailure {
+        .map_err(|e| SetupError {
             reason: short_reason(&e.to_string()),
             error: e.to_string(),
         })?;

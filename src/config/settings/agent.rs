@@ -397,87 +397,8 @@ pub(super) fn agent_settings(
     cli_worker: Option<&WorkerArgs>,
 ) -> Result<AgentSettings, Error> {
     let home = r.home;
-    let pm_text = r.string("agent.package_manager.type", "pip")?;
-    let mut pm_type = match pm_text.to_ascii_lowercase().as_str() {
-        "pip" => PackageManagerType::Pip,
-        "uv" => PackageManagerType::Uv,
-        "conda" => PackageManagerType::Conda,
-        "poetry" => PackageManagerType::Poetry,
-        _ => {
-            return Err(Error::Value {
-                key: "agent.package_manager.type".into(),
-                found: format!("{pm_text:?}"),
-                origin: r.origin.to_string(),
-                expected: "expected one of pip, uv, conda, poetry".into(),
-            });
-        }
-    };
-    if env_bool(env, &[EnvVars::CLEARML_AGENT_FORCE_UV])? == Some(true) {
-        pm_type = PackageManagerType::Uv;
-    } else if env_bool(env, &[EnvVars::CLEARML_AGENT_FORCE_POETRY])? == Some(true) {
-        pm_type = PackageManagerType::Poetry;
-    }
-    let extra_pip_install_flags = match first_env(env, &[EnvVars::CLEARML_EXTRA_PIP_INSTALL_FLAGS])
-    {
-        Some(v) => shell_split(&v),
-        None => r.string_list("agent.package_manager.extra_pip_install_flags")?,
-    };
-    let list_or = |key: &str, default: &[&str]| -> Result<Vec<String>, Error> {
-        Ok(r.opt_string_list(key)?
-            .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect()))
-    };
-    let package_manager = PackageManagerSettings {
-        type_: pm_type,
-        pip_version: r.string_list("agent.package_manager.pip_version")?,
-        system_site_packages: r.bool("agent.package_manager.system_site_packages", false)?,
-        force_upgrade: r.bool("agent.package_manager.force_upgrade", false)?,
-        extra_index_url: r.string_list("agent.package_manager.extra_index_url")?,
-        extra_pip_install_flags,
-        pip_legacy_resolver: r.string_list("agent.package_manager.pip_legacy_resolver")?,
-        pytorch_resolve: first_env(env, &[EnvVars::CLEARML_AGENT_PACKAGE_PYTORCH_RESOLVE])
-            .map(Ok)
-            .unwrap_or_else(|| r.string("agent.package_manager.pytorch_resolve", "pip"))?,
-        torch_nightly: r.bool("agent.package_manager.torch_nightly", false)?,
-        extra_index_url_template: r.opt_string("agent.package_manager.extra_index_url_template")?,
-        nightly_extra_index_url_template: r
-            .opt_string("agent.package_manager.nightly_extra_index_url_template")?,
-        rocm_extra_index_url_template: r
-            .opt_string("agent.package_manager.rocm_extra_index_url_template")?,
-        nightly_rocm_extra_index_url_template: r
-            .opt_string("agent.package_manager.nightly_rocm_extra_index_url_template")?,
-        conda_channels: r.string_list("agent.package_manager.conda_channels")?,
-        force_repo_requirements_txt: r
-            .bool("agent.package_manager.force_repo_requirements_txt", false)?,
-        force_original_requirements: r
-            .bool("agent.package_manager.force_original_requirements", false)?,
-        priority_packages: list_or(
-            "agent.package_manager.priority_packages",
-            &["cython", "numpy", "setuptools", "pip", "uv"],
-        )?,
-        priority_optional_packages: r
-            .string_list("agent.package_manager.priority_optional_packages")?,
-        post_packages: list_or("agent.package_manager.post_packages", &["horovod"])?,
-        post_optional_packages: r.string_list("agent.package_manager.post_optional_packages")?,
-        uv_version: r.opt_string("agent.package_manager.uv_version")?,
-        uv_sync_locked_if_lock_file: r
-            .bool("agent.package_manager.uv_sync_locked_if_lock_file", true)?,
-        uv_files_from_repo_working_dir: r.bool(
-            "agent.package_manager.uv_files_from_repo_working_dir",
-            false,
-        )?,
-        uv_replace_pip: r.bool("agent.package_manager.uv_replace_pip", false)?,
-        uv_sync_extra_args: r.string_list("agent.package_manager.uv_sync_extra_args")?,
-        uv_run_extra_args: r.string_list("agent.package_manager.uv_run_extra_args")?,
-        uv_unsafe_best_match: r.bool("agent.package_manager.uv_unsafe_best_match", false)?,
-        poetry_install_extra_args: r
-            .string_list("agent.package_manager.poetry_install_extra_args")?,
-        uv_exec: first_env(env, &[EnvVars::CLEARML_BOOTSTRAP_UV_EXEC]).map(PathBuf::from),
-        poetry_version: r.opt_string("agent.package_manager.poetry_version")?,
-        poetry_files_from_repo_working_dir: r.bool(
-            "agent.package_manager.poetry_files_from_repo_working_dir",
-            false,
-        )?,
-    };
+    let package_manager = package_manager_settings(r, env)?;
+    let list_or = |key: &str, default: &[&str]| list_or(r, key, default);
 
     let venvs_cache_path = match first_env(env, &[EnvVars::CLEARML_AGENT_VENV_CACHE_PATH]) {
         Some(p) => Some(expand_path(&p, home, env)),
@@ -653,36 +574,7 @@ pub(super) fn agent_settings(
         docker_use_activated_venv: r.bool("agent.docker_use_activated_venv", true)?,
         docker_allow_host_environ: r.bool("agent.docker_allow_host_environ", false)?,
         docker_allow_host_repositories: r.bool("agent.docker_allow_host_repositories", false)?,
-        docker_args_filters: {
-            let (filters, origin) =
-                match first_env(env, &[EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS]) {
-                    Some(v) => (
-                        shell_split(&v),
-                        EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS.to_string(),
-                    ),
-                    None => (
-                        r.string_list("agent.docker_args_filters")?,
-                        r.origin.to_string(),
-                    ),
-                };
-            // A filter that does not compile would let every argument through or none.
-            if let Some((f, e)) = filters
-                .iter()
-                .find_map(|f| regex::Regex::new(f).err().map(|e| (f, e)))
-            {
-                let why = e.to_string();
-                return Err(Error::Value {
-                    key: "agent.docker_args_filters".into(),
-                    found: format!("{f:?}"),
-                    origin,
-                    expected: format!(
-                        "regular expressions; this one does not compile: {}",
-                        why.lines().last().unwrap_or_default().trim()
-                    ),
-                });
-            }
-            filters
-        },
+        docker_args_filters: docker_args_filters(r, env)?,
         docker_untrusted_tasks: env_bool(env, &[EnvVars::CLEARML_AGENT_DOCKER_UNTRUSTED_TASKS])?
             .map(Ok)
             .unwrap_or_else(|| r.bool("agent.docker_untrusted_tasks", false))?,
@@ -694,26 +586,7 @@ pub(super) fn agent_settings(
             "agent.protected_docker_extra_args",
             &crate::docker::merge::PROTECTED_DEFAULT,
         )?,
-        docker_args_allowed_port_range: {
-            // mirrors TcpPorts: the range is the min and max of the list.
-            let key = "agent.docker_args_allowed_port_range";
-            let listed = r.string_list(key)?;
-            let ports = listed
-                .iter()
-                .map(|p| p.trim().parse::<u16>())
-                .collect::<Result<Vec<u16>, _>>()
-                .map_err(|_| Error::Value {
-                    key: key.into(),
-                    found: format!("{listed:?}"),
-                    origin: r.origin.to_string(),
-                    expected: "a list of port numbers, e.g. [9000, 10000]".into(),
-                })?;
-            ports
-                .iter()
-                .min()
-                .zip(ports.iter().max())
-                .map(|(a, b)| (*a, *b))
-        },
+        docker_args_allowed_port_range: port_range(r)?,
         docker_container_name_format: r.opt_string("agent.docker_container_name_format")?,
         docker_container_name_format_fields: name_format_fields(r)?,
         disable_task_docker_override: r.bool("agent.disable_task_docker_override", false)?,
@@ -866,6 +739,155 @@ pub(super) fn agent_settings(
         )?,
         abort_callback_cmd: first_env(env, &[EnvVars::CLEARML_AGENT_ABORT_CALLBACK_CMD]),
     })
+}
+
+/// `agent.package_manager` (with `CLEARML_AGENT_FORCE_UV`/`_POETRY`, the pip flags, PyTorch
+/// resolution and uv bootstrap variables).
+fn package_manager_settings(
+    r: &Reader<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PackageManagerSettings, Error> {
+    let pm_text = r.string("agent.package_manager.type", "pip")?;
+    let mut pm_type = match pm_text.to_ascii_lowercase().as_str() {
+        "pip" => PackageManagerType::Pip,
+        "uv" => PackageManagerType::Uv,
+        "conda" => PackageManagerType::Conda,
+        "poetry" => PackageManagerType::Poetry,
+        _ => {
+            return Err(Error::Value {
+                key: "agent.package_manager.type".into(),
+                found: format!("{pm_text:?}"),
+                origin: r.origin.to_string(),
+                expected: "expected one of pip, uv, conda, poetry".into(),
+            });
+        }
+    };
+    if env_bool(env, &[EnvVars::CLEARML_AGENT_FORCE_UV])? == Some(true) {
+        pm_type = PackageManagerType::Uv;
+    } else if env_bool(env, &[EnvVars::CLEARML_AGENT_FORCE_POETRY])? == Some(true) {
+        pm_type = PackageManagerType::Poetry;
+    }
+    let extra_pip_install_flags = match first_env(env, &[EnvVars::CLEARML_EXTRA_PIP_INSTALL_FLAGS])
+    {
+        Some(v) => shell_split(&v),
+        None => r.string_list("agent.package_manager.extra_pip_install_flags")?,
+    };
+    let list_or = |key: &str, default: &[&str]| list_or(r, key, default);
+    Ok(PackageManagerSettings {
+        type_: pm_type,
+        pip_version: r.string_list("agent.package_manager.pip_version")?,
+        system_site_packages: r.bool("agent.package_manager.system_site_packages", false)?,
+        force_upgrade: r.bool("agent.package_manager.force_upgrade", false)?,
+        extra_index_url: r.string_list("agent.package_manager.extra_index_url")?,
+        extra_pip_install_flags,
+        pip_legacy_resolver: r.string_list("agent.package_manager.pip_legacy_resolver")?,
+        pytorch_resolve: first_env(env, &[EnvVars::CLEARML_AGENT_PACKAGE_PYTORCH_RESOLVE])
+            .map(Ok)
+            .unwrap_or_else(|| r.string("agent.package_manager.pytorch_resolve", "pip"))?,
+        torch_nightly: r.bool("agent.package_manager.torch_nightly", false)?,
+        extra_index_url_template: r.opt_string("agent.package_manager.extra_index_url_template")?,
+        nightly_extra_index_url_template: r
+            .opt_string("agent.package_manager.nightly_extra_index_url_template")?,
+        rocm_extra_index_url_template: r
+            .opt_string("agent.package_manager.rocm_extra_index_url_template")?,
+        nightly_rocm_extra_index_url_template: r
+            .opt_string("agent.package_manager.nightly_rocm_extra_index_url_template")?,
+        conda_channels: r.string_list("agent.package_manager.conda_channels")?,
+        force_repo_requirements_txt: r
+            .bool("agent.package_manager.force_repo_requirements_txt", false)?,
+        force_original_requirements: r
+            .bool("agent.package_manager.force_original_requirements", false)?,
+        priority_packages: list_or(
+            "agent.package_manager.priority_packages",
+            &["cython", "numpy", "setuptools", "pip", "uv"],
+        )?,
+        priority_optional_packages: r
+            .string_list("agent.package_manager.priority_optional_packages")?,
+        post_packages: list_or("agent.package_manager.post_packages", &["horovod"])?,
+        post_optional_packages: r.string_list("agent.package_manager.post_optional_packages")?,
+        uv_version: r.opt_string("agent.package_manager.uv_version")?,
+        uv_sync_locked_if_lock_file: r
+            .bool("agent.package_manager.uv_sync_locked_if_lock_file", true)?,
+        uv_files_from_repo_working_dir: r.bool(
+            "agent.package_manager.uv_files_from_repo_working_dir",
+            false,
+        )?,
+        uv_replace_pip: r.bool("agent.package_manager.uv_replace_pip", false)?,
+        uv_sync_extra_args: r.string_list("agent.package_manager.uv_sync_extra_args")?,
+        uv_run_extra_args: r.string_list("agent.package_manager.uv_run_extra_args")?,
+        uv_unsafe_best_match: r.bool("agent.package_manager.uv_unsafe_best_match", false)?,
+        poetry_install_extra_args: r
+            .string_list("agent.package_manager.poetry_install_extra_args")?,
+        uv_exec: first_env(env, &[EnvVars::CLEARML_BOOTSTRAP_UV_EXEC]).map(PathBuf::from),
+        poetry_version: r.opt_string("agent.package_manager.poetry_version")?,
+        poetry_files_from_repo_working_dir: r.bool(
+            "agent.package_manager.poetry_files_from_repo_working_dir",
+            false,
+        )?,
+    })
+}
+
+/// `agent.docker_args_filters` / `CLEARML_AGENT_DOCKER_ARGS_FILTERS`: regular expressions, each
+/// checked here.
+fn docker_args_filters(
+    r: &Reader<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, Error> {
+    let (filters, origin) = match first_env(env, &[EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS]) {
+        Some(v) => (
+            shell_split(&v),
+            EnvVars::CLEARML_AGENT_DOCKER_ARGS_FILTERS.to_string(),
+        ),
+        None => (
+            r.string_list("agent.docker_args_filters")?,
+            r.origin.to_string(),
+        ),
+    };
+    // A filter that does not compile would let every argument through or none.
+    if let Some((f, e)) = filters
+        .iter()
+        .find_map(|f| regex::Regex::new(f).err().map(|e| (f, e)))
+    {
+        let why = e.to_string();
+        return Err(Error::Value {
+            key: "agent.docker_args_filters".into(),
+            found: format!("{f:?}"),
+            origin,
+            expected: format!(
+                "regular expressions; this one does not compile: {}",
+                why.lines().last().unwrap_or_default().trim()
+            ),
+        });
+    }
+    Ok(filters)
+}
+
+/// `agent.docker_args_allowed_port_range`: the lowest and highest port listed.
+fn port_range(r: &Reader<'_>) -> Result<Option<(u16, u16)>, Error> {
+    // mirrors TcpPorts: the range is the min and max of the list.
+    let key = "agent.docker_args_allowed_port_range";
+    let listed = r.string_list(key)?;
+    let ports = listed
+        .iter()
+        .map(|p| p.trim().parse::<u16>())
+        .collect::<Result<Vec<u16>, _>>()
+        .map_err(|_| Error::Value {
+            key: key.into(),
+            found: format!("{listed:?}"),
+            origin: r.origin.to_string(),
+            expected: "a list of port numbers, e.g. [9000, 10000]".into(),
+        })?;
+    Ok(ports
+        .iter()
+        .min()
+        .zip(ports.iter().max())
+        .map(|(a, b)| (*a, *b)))
+}
+
+/// A list, or `default` when the key is unset.
+fn list_or(r: &Reader<'_>, key: &str, default: &[&str]) -> Result<Vec<String>, Error> {
+    Ok(r.opt_string_list(key)?
+        .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect()))
 }
 
 /// Git credential: `--git-user`/`--git-pass` win, then the variable, then the file.

@@ -186,18 +186,15 @@ pub async fn run(
         },
     );
 
-    let result = poll_loop(
-        &cfg,
-        &client,
-        &worker_id,
-        &queues,
-        &reporter,
-        &child_config,
-        engine.as_ref(),
-        shutdown,
-        drain,
-    )
-    .await;
+    let daemon = Daemon {
+        cfg: &cfg,
+        client: &client,
+        worker_id: &worker_id,
+        reporter: &reporter,
+        child_config: &child_config,
+        engine: engine.as_ref(),
+    };
+    let result = daemon.poll_loop(&queues, shutdown, drain).await;
 
     reporter.stop().await;
     // mirrors run_tasks_loop's finally: unregister on every exit. A few retries only: a server
@@ -310,167 +307,235 @@ pub fn execute_args(
 /// Retries of `workers.unregister` on the way out.
 pub const UNREGISTER_RETRIES: u32 = 2;
 
-#[allow(clippy::too_many_arguments)]
-async fn poll_loop(
-    cfg: &DaemonConfig,
-    client: &Client,
-    worker_id: &str,
-    queues: &[QueueRef],
-    reporter: &Reporter,
-    child_config: &ChildConfig,
-    engine: Option<&Engine>,
-    shutdown: CancellationToken,
-    drain: CancellationToken,
-) -> Result<()> {
-    if let Some(schedule) = &cfg.schedule {
-        for w in &schedule.warnings {
-            println!("{w}");
-        }
-    }
-    let mut was_active = true;
-    let mut clock = poll::PollClock::new(cfg.poll, queues.len());
-    let queue_notices: Vec<crate::exec::notice::FailureNotice> =
-        queues.iter().map(|_| Default::default()).collect();
-    // Polls give up their retries when the agent is told to stop: a server that is away must
-    // not hold a SIGTERM for hours.
-    let poller = client.with_stop(drain.clone());
-    // Dynamic GPUs run every task as a service on its share of the pool.
-    let gpu_queues = if cfg.dynamic_gpus {
-        dynamic_gpus::parse_queues(&cfg.queues)?
-    } else {
-        Vec::new()
-    };
-    let mut services = if cfg.dynamic_gpus {
-        Some(services::Services::with_pool(dynamic_gpus::GpuPool::new(
-            cfg.visible_gpus.as_deref().unwrap_or_default(),
-        )))
-    } else {
-        cfg.services_mode.map(services::Services::new)
-    };
-    'poll: loop {
-        if drain.is_cancelled() {
-            break;
-        }
-        // mirrors run_tasks_loop: outside the uptime (inside the downtime) no queue is polled;
-        // the check runs once per poll interval, when the loop wakes anyway.
-        let active = cfg
-            .schedule
-            .as_ref()
-            .is_none_or(|s| s.active_at(schedule::LocalTime::now()));
-        if active != was_active {
-            println!(
-                "{}",
-                if active {
-                    "Working hours started: pulling tasks"
-                } else {
-                    "Outside working hours (uptime/downtime): not pulling tasks"
-                }
-            );
-            was_active = active;
-        }
-        let mut ran_any = false;
-        for (index, queue) in queues.iter().enumerate().filter(|_| active) {
-            if drain.is_cancelled() {
-                break 'poll;
+/// What the daemon's loop and each pulled task share: its settings, its session, its identity,
+/// its status reporter, the configuration file its task processes get, and the engine in docker
+/// mode.
+#[derive(Clone, Copy)]
+struct Daemon<'a> {
+    cfg: &'a DaemonConfig,
+    client: &'a Client,
+    worker_id: &'a str,
+    reporter: &'a Reporter,
+    child_config: &'a ChildConfig,
+    engine: Option<&'a Engine>,
+}
+
+impl Daemon<'_> {
+    /// Pulls and runs tasks until `drain` (or `shutdown`, its parent) is cancelled.
+    async fn poll_loop(
+        &self,
+        queues: &[QueueRef],
+        shutdown: CancellationToken,
+        drain: CancellationToken,
+    ) -> Result<()> {
+        let Daemon {
+            cfg,
+            client,
+            worker_id,
+            ..
+        } = *self;
+        if let Some(schedule) = &cfg.schedule {
+            for w in &schedule.warnings {
+                println!("{w}");
             }
-            if services.as_ref().is_some_and(services::Services::is_full) {
+        }
+        let mut was_active = true;
+        let mut clock = poll::PollClock::new(cfg.poll, queues.len());
+        let queue_notices: Vec<crate::exec::notice::FailureNotice> =
+            queues.iter().map(|_| Default::default()).collect();
+        // Polls give up their retries when the agent is told to stop: a server that is away must
+        // not hold a SIGTERM for hours.
+        let poller = client.with_stop(drain.clone());
+        // Dynamic GPUs run every task as a service on its share of the pool.
+        let gpu_queues = if cfg.dynamic_gpus {
+            dynamic_gpus::parse_queues(&cfg.queues)?
+        } else {
+            Vec::new()
+        };
+        let mut services = if cfg.dynamic_gpus {
+            Some(services::Services::with_pool(dynamic_gpus::GpuPool::new(
+                cfg.visible_gpus.as_deref().unwrap_or_default(),
+            )))
+        } else {
+            cfg.services_mode.map(services::Services::new)
+        };
+        'poll: loop {
+            if drain.is_cancelled() {
                 break;
             }
-            let gpus = gpu_queues.get(index);
-            if services.as_ref().is_some_and(|s| !s.can_take(gpus)) {
-                // Not enough free GPUs for this queue's tasks: leave them queued.
-                continue;
+            // mirrors run_tasks_loop: outside the uptime (inside the downtime) no queue is polled;
+            // the check runs once per poll interval, when the loop wakes anyway.
+            let active = cfg
+                .schedule
+                .as_ref()
+                .is_none_or(|s| s.active_at(schedule::LocalTime::now()));
+            if active != was_active {
+                println!(
+                    "{}",
+                    if active {
+                        "Working hours started: pulling tasks"
+                    } else {
+                        "Outside working hours (uptime/downtime): not pulling tasks"
+                    }
+                );
+                was_active = active;
             }
-            let next = match poller.queues().get_next_task(&queue.id, false).await {
-                Ok(next) => {
-                    if queue_notices[index].recovered() {
-                        println!("Task queue [{}] can be accessed again", queue.id);
-                    }
-                    next
+            let mut ran_any = false;
+            for (index, queue) in queues.iter().enumerate().filter(|_| active) {
+                if drain.is_cancelled() {
+                    break 'poll;
                 }
-                Err(e) => {
-                    // mirrors run_tasks_loop: a failing queue is skipped, not fatal. Said once
-                    // per run of failures (Python says it at every poll).
-                    if queue_notices[index].first_failure() {
-                        println!(
-                            "Warning: Could not access task queue [{}], error: {e}",
-                            queue.id
-                        );
-                    }
+                if services.as_ref().is_some_and(services::Services::is_full) {
+                    break;
+                }
+                let gpus = gpu_queues.get(index);
+                if services.as_ref().is_some_and(|s| !s.can_take(gpus)) {
+                    // Not enough free GPUs for this queue's tasks: leave them queued.
                     continue;
                 }
-            };
-            let Some(next) = next else {
-                if cfg.foreground {
-                    println!("No tasks in queue {}", queue.id);
+                let next = match poller.queues().get_next_task(&queue.id, false).await {
+                    Ok(next) => {
+                        if queue_notices[index].recovered() {
+                            println!("Task queue [{}] can be accessed again", queue.id);
+                        }
+                        next
+                    }
+                    Err(e) => {
+                        // mirrors run_tasks_loop: a failing queue is skipped, not fatal. Said once
+                        // per run of failures (Python says it at every poll).
+                        if queue_notices[index].first_failure() {
+                            println!(
+                                "Warning: Could not access task queue [{}], error: {e}",
+                                queue.id
+                            );
+                        }
+                        continue;
+                    }
+                };
+                let Some(next) = next else {
+                    if cfg.foreground {
+                        println!("No tasks in queue {}", queue.id);
+                    }
+                    continue;
+                };
+                if !crate::api::is_task_id(&next.task) {
+                    println!(
+                        "ERROR: skipping a queue entry of {}: {:?} is not a task id (letters, digits, '-' and '_' only); check the server",
+                        queue.id, next.task
+                    );
+                    continue;
                 }
+                ran_any = true;
+                clock.worked();
+                if let Some(services) = services.as_mut() {
+                    start_service(
+                        cfg, client, worker_id, &next.task, gpus, services, &shutdown,
+                    )
+                    .await;
+                } else {
+                    self.run_pulled(queue, &next.task, &shutdown).await;
+                }
+                if !cfg.order_fairness {
+                    // Priority: after a task, start again from the first queue at once.
+                    break;
+                }
+            }
+            if ran_any && !cfg.order_fairness {
                 continue;
-            };
-            if !crate::api::is_task_id(&next.task) {
+            }
+            // At the services limit nothing is polled until a service ends.
+            let full = services.as_ref().is_some_and(|s| {
+                s.is_full()
+                    || (!gpu_queues.is_empty() && gpu_queues.iter().all(|q| !s.can_take(Some(q))))
+            });
+            let wait = clock.next_wait();
+            if cfg.foreground && !full {
                 println!(
-                    "ERROR: skipping a queue entry of {}: {:?} is not a task id (letters, digits, '-' and '_' only); check the server",
-                    queue.id, next.task
+                    "No tasks in Queues, sleeping for {:.1} seconds",
+                    wait.as_secs_f64()
                 );
-                continue;
             }
-            ran_any = true;
-            clock.worked();
-            if let Some(services) = services.as_mut() {
-                start_service(
-                    cfg, client, worker_id, &next.task, gpus, services, &shutdown,
-                )
-                .await;
-            } else {
-                run_pulled(
-                    cfg,
-                    client,
-                    worker_id,
-                    queue,
-                    &next.task,
-                    reporter,
-                    child_config,
-                    engine,
-                    &shutdown,
-                )
-                .await;
-            }
-            if !cfg.order_fairness {
-                // Priority: after a task, start again from the first queue at once.
-                break;
+            let ended = async {
+                match services.as_mut() {
+                    Some(s) => s.one_ended().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait), if !full => {}
+                _ = drain.cancelled() => {}
+                _ = ended => {}
             }
         }
-        if ran_any && !cfg.order_fairness {
-            continue;
+        if let Some(services) = services.as_mut() {
+            // Drain: the services finish their tasks; shutdown: each was sent SIGTERM.
+            services.wait_all().await;
         }
-        // At the services limit nothing is polled until a service ends.
-        let full = services.as_ref().is_some_and(|s| {
-            s.is_full()
-                || (!gpu_queues.is_empty() && gpu_queues.iter().all(|q| !s.can_take(Some(q))))
+        Ok(())
+    }
+
+    /// Runs one pulled task to its end (a supervised process, or a container in docker mode).
+    async fn run_pulled(&self, queue: &QueueRef, task_id: &str, shutdown: &CancellationToken) {
+        let Daemon {
+            cfg,
+            client,
+            worker_id,
+            reporter,
+            child_config,
+            engine,
+        } = *self;
+        // mirrors run_tasks_loop: started(force) "pulled by agent", then an immediate report.
+        if !mark_pulled(client, task_id).await {
+            return;
+        }
+        reporter.set_current(Current {
+            task: Some(task_id.to_string()),
+            queue: Some(queue.id.clone()),
         });
-        let wait = clock.next_wait();
-        if cfg.foreground && !full {
-            println!(
-                "No tasks in Queues, sleeping for {:.1} seconds",
-                wait.as_secs_f64()
-            );
+        let mut env = cfg.base_env.clone();
+        env.insert(EnvVars::CLEARML_WORKER_ID.into(), worker_id.to_string());
+        env.insert(EnvVars::TRAINS_WORKER_ID.into(), worker_id.to_string());
+        set_worker_tags(&mut env, &cfg.child_report_tags);
+        if let (Some(docker), Some(engine)) = (&cfg.docker, engine) {
+            let job = crate::docker::run::ContainerJob {
+                task_id: task_id.to_string(),
+                worker_id: worker_id.to_string(),
+                parent_worker_id: worker_id.to_string(),
+                config_file: child_config.path.clone(),
+                pulled_from: Some(queue.id.clone()),
+                worker_tags: cfg.child_report_tags.clone(),
+                host_env: env,
+                build: false,
+            };
+            crate::docker::run::run_task(
+                client,
+                &cfg.supervise,
+                docker,
+                engine,
+                job,
+                shutdown.clone(),
+            )
+            .await;
+            reporter.set_current(Current::default());
+            return;
         }
-        let ended = async {
-            match services.as_mut() {
-                Some(s) => s.one_ended().await,
-                None => std::future::pending().await,
-            }
+        let launch = Launch {
+            task_id: task_id.to_string(),
+            worker_id: worker_id.to_string(),
+            program: cfg.self_exe.clone(),
+            args: execute_args(
+                &child_config.path,
+                ChildMonitoring::Disabled,
+                &cfg.child_args,
+                task_id,
+            ),
+            env,
+            cwd: None,
+            pulled_from: Some(queue.id.clone()),
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait), if !full => {}
-            _ = drain.cancelled() => {}
-            _ = ended => {}
-        }
+        supervise::run_task(client, &cfg.supervise, launch, shutdown.clone()).await;
+        reporter.set_current(Current::default());
     }
-    if let Some(services) = services.as_mut() {
-        // Drain: the services finish their tasks; shutdown: each was sent SIGTERM.
-        services.wait_all().await;
-    }
-    Ok(())
 }
 
 /// Services mode: mark the task started as the daemon does for every pulled task, then hand it
@@ -571,71 +636,6 @@ async fn mark_pulled(client: &Client, task_id: &str) -> bool {
             false
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_pulled(
-    cfg: &DaemonConfig,
-    client: &Client,
-    worker_id: &str,
-    queue: &QueueRef,
-    task_id: &str,
-    reporter: &Reporter,
-    child_config: &ChildConfig,
-    engine: Option<&Engine>,
-    shutdown: &CancellationToken,
-) {
-    // mirrors run_tasks_loop: started(force) "pulled by agent", then an immediate report.
-    if !mark_pulled(client, task_id).await {
-        return;
-    }
-    reporter.set_current(Current {
-        task: Some(task_id.to_string()),
-        queue: Some(queue.id.clone()),
-    });
-    let mut env = cfg.base_env.clone();
-    env.insert(EnvVars::CLEARML_WORKER_ID.into(), worker_id.to_string());
-    env.insert(EnvVars::TRAINS_WORKER_ID.into(), worker_id.to_string());
-    set_worker_tags(&mut env, &cfg.child_report_tags);
-    if let (Some(docker), Some(engine)) = (&cfg.docker, engine) {
-        let job = crate::docker::run::ContainerJob {
-            task_id: task_id.to_string(),
-            worker_id: worker_id.to_string(),
-            parent_worker_id: worker_id.to_string(),
-            config_file: child_config.path.clone(),
-            pulled_from: Some(queue.id.clone()),
-            worker_tags: cfg.child_report_tags.clone(),
-            host_env: env,
-            build: false,
-        };
-        crate::docker::run::run_task(
-            client,
-            &cfg.supervise,
-            docker,
-            engine,
-            job,
-            shutdown.clone(),
-        )
-        .await;
-        reporter.set_current(Current::default());
-        return;
-    }
-    let launch = Launch {
-        task_id: task_id.to_string(),
-        worker_id: worker_id.to_string(),
-        program: cfg.self_exe.clone(),
-        args: execute_args(
-            &child_config.path,
-            ChildMonitoring::Disabled,
-            &cfg.child_args,
-            task_id,
-        ),
-        env,
-        cwd: None,
-        pulled_from: Some(queue.id.clone()),
-    };
-    supervise::run_task(client, &cfg.supervise, launch, shutdown.clone()).await;
-    reporter.set_current(Current::default());
 }
 
 fn print_queue_table(queues: &[QueueRef]) {

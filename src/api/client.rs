@@ -200,7 +200,7 @@ impl std::fmt::Debug for Client {
 /// provider of its own (`rustls-no-provider`): rustls's ring provider is installed here, once,
 /// as the process default. ring is a fraction of aws-lc's size, and the binary's mapped pages are
 /// most of an idle daemon's RSS (docs/benchmarks.md).
-pub fn http_builder() -> reqwest::ClientBuilder {
+pub(super) fn http_builder() -> reqwest::ClientBuilder {
     static PROVIDER: std::sync::Once = std::sync::Once::new();
     PROVIDER.call_once(|| {
         // Err only when a default is already installed, which is as good.
@@ -576,7 +576,7 @@ impl Client {
 
 /// The largest reply body read: far above any reply the agent asks for (a task, a queue's
 /// entries), small enough that a broken server or proxy cannot exhaust the daemon's memory.
-pub const MAX_REPLY_BYTES: usize = 32 << 20;
+pub(super) const MAX_REPLY_BYTES: usize = 32 << 20;
 
 /// Reads a reply body of at most [`MAX_REPLY_BYTES`], all of it within `within` of the headers:
 /// a per-read timeout alone lets a reply that trickles a byte at a time hold a call for ever.

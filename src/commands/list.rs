@@ -35,7 +35,7 @@ mod yaml {
     const WIDTH: usize = 80;
 
     /// The YAML document for `value`, ending with a newline.
-    pub fn dump(value: &Value) -> String {
+    pub(super) fn dump(value: &Value) -> String {
         let mut e = Emitter::default();
         match value {
             Value::Object(map) if !map.is_empty() => e.mapping(map, 0, true),

@@ -18,7 +18,7 @@ pub(crate) struct StreamOutcome {
 
 impl StreamOutcome {
     /// One line describing the failure: the last non-empty output line (preferring `error`/`fatal`).
-    pub fn failure_summary(&self) -> String {
+    pub(crate) fn failure_summary(&self) -> String {
         let lines: Vec<&String> = self.tail.iter().filter(|l| !l.trim().is_empty()).collect();
         let pick = lines
             .iter()

@@ -30,7 +30,7 @@ pub(crate) struct VenvState {
 
 impl VenvState {
     /// The state recorded in `venv`, when there is one and the venv is unchanged since.
-    pub fn current(venv: &Path) -> Option<VenvState> {
+    pub(super) fn current(venv: &Path) -> Option<VenvState> {
         let text = fs::read_to_string(venv.join(STATE_FILE)).ok()?;
         let mut parts = text.splitn(3, '\n');
         let fingerprint = parts.next()?.to_string();
@@ -48,7 +48,7 @@ impl VenvState {
 
     /// Records the venv as it is now; best effort (a missing state only costs the next task a
     /// copy or a freeze).
-    pub fn record(venv: &Path, entry: Option<&Path>, freeze: Option<&str>) {
+    pub(super) fn record(venv: &Path, entry: Option<&Path>, freeze: Option<&str>) {
         let Some(fingerprint) = fingerprint_of(venv) else {
             forget(venv);
             return;

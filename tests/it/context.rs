@@ -9,18 +9,18 @@ use clearml_test_server::{Options, TestServer};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub const AGENT: &str = env!("CARGO_BIN_EXE_clearml-agent");
+pub(crate) const AGENT: &str = env!("CARGO_BIN_EXE_clearml-agent");
 
 /// Upper bound for waiting on a task; generous so a loaded CI machine does not flake.
-pub const TASK_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const TASK_TIMEOUT: Duration = Duration::from_secs(180);
 
-pub struct AgentContext {
+pub(crate) struct AgentContext {
     pub server: TestServer,
     pub home: TempDir,
     extra_env: Vec<(String, String)>,
 }
 
-pub struct Builder {
+pub(crate) struct Builder {
     conf_extra: String,
     env: Vec<(String, String)>,
     db: bool,
@@ -29,30 +29,30 @@ pub struct Builder {
 
 impl Builder {
     /// Extra `clearml.conf` text appended after the generated sections.
-    pub fn conf(mut self, text: &str) -> Self {
+    pub(crate) fn conf(mut self, text: &str) -> Self {
         self.conf_extra.push_str(text);
         self.conf_extra.push('\n');
         self
     }
 
-    pub fn env(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
     }
 
     /// Keep the server state in a SQLite file (so `restart` keeps it).
-    pub fn persistent(mut self) -> Self {
+    pub(crate) fn persistent(mut self) -> Self {
         self.db = true;
         self
     }
 
     /// Build real venvs for tasks (default: tasks run on the system python, no venv).
-    pub fn with_venvs(mut self) -> Self {
+    pub(crate) fn with_venvs(mut self) -> Self {
         self.skip_env = false;
         self
     }
 
-    pub fn build(self) -> AgentContext {
+    pub(crate) fn build(self) -> AgentContext {
         let home = tempfile::tempdir().expect("temp home");
         let db = self.db.then(|| home.path().join("server.db"));
         let server = TestServer::start(Options {
@@ -87,7 +87,7 @@ impl Builder {
 }
 
 impl AgentContext {
-    pub fn builder() -> Builder {
+    pub(crate) fn builder() -> Builder {
         Builder {
             conf_extra: String::new(),
             env: Vec::new(),
@@ -96,21 +96,21 @@ impl AgentContext {
         }
     }
 
-    pub fn new() -> AgentContext {
+    pub(crate) fn new() -> AgentContext {
         Self::builder().build()
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.home.path()
     }
 
     /// The agent binary with this context's HOME, temp dir and a fast poll interval.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         self.command_of(Path::new(AGENT), args)
     }
 
     /// As `command`, for another build of the agent (e.g. the one a pip wheel installed).
-    pub fn command_of(&self, binary: &Path, args: &[&str]) -> Command {
+    pub(crate) fn command_of(&self, binary: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(binary);
         cmd.args(args)
             .env("HOME", self.root())
@@ -127,12 +127,12 @@ impl AgentContext {
     }
 
     /// Starts `clearml-agent daemon <args>`; its output goes to a file shown on failure.
-    pub fn daemon(&self, args: &[&str]) -> Daemon {
+    pub(crate) fn daemon(&self, args: &[&str]) -> Daemon {
         self.daemon_of(Path::new(AGENT), args)
     }
 
     /// As `daemon`, for another build of the agent.
-    pub fn daemon_of(&self, binary: &Path, args: &[&str]) -> Daemon {
+    pub(crate) fn daemon_of(&self, binary: &Path, args: &[&str]) -> Daemon {
         let log = self.root().join(format!("daemon-{}.log", rand_suffix()));
         let file = std::fs::File::create(&log).expect("daemon log");
         let mut full = vec!["daemon"];
@@ -147,7 +147,7 @@ impl AgentContext {
     }
 
     /// Starts `clearml-agent slurm <args>` (the Slurm glue); its output goes to a file.
-    pub fn slurm_glue(&self, args: &[&str]) -> Daemon {
+    pub(crate) fn slurm_glue(&self, args: &[&str]) -> Daemon {
         let log = self.root().join(format!("slurm-{}.log", rand_suffix()));
         let file = std::fs::File::create(&log).expect("glue log");
         let mut full = vec!["slurm"];
@@ -162,7 +162,7 @@ impl AgentContext {
     }
 
     /// A task whose code is the literal script `script` (as `clearml-task --script` makes).
-    pub fn script_task(&self, name: &str, script: &str) -> String {
+    pub(crate) fn script_task(&self, name: &str, script: &str) -> String {
         self.server
             .create_task(json!({
                 "name": name,
@@ -177,7 +177,12 @@ impl AgentContext {
     }
 
     /// Waits until the task reaches one of `statuses`; panics with the agent log otherwise.
-    pub fn wait_status(&self, task: &str, statuses: &[&str], daemon: Option<&Daemon>) -> Value {
+    pub(crate) fn wait_status(
+        &self,
+        task: &str,
+        statuses: &[&str],
+        daemon: Option<&Daemon>,
+    ) -> Value {
         let deadline = Instant::now() + TASK_TIMEOUT;
         loop {
             let t = self.server.task(task).expect("task");
@@ -196,7 +201,12 @@ impl AgentContext {
     }
 
     /// Waits until `pred` holds for the task's log text.
-    pub fn wait_log(&self, task: &str, pred: impl Fn(&str) -> bool, daemon: &Daemon) -> String {
+    pub(crate) fn wait_log(
+        &self,
+        task: &str,
+        pred: impl Fn(&str) -> bool,
+        daemon: &Daemon,
+    ) -> String {
         let deadline = Instant::now() + TASK_TIMEOUT;
         loop {
             let text = self.server.log_text(task).unwrap_or_default();
@@ -225,22 +235,22 @@ fn rand_suffix() -> String {
 }
 
 /// A running daemon; stopped with SIGTERM (then SIGKILL) when dropped.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub child: Child,
     pub log: PathBuf,
 }
 
 impl Daemon {
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
     /// SIGTERM and wait (bounded); returns the exit status code.
-    pub fn stop(&mut self) -> Option<i32> {
+    pub(crate) fn stop(&mut self) -> Option<i32> {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.pid()),
             nix::sys::signal::Signal::SIGTERM,
@@ -267,7 +277,7 @@ impl Drop for Daemon {
 }
 
 /// True when a process with this pid exists.
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
@@ -275,7 +285,7 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// Runs git in `dir` with a fixed identity; returns trimmed stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@t"])
         .args(["-c", "init.defaultBranch=main"])
@@ -293,7 +303,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A real git repository made by the test: `main` has c1 (`task.py` prints "v1") then c2
 /// (prints "v2"); the uncommitted `diff` turns v2's line into "patched".
-pub struct GitRepo {
+pub(crate) struct GitRepo {
     _tmp: TempDir,
     pub path: PathBuf,
     pub c1: String,
@@ -303,7 +313,7 @@ pub struct GitRepo {
 }
 
 impl GitRepo {
-    pub fn new() -> GitRepo {
+    pub(crate) fn new() -> GitRepo {
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join("origin");
         std::fs::create_dir(&path).expect("mkdir");
@@ -329,14 +339,20 @@ impl GitRepo {
     }
 
     /// The repository URL as a task records it (a `file://` URL).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("file://{}", self.path.display())
     }
 }
 
 impl AgentContext {
     /// A task running `task.py` of `repo` at `branch`/`version_num` with `diff` applied.
-    pub fn repo_task(&self, name: &str, repo: &str, version_num: &str, diff: &str) -> String {
+    pub(crate) fn repo_task(
+        &self,
+        name: &str,
+        repo: &str,
+        version_num: &str,
+        diff: &str,
+    ) -> String {
         self.server
             .create_task(json!({
                 "name": name,

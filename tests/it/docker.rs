@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use crate::context::{AgentContext, Daemon, TASK_TIMEOUT};
 
 /// The test image: Debian bookworm with python3, venv, pip and git (scripts/build-test-image.sh).
-pub const IMAGE: &str = "clearml-agent-test:py3-git";
+pub(crate) const IMAGE: &str = "clearml-agent-test:py3-git";
 
 /// Builds the test image once per machine (cached by tag); panics when Docker is missing.
-pub fn image() -> &'static str {
+pub(crate) fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-test-image.sh");
@@ -37,7 +37,7 @@ pub fn image() -> &'static str {
 
 /// A context whose agents have a worker name of their own: tests run in parallel, and an agent
 /// removes the leftover containers of its worker id when it starts.
-pub fn context() -> crate::context::Builder {
+pub(crate) fn context() -> crate::context::Builder {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(

@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 /// Builds wheels into index folders, then serves them.
 #[derive(Default)]
-pub struct IndexBuilder {
+pub(crate) struct IndexBuilder {
     wheels: Vec<(String, String, String, String)>,
     files: Vec<(String, String, std::path::PathBuf)>,
     auth: Option<(String, String)>,
 }
 
 /// A running index; stopped when dropped.
-pub struct PackageIndex {
+pub(crate) struct PackageIndex {
     child: Child,
     pub port: u16,
     _dir: tempfile::TempDir,
@@ -65,26 +65,26 @@ with zipfile.ZipFile(os.path.join(d, whl), 'w') as z:
 impl IndexBuilder {
     /// A wheel of `project` at `version` (local labels allowed: `1.0+cu118`) in the index at
     /// `/<folder>/`, whose module `project` (dashes as underscores) holds `body`.
-    pub fn wheel(mut self, folder: &str, project: &str, version: &str, body: &str) -> Self {
+    pub(crate) fn wheel(mut self, folder: &str, project: &str, version: &str, body: &str) -> Self {
         self.wheels
             .push((folder.into(), project.into(), version.into(), body.into()));
         self
     }
 
     /// A distribution file made elsewhere (e.g. by `pip download`), served as `project`'s.
-    pub fn file(mut self, folder: &str, project: &str, path: &std::path::Path) -> Self {
+    pub(crate) fn file(mut self, folder: &str, project: &str, path: &std::path::Path) -> Self {
         self.files
             .push((folder.into(), project.into(), path.to_path_buf()));
         self
     }
 
     /// Every request must carry these basic-auth credentials (else 401).
-    pub fn auth(mut self, user: &str, password: &str) -> Self {
+    pub(crate) fn auth(mut self, user: &str, password: &str) -> Self {
         self.auth = Some((user.into(), password.into()));
         self
     }
 
-    pub fn start(self) -> PackageIndex {
+    pub(crate) fn start(self) -> PackageIndex {
         let dir = tempfile::tempdir().unwrap();
         for (folder, project, version, body) in &self.wheels {
             let built = Command::new("python3")
@@ -113,13 +113,13 @@ impl IndexBuilder {
 }
 
 impl PackageIndex {
-    pub fn builder() -> IndexBuilder {
+    pub(crate) fn builder() -> IndexBuilder {
         IndexBuilder::default()
     }
 
     /// Serves the files of `dir` as they are; with `authorization`, every request must carry
     /// exactly that `Authorization` header (else 401).
-    pub fn serve(dir: tempfile::TempDir, authorization: Option<String>) -> PackageIndex {
+    pub(crate) fn serve(dir: tempfile::TempDir, authorization: Option<String>) -> PackageIndex {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -184,7 +184,7 @@ fn write_pages(root: &std::path::Path) {
 
 impl PackageIndex {
     /// `http://127.0.0.1:<port>/<folder>/`.
-    pub fn url(&self, folder: &str) -> String {
+    pub(crate) fn url(&self, folder: &str) -> String {
         format!("http://127.0.0.1:{}/{folder}/", self.port)
     }
 }

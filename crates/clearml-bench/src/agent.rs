@@ -12,7 +12,7 @@ use crate::docker_mode::DockerSetup;
 use crate::proctree;
 
 /// Which agent, and where its files live.
-pub struct Agent {
+pub(crate) struct Agent {
     /// "rust" or "python": also the queue name suffix.
     pub name: &'static str,
     pub binary: PathBuf,
@@ -30,7 +30,7 @@ impl Agent {
     /// container, which must reach the test server on 127.0.0.1) and pip there is pointed at a
     /// local wheel folder, since containers here reach no package index; both agents get the
     /// same arguments.
-    pub fn new(
+    pub(crate) fn new(
         name: &'static str,
         binary: &Path,
         server_url: &str,
@@ -73,7 +73,7 @@ impl Agent {
     }
 
     /// Runs the agent with a `PATH` that holds no `tool` (so it has to install its own).
-    pub fn hide_tool(&mut self, tool: &str) {
+    pub(crate) fn hide_tool(&mut self, tool: &str) {
         let path = std::env::var("PATH").unwrap_or_default();
         let kept: Vec<&str> = path
             .split(':')
@@ -83,7 +83,7 @@ impl Agent {
     }
 
     /// Appends `text` to this agent's `clearml.conf`.
-    pub fn add_conf(&self, text: &str) -> anyhow::Result<()> {
+    pub(crate) fn add_conf(&self, text: &str) -> anyhow::Result<()> {
         use std::io::Write;
         let mut f = fs::OpenOptions::new()
             .append(true)
@@ -92,16 +92,16 @@ impl Agent {
         Ok(())
     }
 
-    pub fn queue(&self) -> String {
+    pub(crate) fn queue(&self) -> String {
         format!("bench-{}", self.name)
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.home.path()
     }
 
     /// The agent binary with this agent's HOME, temp dir and poll interval.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.args(args)
             .env("HOME", self.root())
@@ -130,7 +130,7 @@ impl Agent {
     }
 
     /// Starts `daemon --queue <q> --cpu-only [extra...]`; output goes to `<log_name>` in its HOME.
-    pub fn daemon(&self, extra: &[&str], log_name: &str) -> anyhow::Result<Daemon> {
+    pub(crate) fn daemon(&self, extra: &[&str], log_name: &str) -> anyhow::Result<Daemon> {
         let log = self.root().join(log_name);
         let file = fs::File::create(&log)?;
         let queue = self.queue();
@@ -147,28 +147,28 @@ impl Agent {
 }
 
 /// A running daemon.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     pub log: PathBuf,
 }
 
 impl Daemon {
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
-    pub fn running(&mut self) -> bool {
+    pub(crate) fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     /// SIGTERM, wait up to 20 s, then SIGKILL whatever is left of the tree.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let tree = proctree::tree(self.pid());
         signal("-TERM", &[self.pid()]);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -191,7 +191,7 @@ impl Drop for Daemon {
 }
 
 /// Sends a signal with kill(1) (keeps this crate free of unsafe and extra dependencies).
-pub fn signal(sig: &str, pids: &[i32]) {
+pub(crate) fn signal(sig: &str, pids: &[i32]) {
     if pids.is_empty() {
         return;
     }

@@ -16,7 +16,7 @@ use crate::scenarios::{Plan, log_tail, median, now_epoch, script_task, wait_fina
 
 /// What the docker line needs: an engine, a local image with python3 and git, and a folder of
 /// wheels (clearml-agent 3.0.3 and its dependencies) for the Python agent's containers.
-pub struct DockerSetup {
+pub(crate) struct DockerSetup {
     pub image: String,
     pub wheels: PathBuf,
     pub agent_wheel: PathBuf,
@@ -25,7 +25,7 @@ pub struct DockerSetup {
 
 impl DockerSetup {
     /// Checks the engine, the image and the wheel folder; the error says which is missing.
-    pub fn check(image: &str, wheels: &Path, samples: usize) -> anyhow::Result<DockerSetup> {
+    pub(crate) fn check(image: &str, wheels: &Path, samples: usize) -> anyhow::Result<DockerSetup> {
         let ok = |args: &[&str]| {
             Command::new("docker")
                 .args(args)
@@ -62,7 +62,7 @@ impl DockerSetup {
 
 /// Figures of the docker line for one agent.
 #[derive(Default)]
-pub struct DockerResults {
+pub(crate) struct DockerResults {
     pub cold_start_s: Option<f64>,
     pub cold_final_s: Option<f64>,
     pub start_median_s: Option<f64>,
@@ -152,7 +152,7 @@ fn once(
 
 /// The daemon with `--docker <image>`, one cold task, then `setup.samples` warm ones whose
 /// enqueue moments are spread over one poll interval.
-pub fn run(
+pub(crate) fn run(
     server: &TestServer,
     agent: &Agent,
     plan: &Plan,

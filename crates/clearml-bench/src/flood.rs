@@ -16,7 +16,7 @@ use crate::proctree;
 use crate::scenarios::{Plan, status};
 
 /// How long each flood runs once the task is in progress.
-pub const FLOOD: Duration = Duration::from_secs(60);
+pub(crate) const FLOOD: Duration = Duration::from_secs(60);
 
 /// Setup-script lines printing this run's real freeze begin marker (the worst case: a task that
 /// reads its own container's script).
@@ -25,7 +25,7 @@ const FORGE_REAL_BEGIN: &str = "T=$(tr '\\0' '\\n' < /proc/$$/cmdline | grep -o 
 
 /// Peak RSS of the agent process for each flood, in MiB.
 #[derive(Default)]
-pub struct FloodResults {
+pub(crate) struct FloodResults {
     pub yes_peak_mib: Option<f64>,
     pub marker_peak_mib: Option<f64>,
 }
@@ -121,7 +121,7 @@ fn one(
 }
 
 /// Both floods, one after the other.
-pub fn run(
+pub(crate) fn run(
     server: &TestServer,
     agent: &Agent,
     plan: &Plan,

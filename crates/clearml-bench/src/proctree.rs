@@ -27,12 +27,12 @@ fn stat(pid: i32) -> Option<Stat> {
 }
 
 /// True while the process exists and is not a zombie.
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
 /// `root` and every live descendant of it.
-pub fn tree(root: i32) -> BTreeSet<i32> {
+pub(crate) fn tree(root: i32) -> BTreeSet<i32> {
     let mut parent = Vec::new();
     if let Ok(dir) = fs::read_dir("/proc") {
         for entry in dir.flatten() {
@@ -65,7 +65,7 @@ pub fn tree(root: i32) -> BTreeSet<i32> {
 }
 
 /// Resident memory of the tree in bytes (sum of VmRSS).
-pub fn rss_bytes(root: i32) -> u64 {
+pub(crate) fn rss_bytes(root: i32) -> u64 {
     tree(root)
         .into_iter()
         .filter_map(|pid| {
@@ -78,7 +78,7 @@ pub fn rss_bytes(root: i32) -> u64 {
 }
 
 /// CPU time of the tree in clock ticks, counting reaped children (cutime/cstime) too.
-pub fn cpu_ticks(root: i32) -> u64 {
+pub(crate) fn cpu_ticks(root: i32) -> u64 {
     tree(root)
         .into_iter()
         .filter_map(stat)
@@ -88,7 +88,7 @@ pub fn cpu_ticks(root: i32) -> u64 {
 
 /// Time on CPU of every live thread of the tree, in nanoseconds, keyed by (pid, tid): the
 /// scheduler's own count (`/proc/<pid>/task/<tid>/schedstat`), far finer than clock ticks.
-pub fn thread_cpu_ns(root: i32) -> BTreeMap<(i32, i32), u64> {
+pub(crate) fn thread_cpu_ns(root: i32) -> BTreeMap<(i32, i32), u64> {
     let mut out = BTreeMap::new();
     for pid in tree(root) {
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -117,14 +117,14 @@ pub fn thread_cpu_ns(root: i32) -> BTreeMap<(i32, i32), u64> {
 /// every thread ran since the previous one (all of it for a thread that is new), so a thread
 /// that ends loses at most one sampling interval.
 #[derive(Default)]
-pub struct CpuMeter {
+pub(crate) struct CpuMeter {
     last: BTreeMap<(i32, i32), u64>,
     total_ns: u64,
     started: bool,
 }
 
 impl CpuMeter {
-    pub fn sample(&mut self, root: i32) {
+    pub(crate) fn sample(&mut self, root: i32) {
         let now = thread_cpu_ns(root);
         if self.started {
             for (key, ns) in &now {
@@ -135,13 +135,13 @@ impl CpuMeter {
         self.last = now;
     }
 
-    pub fn seconds(&self) -> f64 {
+    pub(crate) fn seconds(&self) -> f64 {
         self.total_ns as f64 / 1e9
     }
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
-pub fn ticks_per_sec() -> f64 {
+pub(crate) fn ticks_per_sec() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -152,7 +152,7 @@ pub fn ticks_per_sec() -> f64 {
 }
 
 /// The 1/5/15-minute load averages from /proc/loadavg, as "a b c".
-pub fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()

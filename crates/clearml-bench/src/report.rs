@@ -8,7 +8,7 @@ use crate::docker_mode::DockerResults;
 use crate::scenarios::{Plan, Results};
 
 /// What the page says about the run besides the figures.
-pub struct Context {
+pub(crate) struct Context {
     pub date: String,
     pub machine: String,
     pub load_before: String,
@@ -46,7 +46,7 @@ fn r(v: Option<f64>) -> String {
     }
 }
 
-pub fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> String {
+pub(crate) fn render(ctx: &Context, plan: &Plan, ours: &Results, py: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -15,7 +15,7 @@ use crate::proctree;
 
 /// Everything measured for one agent; `Err` holds why a line has no figure.
 #[derive(Default)]
-pub struct Results {
+pub(crate) struct Results {
     pub help_s: Option<f64>,
     pub first_poll_s: Option<f64>,
     pub idle_rss_mib: Option<f64>,
@@ -49,7 +49,7 @@ pub struct Results {
 }
 
 /// How much work each line does (the minimums unless reduced on purpose).
-pub struct Plan {
+pub(crate) struct Plan {
     pub idle: Duration,
     pub starts: usize,
     pub lines: usize,
@@ -63,7 +63,7 @@ pub struct Plan {
 impl Plan {
     /// Whether the line named `what` (help, idle, trivial, starts, lines, abort, batch, docker,
     /// flood, sdk) runs.
-    pub fn wants(&self, what: &str) -> bool {
+    pub(crate) fn wants(&self, what: &str) -> bool {
         self.selected.is_empty() || self.selected.iter().any(|s| s == what)
     }
 }
@@ -135,7 +135,7 @@ pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
 }
 
 /// `--help`, five runs, median wall time.
-pub fn help(agent: &Agent) -> anyhow::Result<f64> {
+pub(crate) fn help(agent: &Agent) -> anyhow::Result<f64> {
     let mut times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -153,7 +153,7 @@ pub fn help(agent: &Agent) -> anyhow::Result<f64> {
 }
 
 /// Starts the daemon and returns it with the time to its first `queues.get_next_task`.
-pub fn start_daemon(server: &TestServer, agent: &Agent) -> anyhow::Result<(Daemon, f64)> {
+pub(crate) fn start_daemon(server: &TestServer, agent: &Agent) -> anyhow::Result<(Daemon, f64)> {
     server.reset_calls();
     let t = Instant::now();
     let mut d = agent.daemon(&[], "daemon.log")?;
@@ -175,7 +175,7 @@ pub fn start_daemon(server: &TestServer, agent: &Agent) -> anyhow::Result<(Daemo
 }
 
 /// Idle daemon: mean and max RSS of the tree, CPU seconds and API calls over `plan.idle`.
-pub fn idle(server: &TestServer, d: &mut Daemon, plan: &Plan, r: &mut Results) {
+pub(crate) fn idle(server: &TestServer, d: &mut Daemon, plan: &Plan, r: &mut Results) {
     std::thread::sleep(Duration::from_secs(5));
     let hz = proctree::ticks_per_sec();
     server.reset_calls();
@@ -202,7 +202,7 @@ pub fn idle(server: &TestServer, d: &mut Daemon, plan: &Plan, r: &mut Results) {
 }
 
 /// One `print('hello')` task, enqueue to final status.
-pub fn trivial(
+pub(crate) fn trivial(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
@@ -223,7 +223,7 @@ pub fn trivial(
 /// spread over one poll interval after the previous one ended: both agents poll again at once
 /// after a task, so an enqueue right after the final status would measure only who wins that
 /// race.
-pub fn warm(
+pub(crate) fn warm(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
@@ -239,7 +239,7 @@ pub fn warm(
     Ok(samples)
 }
 
-pub const WARM_SAMPLES: usize = 5;
+pub(crate) const WARM_SAMPLES: usize = 5;
 
 pub(crate) fn log_tail(server: &TestServer, task: &str) -> String {
     let text = server.log_text(task).unwrap_or_default();
@@ -249,7 +249,7 @@ pub(crate) fn log_tail(server: &TestServer, task: &str) -> String {
 
 /// Enqueue to the task's first statement, idle agent, `plan.starts` times. The enqueue moment is
 /// spread evenly over the poll interval so both agents see the same phases.
-pub fn starts(
+pub(crate) fn starts(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
@@ -280,7 +280,7 @@ pub fn starts(
 
 /// A task printing `plan.lines` lines: distinct lines stored, and the time from the task's exit
 /// (a stamp written after the last print) to the last line stored.
-pub fn lines(
+pub(crate) fn lines(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
@@ -352,7 +352,7 @@ pub fn lines(
 /// agents notice a stop at their next status poll, whose phase the benchmark cannot see: over
 /// evenly spread moments the mean wait is half an interval whatever that phase is, while a
 /// median (or a fixed delay) would depend on it.
-pub fn abort(
+pub(crate) fn abort(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
@@ -367,13 +367,13 @@ pub fn abort(
     Ok(samples)
 }
 
-pub const ABORT_SAMPLES: usize = 6;
+pub(crate) const ABORT_SAMPLES: usize = 6;
 
 /// A quiet running task (one line, then a long sleep; no SDK inside): every API call the server
 /// receives over `plan.idle`, from 10 s after the task's first line on (past its start-up
 /// calls), per minute and by endpoint. This is what each agent spends to watch a running task:
 /// the budget of the abort line.
-pub fn running(
+pub(crate) fn running(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
@@ -408,7 +408,7 @@ pub fn running(
 }
 
 /// The mean of the samples.
-pub fn mean(v: &[f64]) -> Option<f64> {
+pub(crate) fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
@@ -463,7 +463,7 @@ fn abort_once(
 }
 
 /// `plan.batch` trivial tasks enqueued at once: time until all are final.
-pub fn batch(
+pub(crate) fn batch(
     server: &TestServer,
     agent: &Agent,
     d: &mut Daemon,
@@ -497,7 +497,7 @@ pub fn batch(
 
 /// Runs the selected lines for one agent, in order: start, idle, cold/warm trivial, starts,
 /// lines, abort, batch, then docker mode (its own daemon) when `docker` is set up.
-pub fn run_all(
+pub(crate) fn run_all(
     server: &TestServer,
     agent: &Agent,
     plan: &Plan,

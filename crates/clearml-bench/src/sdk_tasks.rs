@@ -16,12 +16,12 @@ use crate::agent::{Agent, Daemon};
 use crate::scenarios::{Plan, median, wait_final};
 
 /// The requirement the tasks carry (the SDK's own version in the Python agent's venv).
-pub const REQUIREMENT: &str = "clearml==2.1.12";
+pub(crate) const REQUIREMENT: &str = "clearml==2.1.12";
 /// Warm samples (each a new task with the same commit and requirements).
-pub const WARM: usize = 3;
+pub(crate) const WARM: usize = 3;
 
 #[derive(Default, Debug, Clone)]
-pub struct SdkResults {
+pub(crate) struct SdkResults {
     pub cold_pip_s: Option<f64>,
     pub cold_uv_s: Option<f64>,
     pub warm_total_s: Option<f64>,
@@ -134,7 +134,7 @@ fn phases(server: &TestServer, task: &str, stamps: &Path) -> anyhow::Result<(f64
 }
 
 /// Every SDK-task line for one agent (`make` gives a fresh agent, with extra configuration).
-pub fn run(
+pub(crate) fn run(
     server: &TestServer,
     make: &dyn Fn(&str) -> anyhow::Result<Agent>,
     plan: &Plan,

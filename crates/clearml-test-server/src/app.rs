@@ -14,7 +14,7 @@ use crate::state::{Ctx, Shared};
 use crate::wire::{self, MAX_VERSION};
 
 /// The router: every method and path goes to `wire::handle`.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(wire::handle).with_state(shared)
 }
 

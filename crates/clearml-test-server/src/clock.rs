@@ -5,12 +5,12 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 /// Now, in epoch milliseconds.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     Timestamp::now().as_millisecond()
 }
 
 /// Epoch milliseconds as ISO-8601 with millisecond precision and an explicit UTC offset.
-pub fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     let dt =
         TimeZone::UTC.to_datetime(Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH));
     format!(
@@ -26,7 +26,7 @@ pub fn iso(ms: i64) -> String {
 }
 
 /// Now, as ISO-8601.
-pub fn now_iso() -> String {
+pub(crate) fn now_iso() -> String {
     iso(now_ms())
 }
 

@@ -10,14 +10,14 @@ use crate::error::ApiError;
 use crate::request::{opt_bool, opt_i64, opt_str, opt_str_list};
 
 /// The value at a dotted path.
-pub fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(doc, |v, part| v.get(part))
 }
 
 /// Keeps docs matching the common filters: `id`, `name` (regex search), `tags`, `system_tags`,
 /// hidden objects (unless `search_hidden` or `id`), and one list filter per name in `list_fields`
 /// (for example `status`, `project`, `type`).
-pub fn filter(
+pub(crate) fn filter(
     docs: Vec<Value>,
     body: &Value,
     list_fields: &[&str],
@@ -145,7 +145,7 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 
 /// Sorts by `order_by` (a list of dotted fields, `-` prefix for descending), then pages with
 /// `page`/`page_size` (a page without a page size is 400/11).
-pub fn order_and_page(mut docs: Vec<Value>, body: &Value) -> Result<Vec<Value>, ApiError> {
+pub(crate) fn order_and_page(mut docs: Vec<Value>, body: &Value) -> Result<Vec<Value>, ApiError> {
     if let Some(order) = opt_str_list(body, "order_by")? {
         let keys: Vec<(String, bool)> = order
             .iter()
@@ -186,7 +186,7 @@ pub fn order_and_page(mut docs: Vec<Value>, body: &Value) -> Result<Vec<Value>, 
 }
 
 /// Keeps only the `only_fields` paths of a doc (plus `id`); no projection when absent or empty.
-pub fn project(doc: Value, only_fields: Option<&[String]>) -> Value {
+pub(crate) fn project(doc: Value, only_fields: Option<&[String]>) -> Value {
     let Some(fields) = only_fields.filter(|f| !f.is_empty()) else {
         return doc;
     };
@@ -203,7 +203,7 @@ pub fn project(doc: Value, only_fields: Option<&[String]>) -> Value {
 }
 
 /// Sets a dotted path, creating intermediate objects.
-pub fn set_path(doc: &mut Value, path: &str, value: Value) {
+pub(crate) fn set_path(doc: &mut Value, path: &str, value: Value) {
     let mut cur = doc;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {

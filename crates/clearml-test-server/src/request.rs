@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 
 /// A required string field.
-pub fn req_str(body: &Value, key: &str) -> Result<String, ApiError> {
+pub(crate) fn req_str(body: &Value, key: &str) -> Result<String, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Err(ApiError::missing_field(key)),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -15,7 +15,7 @@ pub fn req_str(body: &Value, key: &str) -> Result<String, ApiError> {
 }
 
 /// An optional string field (null counts as absent).
-pub fn opt_str(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn opt_str(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -23,7 +23,7 @@ pub fn opt_str(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
-pub fn opt_bool(body: &Value, key: &str, default: bool) -> Result<bool, ApiError> {
+pub(crate) fn opt_bool(body: &Value, key: &str, default: bool) -> Result<bool, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
@@ -31,7 +31,7 @@ pub fn opt_bool(body: &Value, key: &str, default: bool) -> Result<bool, ApiError
     }
 }
 
-pub fn opt_i64(body: &Value, key: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn opt_i64(body: &Value, key: &str) -> Result<Option<i64>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -43,7 +43,7 @@ pub fn opt_i64(body: &Value, key: &str) -> Result<Option<i64>, ApiError> {
 }
 
 /// An optional list of strings; a single string counts as a one-item list.
-pub fn opt_str_list(body: &Value, key: &str) -> Result<Option<Vec<String>>, ApiError> {
+pub(crate) fn opt_str_list(body: &Value, key: &str) -> Result<Option<Vec<String>>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
@@ -63,7 +63,7 @@ pub fn opt_str_list(body: &Value, key: &str) -> Result<Option<Vec<String>>, ApiE
 }
 
 /// An optional JSON object field.
-pub fn opt_object(body: &Value, key: &str) -> Result<Option<Map<String, Value>>, ApiError> {
+pub(crate) fn opt_object(body: &Value, key: &str) -> Result<Option<Map<String, Value>>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m.clone())),

@@ -13,13 +13,13 @@ use crate::store::Store;
 use crate::token::Identity;
 
 /// Default token lifetime: 30 days (`apiserver.auth.default_expiration_sec`).
-pub const DEFAULT_TOKEN_LIFETIME_SEC: i64 = 2_592_000;
+pub(crate) const DEFAULT_TOKEN_LIFETIME_SEC: i64 = 2_592_000;
 /// The largest `expiration_sec` `auth.login` accepts: 1 year.
-pub const MAX_TOKEN_LIFETIME_SEC: i64 = 31_536_000;
+pub(crate) const MAX_TOKEN_LIFETIME_SEC: i64 = 31_536_000;
 /// In-progress tasks without any update for this long are stopped by the watchdog (2 h).
-pub const DEFAULT_NON_RESPONSIVE_MS: i64 = 7_200_000;
+pub(crate) const DEFAULT_NON_RESPONSIVE_MS: i64 = 7_200_000;
 /// The company id of the open-source server's single company.
-pub const COMPANY_ID: &str = "d1bd92a3b039400cbafc60a7a5b1e52b";
+pub(crate) const COMPANY_ID: &str = "d1bd92a3b039400cbafc60a7a5b1e52b";
 
 /// State shared by all requests, and kept across a restart of the listener.
 pub struct Shared {
@@ -112,7 +112,7 @@ impl Shared {
 }
 
 /// A handler's view of one request.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub db: &'a Store,
     pub shared: &'a Shared,
     pub identity: &'a Identity,

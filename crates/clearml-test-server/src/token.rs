@@ -50,7 +50,7 @@ fn mac(secret: &[u8], signing_input: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 /// Signs a token for `identity` issued at `now_sec`, expiring `lifetime_sec` later.
-pub fn issue(
+pub(crate) fn issue(
     secret: &[u8],
     identity: &Identity,
     now_sec: i64,
@@ -83,7 +83,7 @@ fn invalid(extra: &str) -> ApiError {
 }
 
 /// Verifies signature and expiry; returns the token's identity.
-pub fn verify(secret: &[u8], token: &str, now_sec: i64) -> Result<Identity, ApiError> {
+pub(crate) fn verify(secret: &[u8], token: &str, now_sec: i64) -> Result<Identity, ApiError> {
     let mut parts = token.split('.');
     let (Some(h), Some(c), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

@@ -23,7 +23,7 @@ static PATH: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^/(?:v([^/]*)/)?([A-Za-z_]\w+)\.([A-Za-z_]\w+)/?$").ok());
 
 /// The highest API version served; used when the path carries none.
-pub const MAX_VERSION: (u32, u32) = (2, 31);
+pub(crate) const MAX_VERSION: (u32, u32) = (2, 31);
 
 struct Reply {
     endpoint: String,
@@ -117,7 +117,7 @@ fn header_str<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
 }
 
 /// The single axum handler: every method, every path.
-pub async fn handle(
+pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
@@ -343,7 +343,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8], query: Option<&str>) -> Result<V
 
 /// Merges query parameters: dotted keys nest, `k[]` or repeated keys make lists, digit strings
 /// become numbers, `true`/`false` become booleans.
-pub fn merge_query(map: &mut Map<String, Value>, query: &str) {
+pub(crate) fn merge_query(map: &mut Map<String, Value>, query: &str) {
     for (key, raw) in form_urlencoded::parse(query.as_bytes()) {
         let (key, force_list) = match key.strip_suffix("[]") {
             Some(k) => (k.to_string(), true),

@@ -50,7 +50,7 @@ pub(super) enum Tok {
 }
 
 impl Node {
-    pub fn into_json(self) -> Value {
+    pub(super) fn into_json(self) -> Value {
         match self {
             Node::Obj(entries) => Value::Object(
                 entries
@@ -67,11 +67,11 @@ impl Node {
         }
     }
 
-    pub fn get<'a>(entries: &'a [(String, Node)], key: &str) -> Option<&'a Node> {
+    pub(super) fn get<'a>(entries: &'a [(String, Node)], key: &str) -> Option<&'a Node> {
         entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    pub fn has_unresolved(&self) -> bool {
+    pub(super) fn has_unresolved(&self) -> bool {
         match self {
             Node::Unres(_) => true,
             Node::Obj(entries) => entries.iter().any(|(_, v)| v.has_unresolved()),
@@ -190,7 +190,7 @@ pub(super) enum Key {
 }
 
 impl Key {
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Key::Path(key) | Key::Number(key) => format!("{:?}", key.trim()),
         }

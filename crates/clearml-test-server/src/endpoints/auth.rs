@@ -10,7 +10,7 @@ use crate::token;
 
 /// `auth.login {expiration_sec?}` → `{token}`. Credentials were checked by `wire`
 /// (Basic key/secret, or a valid Bearer token for a fresh one).
-pub fn login(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn login(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let lifetime = match opt_i64(&body, "expiration_sec")? {
         Some(sec) if sec > MAX_TOKEN_LIFETIME_SEC => {
             return Err(
@@ -35,12 +35,12 @@ pub fn login(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `auth.logout` → `{}`. Tokens are stateless here, so nothing is revoked.
-pub fn logout(_ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
+pub(crate) fn logout(_ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
     Ok(json!({}))
 }
 
 /// `auth.validate_token {token}` → `{valid, user, company, msg?}` (system role only).
-pub fn validate_token(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn validate_token(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let text = req_str(&body, "token")?;
     Ok(
         match token::verify(&ctx.shared.token_secret, &text, now_ms() / 1000) {

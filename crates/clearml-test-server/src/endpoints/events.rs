@@ -223,7 +223,7 @@ fn store_one(
 }
 
 /// `events.add_batch` (json-lines) → `{added, errors, errors_info}`.
-pub fn add_batch(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn add_batch(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let events = match body {
         Value::Array(items) => items,
         Value::Object(m) if m.is_empty() => Vec::new(),
@@ -233,7 +233,7 @@ pub fn add_batch(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `events.add` (one event as the body) → `{added, errors, errors_info}`.
-pub fn add(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn add(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     store_events(ctx, vec![body])
 }
 
@@ -247,7 +247,7 @@ fn public(mut ev: Value) -> Value {
 /// `events.get_task_log` (2.9 form) `{task R, batch_size?: 5000, navigate_earlier?: true,
 /// from_timestamp?, order?}` → `{events, returned, total}`. Events sharing the boundary
 /// timestamp are included, as in the real server.
-pub fn get_task_log(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_task_log(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let task = req_str(&body, "task")?;
     super::tasks::load(ctx, &task)?;
     let batch = opt_i64(&body, "batch_size")?.unwrap_or(5000).max(1) as usize;
@@ -292,7 +292,7 @@ pub fn get_task_log(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 
 /// `events.get_task_events {task R, event_type?, order?: asc, scroll_id?, batch_size?: 500}`
 /// → `{events, returned, total, scroll_id}`.
-pub fn get_task_events(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_task_events(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let task = req_str(&body, "task")?;
     super::tasks::load(ctx, &task)?;
     let kind = opt_str(&body, "event_type")?;
@@ -320,7 +320,7 @@ pub fn get_task_events(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 
 /// `events.download_task_log {task R, line_type?: json|text}` → the log as raw text (the
 /// wire layer sends a string result without the envelope).
-pub fn download_task_log(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn download_task_log(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let task = req_str(&body, "task")?;
     super::tasks::load(ctx, &task)?;
     let json_lines = opt_str(&body, "line_type")?.as_deref() == Some("json");

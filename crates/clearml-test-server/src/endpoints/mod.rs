@@ -1,14 +1,14 @@
 //! The endpoint table: which `service.action` names exist, from which API version, what
 //! authentication they need, and which handler serves them.
 
-pub mod auth;
-pub mod events;
-pub mod projects;
-pub mod queues;
-pub mod server;
-pub mod task_status;
-pub mod tasks;
-pub mod workers;
+pub(crate) mod auth;
+pub(crate) mod events;
+pub(crate) mod projects;
+pub(crate) mod queues;
+pub(crate) mod server;
+pub(crate) mod task_status;
+pub(crate) mod tasks;
+pub(crate) mod workers;
 
 use serde_json::Value;
 
@@ -17,7 +17,7 @@ use crate::state::Ctx;
 
 /// The credentials an endpoint needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// None: credentials are not looked at.
     None,
     /// A valid Basic key/secret or Bearer token.
@@ -26,11 +26,11 @@ pub enum Auth {
     SystemRole,
 }
 
-pub type Handler = fn(&Ctx, Value) -> Result<Value, ApiError>;
+pub(crate) type Handler = fn(&Ctx, Value) -> Result<Value, ApiError>;
 
 /// One registered endpoint implementation.
 #[derive(Clone, Copy)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub name: &'static str,
     pub min_version: (u32, u32),
     pub auth: Auth,
@@ -48,7 +48,7 @@ const fn ep(name: &'static str, min_version: (u32, u32), handler: Handler) -> En
 
 /// Every endpoint this server implements. Versions mirror the `min_version` of the real
 /// server's implementation (apiserver/services/*.py `@endpoint(..., min_version=...)`).
-pub static ENDPOINTS: &[Endpoint] = &[
+pub(crate) static ENDPOINTS: &[Endpoint] = &[
     ep("auth.login", (1, 0), auth::login),
     ep("auth.logout", (2, 2), auth::logout),
     Endpoint {
@@ -149,7 +149,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
 
 /// The implementation of `name` for the requested version: `None` when the name is unknown
 /// or the version is below the endpoint's minimum (both answered 404).
-pub fn find(name: &str, version: (u32, u32)) -> Option<Endpoint> {
+pub(crate) fn find(name: &str, version: (u32, u32)) -> Option<Endpoint> {
     ENDPOINTS
         .iter()
         .find(|e| e.name == name && e.min_version <= version)

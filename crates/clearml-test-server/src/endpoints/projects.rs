@@ -40,7 +40,7 @@ fn insert(ctx: &Ctx, name: &str, body: &Value) -> Result<String, ApiError> {
 
 /// `projects.create {name R, description?, tags?, system_tags?, default_output_destination?}`
 /// → `{id}`; 400/801 on a duplicate name.
-pub fn create(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn create(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let name = req_str(&body, "name")?;
     let name = name.trim().trim_matches('/').to_string();
     if name.split('/').any(|part| part.trim().len() < 3) {
@@ -70,7 +70,7 @@ pub fn create(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 
 /// `projects.get_all {id?, name? (regex), tags?, system_tags?, only_fields?, order_by?, page?,
 /// page_size?, search_hidden?}` → `{projects}`.
-pub fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let docs = query::filter(ctx.db.all(Table::Projects)?, &body, &["basename"])?;
     let docs = query::order_and_page(docs, &body)?;
     let only = opt_str_list(&body, "only_fields")?;
@@ -82,7 +82,7 @@ pub fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `projects.get_by_id {project R}` → `{project}`; 400/401 when unknown.
-pub fn get_by_id(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_by_id(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "project")?;
     match ctx.db.get(Table::Projects, &id)? {
         Some(p) => Ok(json!({ "project": p })),
@@ -91,7 +91,7 @@ pub fn get_by_id(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// Checks that a project id exists (for `tasks.create` / `edit`).
-pub fn check_exists(ctx: &Ctx, id: Option<String>) -> Result<(), ApiError> {
+pub(crate) fn check_exists(ctx: &Ctx, id: Option<String>) -> Result<(), ApiError> {
     if let Some(id) = id
         && !id.is_empty()
         && ctx.db.get(Table::Projects, &id)?.is_none()

@@ -13,7 +13,7 @@ use crate::store::{Store, Table};
 
 /// On a database without queues, creates `default` tagged as the default queue (as the real
 /// server does on first start).
-pub fn ensure_default_queue(db: &Store) -> Result<(), ApiError> {
+pub(crate) fn ensure_default_queue(db: &Store) -> Result<(), ApiError> {
     if db.all(Table::Queues)?.is_empty() {
         insert(
             db,
@@ -58,11 +58,11 @@ fn insert(
 }
 
 /// Creates a queue named `name` (400/801 when taken); returns its id.
-pub fn create_named(db: &Store, name: &str) -> Result<String, ApiError> {
+pub(crate) fn create_named(db: &Store, name: &str) -> Result<String, ApiError> {
     insert(db, name, json!([]), json!([]), json!({}), None)
 }
 
-pub fn find_by_name(db: &Store, name: &str) -> Result<Option<Value>, ApiError> {
+pub(crate) fn find_by_name(db: &Store, name: &str) -> Result<Option<Value>, ApiError> {
     Ok(db
         .all(Table::Queues)?
         .into_iter()
@@ -70,13 +70,13 @@ pub fn find_by_name(db: &Store, name: &str) -> Result<Option<Value>, ApiError> {
 }
 
 /// The queue with this id, or 400/701.
-pub fn load(db: &Store, id: &str) -> Result<Value, ApiError> {
+pub(crate) fn load(db: &Store, id: &str) -> Result<Value, ApiError> {
     db.get(Table::Queues, id)?
         .ok_or_else(|| ApiError::queue_not_found(id))
 }
 
 /// The queue tagged `default`: 400/707 when none, 400/708 when several.
-pub fn default_queue(db: &Store) -> Result<Value, ApiError> {
+pub(crate) fn default_queue(db: &Store) -> Result<Value, ApiError> {
     let mut found: Vec<Value> = db
         .all(Table::Queues)?
         .into_iter()
@@ -124,7 +124,7 @@ fn save(db: &Store, queue: &mut Value) -> Result<(), ApiError> {
 }
 
 /// Appends a task to a queue: 400/701 unknown queue, 400/706 already in it.
-pub fn push(db: &Store, queue_id: &str, task: &str) -> Result<(), ApiError> {
+pub(crate) fn push(db: &Store, queue_id: &str, task: &str) -> Result<(), ApiError> {
     let mut queue = load(db, queue_id)?;
     let mut entries = entries(&queue);
     if entries.iter().any(|e| entry_task(e) == task) {
@@ -142,7 +142,7 @@ pub fn push(db: &Store, queue_id: &str, task: &str) -> Result<(), ApiError> {
 }
 
 /// Removes a task from one queue; returns how many entries went.
-pub fn remove(db: &Store, queue_id: &str, task: &str) -> Result<usize, ApiError> {
+pub(crate) fn remove(db: &Store, queue_id: &str, task: &str) -> Result<usize, ApiError> {
     let mut queue = load(db, queue_id)?;
     let mut entries = entries(&queue);
     let before = entries.len();
@@ -156,7 +156,11 @@ pub fn remove(db: &Store, queue_id: &str, task: &str) -> Result<usize, ApiError>
 }
 
 /// Removes a task from every queue except `keep`; returns how many entries went.
-pub fn remove_everywhere(db: &Store, task: &str, keep: Option<&str>) -> Result<usize, ApiError> {
+pub(crate) fn remove_everywhere(
+    db: &Store,
+    task: &str,
+    keep: Option<&str>,
+) -> Result<usize, ApiError> {
     let mut total = 0;
     for q in db.all(Table::Queues)? {
         let id = q
@@ -199,7 +203,7 @@ fn list(ctx: &Ctx, body: &Value) -> Result<Vec<Value>, ApiError> {
 }
 
 /// `queues.get_all` → `{queues}`.
-pub fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let only = opt_str_list(&body, "only_fields")?;
     let queues: Vec<Value> = list(ctx, &body)?
         .into_iter()
@@ -209,7 +213,7 @@ pub fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `queues.get_all_ex` → `{queues}` with `workers` per queue and task names in `entries`.
-pub fn get_all_ex(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_all_ex(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let only = opt_str_list(&body, "only_fields")?;
     let workers = super::workers::live(ctx.db)?;
     let mut out = Vec::new();
@@ -249,14 +253,14 @@ pub fn get_all_ex(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `queues.get_by_id {queue R, max_task_entries?}` → `{queue}`; 400/701 when unknown.
-pub fn get_by_id(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_by_id(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "queue")?;
     let q = truncate_entries(load(ctx.db, &id)?, opt_i64(&body, "max_task_entries")?);
     Ok(json!({ "queue": q }))
 }
 
 /// `queues.create {name R, tags?, system_tags?, metadata?, display_name?}` → `{id}`.
-pub fn create(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn create(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let name = req_str(&body, "name")?;
     if name.trim().len() < 3 {
         return Err(
@@ -275,7 +279,7 @@ pub fn create(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `queues.update {queue R, name?, tags?, system_tags?, metadata?, display_name?}` → Update.
-pub fn update(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn update(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "queue")?;
     let mut q = load(ctx.db, &id)?;
     let mut fields = Map::new();
@@ -306,7 +310,7 @@ pub fn update(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 
 /// `queues.delete {queue R, force?}` → `{deleted: 1}`; 400/702 when not empty and not forced.
 /// With force, queued tasks go back to their pre-enqueue status.
-pub fn delete(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn delete(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "queue")?;
     let q = load(ctx.db, &id)?;
     let tasks: Vec<String> = entries(&q)
@@ -326,7 +330,7 @@ pub fn delete(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `queues.get_default` → `{id, name}`.
-pub fn get_default(ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_default(ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
     let q = default_queue(ctx.db)?;
     Ok(json!({ "id": q.get("id"), "name": q.get("name") }))
 }
@@ -334,7 +338,7 @@ pub fn get_default(ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
 /// `queues.get_next_task {queue R, get_task_info?, task?}` → `{entry, task_info?}` or `{}`.
 /// Pops the head entry (only if it is `task`, when given). A popped `stopped` task is put back
 /// to `queued` (mirrors the real server's race fix).
-pub fn get_next_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_next_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "queue")?;
     let only_task = opt_str(&body, "task")?;
     let mut q = load(ctx.db, &id)?;
@@ -365,7 +369,7 @@ pub fn get_next_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `queues.add_task {queue R, task R, update_execution_queue?: true}` → `{added: 1}`.
-pub fn add_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn add_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let qid = req_str(&body, "queue")?;
     let task_id = req_str(&body, "task")?;
     let mut task = super::tasks::load(ctx, &task_id)?;
@@ -379,7 +383,7 @@ pub fn add_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 
 /// `queues.remove_task {queue R, task R, update_task_status?}` → `{removed}`; 400/703 when the
 /// task is not in the queue.
-pub fn remove_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn remove_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let qid = req_str(&body, "queue")?;
     let task_id = req_str(&body, "task")?;
     let removed = remove(ctx.db, &qid, &task_id)?;
@@ -422,31 +426,31 @@ fn move_to(ctx: &Ctx, body: &Value, front: bool) -> Result<Value, ApiError> {
 }
 
 /// `queues.move_task_to_front {queue R, task R}` → `{position}`.
-pub fn move_task_to_front(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn move_task_to_front(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     move_to(ctx, &body, true)
 }
 
 /// `queues.move_task_to_back {queue R, task R}` → `{position}`.
-pub fn move_task_to_back(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn move_task_to_back(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     move_to(ctx, &body, false)
 }
 
 /// `queues.peek_task {queue R}` → `{task: id|null}`.
-pub fn peek_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn peek_task(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let q = load(ctx.db, &req_str(&body, "queue")?)?;
     let head = entries(&q).first().map(|e| entry_task(e).to_string());
     Ok(json!({ "task": head }))
 }
 
 /// `queues.get_num_entries {queue R}` → `{num}`.
-pub fn get_num_entries(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_num_entries(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let q = load(ctx.db, &req_str(&body, "queue")?)?;
     Ok(json!({ "num": entries(&q).len() }))
 }
 
 /// `queues.clear_queue {queue R}` → `{removed_tasks}`; the tasks revert to their
 /// pre-enqueue status.
-pub fn clear_queue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn clear_queue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let qid = req_str(&body, "queue")?;
     let mut q = load(ctx.db, &qid)?;
     let tasks: Vec<String> = entries(&q)

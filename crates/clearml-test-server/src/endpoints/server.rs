@@ -7,7 +7,7 @@ use crate::state::Ctx;
 use crate::token::{API_VERSION, SERVER_VERSION};
 
 /// `debug.ping` → `{msg: "ClearML server", ...request fields}`; needs no credentials.
-pub fn ping(_ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn ping(_ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let mut out = match body {
         Value::Object(m) => m,
         _ => Default::default(),
@@ -17,7 +17,7 @@ pub fn ping(_ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `server.info` → versions (no credentials needed, as in server 2.0).
-pub fn info(_ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
+pub(crate) fn info(_ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
     Ok(json!({
         "version": SERVER_VERSION,
         "build": "clearml-test-server",
@@ -28,7 +28,7 @@ pub fn info(_ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
 }
 
 /// `server.endpoints` (system role): the registered endpoint names and versions.
-pub fn endpoints(_ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
+pub(crate) fn endpoints(_ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
     let list: Vec<Value> = super::ENDPOINTS
         .iter()
         .map(|e| json!({"name": e.name, "min_version": format!("{}.{}", e.min_version.0, e.min_version.1)}))
@@ -37,7 +37,7 @@ pub fn endpoints(_ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
 }
 
 /// `users.get_current_user` → the caller.
-pub fn current_user(ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
+pub(crate) fn current_user(ctx: &Ctx, _body: Value) -> Result<Value, ApiError> {
     let id = ctx.identity;
     Ok(json!({
         "user": {

@@ -14,11 +14,11 @@ use super::queues;
 use super::tasks::{self, str_field};
 
 /// A worker counts as live while the task's `last_update` is at most this old (tasks.stop).
-pub const LIVE_WORKER_SEC: i64 = 600;
+pub(crate) const LIVE_WORKER_SEC: i64 = 600;
 
 /// Whether `from → to` is allowed without force (same-state changes always are).
 /// mirrors apiserver/bll/task/task_bll.py / utils.py: `TaskStatusTransitions`
-pub fn allowed(from: &str, to: &str) -> bool {
+pub(crate) fn allowed(from: &str, to: &str) -> bool {
     if from == to {
         return true;
     }
@@ -46,7 +46,7 @@ pub fn allowed(from: &str, to: &str) -> bool {
 }
 
 /// The common StatusChange request: `{task R, status_reason?, status_message?, force?}`.
-pub struct StatusChange {
+pub(crate) struct StatusChange {
     pub task: String,
     pub reason: String,
     pub message: String,
@@ -54,7 +54,7 @@ pub struct StatusChange {
 }
 
 impl StatusChange {
-    pub fn parse(body: &Value) -> Result<StatusChange, ApiError> {
+    pub(crate) fn parse(body: &Value) -> Result<StatusChange, ApiError> {
         Ok(StatusChange {
             task: req_str(body, "task")?,
             reason: opt_str(body, "status_reason")?.unwrap_or_default(),
@@ -68,7 +68,7 @@ impl StatusChange {
 /// fields (reason and message are cleared when absent), lets `extra` edit the task and add to
 /// the returned fields, and writes with compare-and-set on the old status (400/121 when it
 /// changed meanwhile). Returns the Update `fields`.
-pub fn set_status(
+pub(crate) fn set_status(
     ctx: &Ctx,
     mut task: Value,
     new_status: &str,
@@ -140,7 +140,7 @@ fn simple(ctx: &Ctx, body: &Value, new_status: &str) -> Result<Value, ApiError> 
 }
 
 /// `tasks.started` → Update + `{started}`; sets `started` once.
-pub fn started(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn started(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let task = tasks::load(ctx, &req.task)?;
     let fields = set_status(
@@ -170,7 +170,7 @@ fn set_completed_time(t: &mut Value, f: &mut Map<String, Value>) {
 }
 
 /// `tasks.stopped` → Update; sets `completed`.
-pub fn stopped(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn stopped(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let task = tasks::load(ctx, &req.task)?;
     let fields = set_status(
@@ -186,12 +186,12 @@ pub fn stopped(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `tasks.failed` → Update.
-pub fn failed(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn failed(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     simple(ctx, &body, "failed")
 }
 
 /// `tasks.close` → Update.
-pub fn close(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn close(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     simple(ctx, &body, "closed")
 }
 
@@ -213,7 +213,7 @@ fn publish_task(ctx: &Ctx, id: &str, req: &StatusChange) -> Result<Map<String, V
 }
 
 /// `tasks.completed {publish?}` → Update + `{published}`; sets `completed`.
-pub fn completed(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn completed(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let task = tasks::load(ctx, &req.task)?;
     let mut fields = set_status(
@@ -236,7 +236,7 @@ pub fn completed(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `tasks.publish` → Update.
-pub fn publish(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn publish(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let fields = publish_task(ctx, &req.task, &req)?;
     Ok(update_reply(fields))
@@ -264,7 +264,7 @@ fn resolve_queue(ctx: &Ctx, body: &Value) -> Result<String, ApiError> {
 /// `tasks.enqueue {queue? | queue_name?, verify_watched_queue?, update_execution_queue?}` →
 /// Update + `{queued: 1, queue_watched?}`. Saves the old status in `enqueue_status`, appends
 /// to the queue and removes the task from other queues (all in one transaction).
-pub fn enqueue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn enqueue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let task = tasks::load(ctx, &req.task)?;
     let queue_id = resolve_queue(ctx, &body)?;
@@ -315,7 +315,7 @@ pub fn enqueue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 
 /// Puts a `queued` task back to its pre-enqueue status (or `created`) and clears its
 /// execution queue; used when a queue is cleared or deleted.
-pub fn revert_dequeued(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
+pub(crate) fn revert_dequeued(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
     let Some(task) = ctx.db.get(Table::Tasks, id)? else {
         return Ok(());
     };
@@ -341,7 +341,7 @@ pub fn revert_dequeued(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
 
 /// `tasks.dequeue {remove_from_all_queues?, new_status?}` → Update + `{dequeued: 1}`. Not
 /// queued / in_progress (or unknown): `{dequeued: 1, updated: 0}` without error.
-pub fn dequeue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn dequeue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let all = opt_bool(&body, "remove_from_all_queues", false)?;
     let new_status = opt_str(&body, "new_status")?;
@@ -390,7 +390,7 @@ pub fn dequeue(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 /// (no `last_worker`, or `last_update` older than 600 s) is dequeued and set `stopped` now;
 /// otherwise only `status_message` becomes "stopping" for the worker to act on.
 /// mirrors apiserver/bll/task/task_operations.py: stop_task
-pub fn stop(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn stop(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let mut task = tasks::load(ctx, &req.task)?;
     let status = str_field(&task, "status").to_string();
@@ -436,7 +436,7 @@ pub fn stop(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 /// The watchdog: stops `in_progress` tasks whose `last_update` is older than `timeout_ms`,
 /// with reason and message "Forced stop (non-responsive)". Returns how many were stopped.
 /// mirrors apiserver/bll/task/non_responsive_tasks_watchdog.py
-pub fn stop_non_responsive(ctx: &Ctx, timeout_ms: i64) -> Result<usize, ApiError> {
+pub(crate) fn stop_non_responsive(ctx: &Ctx, timeout_ms: i64) -> Result<usize, ApiError> {
     let now = now_ms();
     let mut stopped = 0;
     for task in ctx.db.all(Table::Tasks)? {
@@ -464,7 +464,7 @@ pub fn stop_non_responsive(ctx: &Ctx, timeout_ms: i64) -> Result<usize, ApiError
 
 /// `tasks.reset {clear_all?, force?}` → Update + `{dequeued, events, deleted_models}`. Fails on
 /// `published` unless forced; clears run results, events and queue entries, then sets `created`.
-pub fn reset(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn reset(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let req = StatusChange::parse(&body)?;
     let task = tasks::load(ctx, &req.task)?;
     let status = str_field(&task, "status").to_string();

@@ -15,7 +15,7 @@ use crate::state::Ctx;
 use crate::store::Table;
 
 /// Task types the server accepts.
-pub const TYPES: &[&str] = &[
+pub(crate) const TYPES: &[&str] = &[
     "training",
     "testing",
     "inference",
@@ -36,25 +36,25 @@ const HIDDEN: &[&str] = &["enqueue_status"];
 const MERGED: &[&str] = &["script", "execution", "output", "models"];
 
 /// The stored task, or 400/101.
-pub fn load(ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
+pub(crate) fn load(ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
     ctx.db
         .get(Table::Tasks, id)?
         .ok_or_else(|| ApiError::task_not_found(id, &ctx.identity.company))
 }
 
-pub fn save(ctx: &Ctx, task: &Value) -> Result<(), ApiError> {
+pub(crate) fn save(ctx: &Ctx, task: &Value) -> Result<(), ApiError> {
     let id = task.get("id").and_then(Value::as_str).unwrap_or("");
     ctx.db.put(Table::Tasks, id, task)
 }
 
-pub fn str_field<'a>(task: &'a Value, key: &str) -> &'a str {
+pub(crate) fn str_field<'a>(task: &'a Value, key: &str) -> &'a str {
     task.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// A task as it goes on the wire: defaults filled in for the embedded documents clients rely
 /// on, hidden fields dropped, and the pre-2.13 shape (`execution.docker_cmd`, `execution.model`,
 /// `output.model`) added for old API versions.
-pub fn present(mut task: Value, version: (u32, u32)) -> Value {
+pub(crate) fn present(mut task: Value, version: (u32, u32)) -> Value {
     let Value::Object(map) = &mut task else {
         return task;
     };
@@ -165,7 +165,7 @@ fn check_parent(ctx: &Ctx, parent: Option<&Value>) -> Result<(), ApiError> {
 }
 
 /// Inserts a new `created` task from a `tasks.create` body; returns its id.
-pub fn insert(ctx: &Ctx, mut body: Value) -> Result<String, ApiError> {
+pub(crate) fn insert(ctx: &Ctx, mut body: Value) -> Result<String, ApiError> {
     upgrade_legacy_input(&mut body, ctx.version);
     let name = req_str(&body, "name")?;
     check_name(&name)?;
@@ -207,20 +207,20 @@ pub fn insert(ctx: &Ctx, mut body: Value) -> Result<String, ApiError> {
 }
 
 /// `tasks.create` → `{id}`.
-pub fn create(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn create(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = insert(ctx, body)?;
     Ok(json!({ "id": id }))
 }
 
 /// `tasks.get_by_id {task R}` → `{task}` (always the whole task).
-pub fn get_by_id(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_by_id(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "task")?;
     Ok(json!({ "task": present(load(ctx, &id)?, ctx.version) }))
 }
 
 /// `tasks.get_all` / `get_all_ex` → `{tasks}`: filters `id`, `name` (regex), `status`,
 /// `project`, `type`, `parent`, `user`, tags, hidden; `only_fields`, `order_by`, paging.
-pub fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let docs = match opt_str_list(&body, "id")? {
         Some(ids) => {
             let mut v = Vec::new();
@@ -274,7 +274,7 @@ fn apply_edit(task: &mut Value, body: &Value, fields: &[&str]) -> Map<String, Va
 }
 
 /// `tasks.edit {task R, force?, …fields}` → Update. Needs `created` unless forced (400/110).
-pub fn edit(ctx: &Ctx, mut body: Value) -> Result<Value, ApiError> {
+pub(crate) fn edit(ctx: &Ctx, mut body: Value) -> Result<Value, ApiError> {
     upgrade_legacy_input(&mut body, ctx.version);
     let id = req_str(&body, "task")?;
     let force = opt_bool(&body, "force", false)?;
@@ -330,7 +330,7 @@ pub fn edit(ctx: &Ctx, mut body: Value) -> Result<Value, ApiError> {
 
 /// `tasks.update {task R, name?, tags?, system_tags?, comment?, project?, output__error?,
 /// status?, status_reason?, status_message?}` → Update; any status, no state machine.
-pub fn update(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn update(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "task")?;
     let mut task = load(ctx, &id)?;
     let mut changed = apply_edit(
@@ -362,7 +362,7 @@ pub fn update(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 /// `tasks.clone {task R, new_task_*?, execution_overrides?}` → `{id}`: a `created` copy with
 /// script, execution (no queue, no output artifacts), hyperparams, configuration, container,
 /// input models, type, tags and output destination; `parent` is the source.
-pub fn clone(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn clone(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let src_id = req_str(&body, "task")?;
     let src = load(ctx, &src_id)?;
     let strip = |v: Option<&Value>| -> Value {
@@ -435,7 +435,7 @@ pub fn clone(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `tasks.delete {task R, force?}` → `{deleted: 1}`. Only `created` or archived tasks unless forced.
-pub fn delete(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn delete(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "task")?;
     let task = load(ctx, &id)?;
     let status = str_field(&task, "status");
@@ -459,7 +459,7 @@ pub fn delete(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 
 /// `tasks.set_requirements {task R, requirements R}` → Update; replaces `script.requirements`,
 /// 400/122 when the task has no script.
-pub fn set_requirements(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn set_requirements(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "task")?;
     let requirements = opt_object(&body, "requirements")?
         .ok_or_else(|| ApiError::missing_field("requirements"))?;
@@ -496,7 +496,7 @@ fn touch(task: &mut Value) {
 
 /// `tasks.add_or_update_artifacts {task R, artifacts R, force?}` → `{updated}`; upserts by
 /// (key, mode). Force is always passed internally, as in the real server.
-pub fn add_or_update_artifacts(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn add_or_update_artifacts(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "task")?;
     let artifacts = match body.get("artifacts") {
         Some(Value::Array(a)) if !a.is_empty() => a.clone(),
@@ -578,7 +578,7 @@ fn sorted_items(section_map: Option<&Value>, nested: bool) -> Vec<Value> {
 }
 
 /// `tasks.get_hyper_params {tasks R}` → `{params: [{task, hyperparams: [...]}]}`.
-pub fn get_hyper_params(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_hyper_params(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let ids = opt_str_list(&body, "tasks")?.ok_or_else(|| ApiError::missing_field("tasks"))?;
     let mut params = Vec::new();
     for id in ids {
@@ -590,7 +590,7 @@ pub fn get_hyper_params(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `tasks.edit_hyper_params {task R, hyperparams R, replace_hyperparams?, force?}` → `{updated}`.
-pub fn edit_hyper_params(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn edit_hyper_params(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "task")?;
     let items = body
         .get("hyperparams")
@@ -642,7 +642,7 @@ pub fn edit_hyper_params(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `tasks.get_configurations {tasks R, names?}` → `{configurations: [{task, configuration}]}`.
-pub fn get_configurations(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_configurations(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let ids = opt_str_list(&body, "tasks")?.ok_or_else(|| ApiError::missing_field("tasks"))?;
     let names = opt_str_list(&body, "names")?;
     let mut out = Vec::new();
@@ -662,7 +662,7 @@ pub fn get_configurations(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `tasks.edit_configuration {task R, configuration R, replace_configuration?, force?}` → `{updated}`.
-pub fn edit_configuration(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn edit_configuration(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "task")?;
     let items = body
         .get("configuration")
@@ -689,7 +689,7 @@ pub fn edit_configuration(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `tasks.ping {task R}` → `{}`: refreshes `last_update`; unknown ids are ignored.
-pub fn ping(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn ping(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "task")?;
     if let Some(mut task) = ctx.db.get(Table::Tasks, &id)? {
         touch(&mut task);

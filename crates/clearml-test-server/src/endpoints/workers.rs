@@ -10,7 +10,7 @@ use crate::state::Ctx;
 use crate::store::{Store, Table};
 
 /// The default registration timeout (seconds).
-pub const DEFAULT_TIMEOUT_SEC: i64 = 600;
+pub(crate) const DEFAULT_TIMEOUT_SEC: i64 = 600;
 
 fn is_live(w: &Value, now: i64) -> bool {
     let last = w
@@ -26,7 +26,7 @@ fn is_live(w: &Value, now: i64) -> bool {
 }
 
 /// Live workers (expired ones are dropped from the store).
-pub fn live(db: &Store) -> Result<Vec<Value>, ApiError> {
+pub(crate) fn live(db: &Store) -> Result<Vec<Value>, ApiError> {
     let now = now_ms();
     let mut out = Vec::new();
     for w in db.all(Table::Workers)? {
@@ -72,7 +72,7 @@ fn upsert(ctx: &Ctx, id: &str, timeout: Option<i64>) -> Result<Value, ApiError> 
 }
 
 /// `workers.register {worker R, timeout?, queues?, tags?, system_tags?}` → `{}`.
-pub fn register(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn register(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "worker")?;
     let queues = opt_str_list(&body, "queues")?;
     check_queues(ctx, &queues)?;
@@ -90,7 +90,7 @@ pub fn register(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 }
 
 /// `workers.unregister {worker R}` → `{}`; unknown workers are tolerated.
-pub fn unregister(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn unregister(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "worker")?;
     ctx.db.delete(Table::Workers, &id)?;
     Ok(json!({}))
@@ -99,7 +99,7 @@ pub fn unregister(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
 /// `workers.status_report {worker R, timestamp R, task?, queue?, queues?, machine_stats?,
 /// tags?, system_tags?}` → `{}`. Auto-registers; `task`/`queue` are replaced (cleared when
 /// absent); a reported task gets `last_worker`, `last_worker_report` and `last_update`.
-pub fn status_report(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn status_report(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let id = req_str(&body, "worker")?;
     if opt_i64(&body, "timestamp")?.is_none() {
         return Err(ApiError::missing_field("timestamp"));
@@ -170,7 +170,7 @@ fn queue_info(ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
 
 /// `workers.get_all {last_seen?: 3600 (0 = all)}` → `{workers}` with task, project and queue
 /// details.
-pub fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
+pub(crate) fn get_all(ctx: &Ctx, body: Value) -> Result<Value, ApiError> {
     let last_seen = opt_i64(&body, "last_seen")?.unwrap_or(3600);
     let now = now_ms();
     let mut out = Vec::new();

@@ -564,12 +564,12 @@ impl<S: LogSink> Shipper<S> {
                         }
                     }
                 },
-                () = sleep_until_opt(retry_at) => retry_at = None,
-                () = sleep_until_opt(partial_deadline) => {
+                () = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => retry_at = None,
+                () = tokio::time::sleep_until(partial_deadline.unwrap_or_else(Instant::now)), if partial_deadline.is_some() => {
                     self.flush_partial(true);
                     partial_since = self.splitter.has_partial().then(Instant::now);
                 }
-                () = sleep_until_opt(finish_deadline) => {
+                () = tokio::time::sleep_until(finish_deadline.unwrap_or_else(Instant::now)), if finish_deadline.is_some() => {
                     if let Some(packet) = self.retry.take() {
                         self.report.undelivered_lines += packet.lines;
                     }
@@ -861,13 +861,6 @@ fn split_chars(text: &str, max: usize) -> Vec<&str> {
 async fn poll_opt(future: &mut Option<SendFuture>) -> (Packet, Result<(), SinkError>) {
     match future.as_mut() {
         Some(future) => future.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
 }

@@ -146,19 +146,12 @@ impl OutputStream {
                         self.drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
                     }
                 }
-                _ = sleep_until_opt(drain_until) => {
+                _ = tokio::time::sleep_until(drain_until.unwrap_or_else(Instant::now)), if drain_until.is_some() => {
                     tracing::warn!("task output still open after all processes were killed; stop reading it");
                     return None;
                 }
             }
         }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

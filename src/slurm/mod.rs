@@ -59,19 +59,9 @@ pub struct GlueConfig {
 /// Runs until `shutdown` turns true; jobs keep running on the cluster and a restarted glue
 /// adopts them from its ledger.
 pub async fn run(cfg: GlueConfig, client: Client, shutdown: CancellationToken) -> Result<()> {
-    let login = async {
-        client
-            .with_retries(cfg.initial_connect_retries)
-            .login()
-            .await?;
-        client.login().await
-    };
-    tokio::select! {
-        r = login => r.with_context(|| format!(
-            "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
-            client.config().api_server
-        )).map(|_| ())?,
-        _ = shutdown.cancelled() => return Ok(()),
+    if !crate::worker::control::first_login(&client, cfg.initial_connect_retries, &shutdown).await?
+    {
+        return Ok(());
     }
     // The Slurm tools must be here: fail at start, not at every poll.
     if let Err(e @ controller::SlurmError::Spawn { .. }) =

@@ -130,6 +130,33 @@ pub fn refuse_duplicate(cfg: &DaemonConfig) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// The first login of an agent (daemon or Slurm glue): a few retries only
+/// (`CLEARML_AGENT_INITIAL_CONNECT_RETRY_OVERRIDE`), and its failure is fatal; a signal during it
+/// ends the agent at once (it has registered nothing yet). False when `shutdown` came first.
+/// mirrors Session: the first connection's retry count.
+pub async fn first_login(
+    client: &Client,
+    retries: u32,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<bool> {
+    let login = async {
+        client.with_retries(retries).login().await?;
+        client.login().await
+    };
+    tokio::select! {
+        login = login => {
+            login.with_context(|| {
+                format!(
+                    "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
+                    client.config().api_server
+                )
+            })?;
+            Ok(true)
+        }
+        _ = shutdown.cancelled() => Ok(false),
+    }
+}
+
 /// SIGINT or SIGTERM cancel the returned token (mirrors the Python agent's handlers: the
 /// running task is stopped and the worker unregistered). A second one exits at once with 130,
 /// as a second Ctrl-C does in most tools: what the orderly shutdown did not finish (a task's

@@ -109,25 +109,8 @@ pub async fn run(
         cfg.base_env
             .insert(EnvVars::NVIDIA_VISIBLE_DEVICES.into(), "none".into());
     }
-    // mirrors Session: the first connection gets only a few retries and its failure is fatal;
-    // a signal during it ends the agent at once (it has registered nothing yet).
-    let first_login = async {
-        client
-            .with_retries(cfg.initial_connect_retries)
-            .login()
-            .await?;
-        client.login().await
-    };
-    tokio::select! {
-        login = first_login => {
-            login.with_context(|| {
-                format!(
-                    "Connection Error: it seems *api_server* is misconfigured. Is this the ClearML API server {} ?",
-                    client.config().api_server
-                )
-            })?;
-        }
-        _ = shutdown.cancelled() => return Ok(()),
+    if !control::first_login(&client, cfg.initial_connect_retries, &shutdown).await? {
+        return Ok(());
     }
     let names = if cfg.dynamic_gpus {
         dynamic_gpus::parse_queues(&cfg.queues)?

@@ -323,6 +323,13 @@ impl EnvVars {
     /// Python: unbuffered output for tasks.
     pub const PYTHONUNBUFFERED: &'static str = "PYTHONUNBUFFERED";
 
+    /// Removed from the task's environment (the Python agent's apt step reads it, not the task).
+    pub const CLEARML_APT_INSTALL: &'static str = "CLEARML_APT_INSTALL";
+    /// Legacy alias of [`Self::CLEARML_APT_INSTALL`].
+    pub const TRAINS_APT_INSTALL: &'static str = "TRAINS_APT_INSTALL";
+    /// Carries an Azure DevOps `Authorization` header to `git --config-env` (never on argv).
+    pub const CLEARML_AGENT_GIT_AUTH_HEADER: &'static str = "CLEARML_AGENT_GIT_AUTH_HEADER";
+
     // ---- generic --------------------------------------------------------------------------------------
 
     /// Home directory: where `~/clearml.conf` and `~/.clearml` live.

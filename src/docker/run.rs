@@ -723,12 +723,12 @@ fn strip_for_image(body: &mut ContainerCreateBody, cfg: &DockerConfig, work: &Pa
         });
     }
     let agent_only = [
-        "CLEARML_WORKER_ID",
-        "CLEARML_CONFIG_FILE",
-        "CLEARML_LOG_TASK_TO_BACKEND",
-        "CLEARML_LOG_LEVEL",
-        "SSH_AUTH_SOCK",
-        crate::env::EnvVars::CLEARML_AUTH_TOKEN,
+        EnvVars::CLEARML_WORKER_ID,
+        EnvVars::CLEARML_CONFIG_FILE,
+        EnvVars::CLEARML_LOG_TASK_TO_BACKEND,
+        EnvVars::CLEARML_LOG_LEVEL,
+        EnvVars::SSH_AUTH_SOCK,
+        EnvVars::CLEARML_AUTH_TOKEN,
     ];
     if let Some(env) = body.env.as_mut() {
         env.retain(|e| {

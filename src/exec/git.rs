@@ -91,7 +91,7 @@ pub enum HeaderAuth {
 }
 
 /// The variable the header travels in (`git --config-env`), never on the command line.
-const HEADER_VARIABLE: &str = "CLEARML_AGENT_GIT_AUTH_HEADER";
+const HEADER_VARIABLE: &str = crate::env::EnvVars::CLEARML_AGENT_GIT_AUTH_HEADER;
 
 impl Default for GitOptions {
     fn default() -> Self {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::api::{Client, StatusChange, Task};
+use crate::env::EnvVars;
 use crate::exec::custom_build;
 use crate::exec::ending::SetupError;
 use crate::exec::git::{self, GitOptions, ScriptInfo, SourceLayout};
@@ -660,15 +661,19 @@ fn split_words(s: &str) -> Result<Vec<String>> {
 fn task_env(cfg: &ExecuteConfig, task_id: &str, prepared: &Prepared) -> BTreeMap<String, String> {
     let mut env = cfg.base_env.clone();
     for (clearml, trains, value) in [
-        ("CLEARML_TASK_ID", "TRAINS_TASK_ID", task_id.to_string()),
         (
-            "CLEARML_LOG_LEVEL",
-            "TRAINS_LOG_LEVEL",
+            EnvVars::CLEARML_TASK_ID,
+            EnvVars::TRAINS_TASK_ID,
+            task_id.to_string(),
+        ),
+        (
+            EnvVars::CLEARML_LOG_LEVEL,
+            EnvVars::TRAINS_LOG_LEVEL,
             cfg.log_level.clone(),
         ),
         (
-            "CLEARML_LOG_TASK_TO_BACKEND",
-            "TRAINS_LOG_TASK_TO_BACKEND",
+            EnvVars::CLEARML_LOG_TASK_TO_BACKEND,
+            EnvVars::TRAINS_LOG_TASK_TO_BACKEND,
             "0".to_string(),
         ),
     ] {
@@ -676,14 +681,20 @@ fn task_env(cfg: &ExecuteConfig, task_id: &str, prepared: &Prepared) -> BTreeMap
         env.insert(trains.into(), value);
     }
     if let Some(file) = &cfg.config_file {
-        env.insert("CLEARML_CONFIG_FILE".into(), file.display().to_string());
-        env.insert("TRAINS_CONFIG_FILE".into(), file.display().to_string());
+        env.insert(
+            EnvVars::CLEARML_CONFIG_FILE.into(),
+            file.display().to_string(),
+        );
+        env.insert(
+            EnvVars::TRAINS_CONFIG_FILE.into(),
+            file.display().to_string(),
+        );
     }
-    env.insert("CLEARML_WORKER_ID".into(), cfg.worker_id.clone());
-    env.insert("TRAINS_WORKER_ID".into(), cfg.worker_id.clone());
+    env.insert(EnvVars::CLEARML_WORKER_ID.into(), cfg.worker_id.clone());
+    env.insert(EnvVars::TRAINS_WORKER_ID.into(), cfg.worker_id.clone());
     for key in [
-        "CLEARML_APT_INSTALL",
-        "TRAINS_APT_INSTALL",
+        EnvVars::CLEARML_APT_INSTALL,
+        EnvVars::TRAINS_APT_INSTALL,
         "UV_CACHE_DIR",
         "UV_PYTHON_CACHE_DIR",
         "UV_PYTHON_INSTALL_DIR",

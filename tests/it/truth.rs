@@ -272,6 +272,42 @@ fn wire_names_stay_in_the_api_module() {
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
 
+/// Every variable name of the agent's own (`CLEARML_*`, `TRAINS_*`) is spelled once, in
+/// `src/env.rs`; the code uses its constants (prefixes such as `"CLEARML_"` aside).
+#[test]
+fn variable_names_come_from_the_env_table() {
+    let literal = regex::Regex::new(r#""(CLEARML|TRAINS)_[A-Z0-9_]*[A-Z0-9]""#).unwrap();
+    let mut offenders = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap()
+                .display()
+                .to_string();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if rel == "src/env.rs" || path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.trim() == "#[cfg(test)]" {
+                    break;
+                }
+                if !line.trim_start().starts_with("//") && literal.is_match(line) {
+                    offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
+
 /// The first-column names of the tables of a markdown page, with their section and meaning.
 fn table_names(page: &str) -> Vec<(String, String, String)> {
     // (section, name, the row's last cell)

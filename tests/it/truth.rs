@@ -170,45 +170,17 @@ fn every_setting_read_is_acted_on_or_warned_about() {
 /// value; elsewhere `try_from_secs_f64`).
 #[test]
 fn the_process_environment_and_raw_seconds_stay_in_the_settings_layer() {
-    let mut offenders = Vec::new();
-    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-                .unwrap()
-                .display()
-                .to_string();
-            if path.is_dir() {
-                if rel != "src/config" {
-                    dirs.push(path);
-                }
-                continue;
-            }
-            if rel == "src/env.rs" || path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            for (n, line) in text.lines().enumerate() {
-                if line.trim_start().starts_with("//") {
-                    continue;
-                }
-                for needle in [
-                    "std::env::var",
-                    "env::vars()",
-                    "env::var_os",
-                    "temp_dir()",
-                    "try_from_default_env",
-                    "Duration::from_secs_f64(",
-                ] {
-                    if line.contains(needle) {
-                        offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
-                    }
-                }
-            }
-        }
-    }
+    let needles = [
+        "std::env::var",
+        "env::vars()",
+        "env::var_os",
+        "temp_dir()",
+        "try_from_default_env",
+        "Duration::from_secs_f64(",
+    ];
+    let offenders = offending_lines(&["src/config", "src/env.rs"], false, |line| {
+        needles.iter().any(|n| line.contains(n))
+    });
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
 
@@ -235,40 +207,9 @@ fn wire_names_stay_in_the_api_module() {
         "\"_abort_callback",
         "\"_abort_poll_freq\"",
     ];
-    let mut offenders = Vec::new();
-    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-                .unwrap()
-                .display()
-                .to_string();
-            if path.is_dir() {
-                if rel != "src/api" {
-                    dirs.push(path);
-                }
-                continue;
-            }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            for (n, line) in text.lines().enumerate() {
-                if line.trim() == "#[cfg(test)]" {
-                    break;
-                }
-                if line.trim_start().starts_with("//") {
-                    continue;
-                }
-                let field = fields.iter().any(|f| line.contains(f));
-                if field || endpoint.is_match(line) {
-                    offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
-                }
-            }
-        }
-    }
+    let offenders = offending_lines(&["src/api"], true, |line| {
+        fields.iter().any(|f| line.contains(f)) || endpoint.is_match(line)
+    });
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
 
@@ -277,6 +218,14 @@ fn wire_names_stay_in_the_api_module() {
 #[test]
 fn variable_names_come_from_the_env_table() {
     let literal = regex::Regex::new(r#""(CLEARML|TRAINS)_[A-Z0-9_]*[A-Z0-9]""#).unwrap();
+    let offenders = offending_lines(&["src/env.rs"], true, |line| literal.is_match(line));
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
+
+/// `file:line: text` of every non-comment line of `src/` that `bad` flags, leaving out the files
+/// and folders in `skip` (paths from the crate root) and, with `code_only`, each file's unit
+/// tests (everything from its `#[cfg(test)]` on).
+fn offending_lines(skip: &[&str], code_only: bool, bad: impl Fn(&str) -> bool) -> Vec<String> {
     let mut offenders = Vec::new();
     let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
     while let Some(dir) = dirs.pop() {
@@ -287,25 +236,28 @@ fn variable_names_come_from_the_env_table() {
                 .unwrap()
                 .display()
                 .to_string();
+            if skip.contains(&rel.as_str()) {
+                continue;
+            }
             if path.is_dir() {
                 dirs.push(path);
                 continue;
             }
-            if rel == "src/env.rs" || path.extension().is_none_or(|e| e != "rs") {
+            if path.extension().is_none_or(|e| e != "rs") {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
             for (n, line) in text.lines().enumerate() {
-                if line.trim() == "#[cfg(test)]" {
+                if code_only && line.trim() == "#[cfg(test)]" {
                     break;
                 }
-                if !line.trim_start().starts_with("//") && literal.is_match(line) {
+                if !line.trim_start().starts_with("//") && bad(line) {
                     offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
                 }
             }
         }
     }
-    assert!(offenders.is_empty(), "{offenders:#?}");
+    offenders
 }
 
 /// The first-column names of the tables of a markdown page, with their section and meaning.
